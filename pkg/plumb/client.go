@@ -1,0 +1,509 @@
+package plumb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+)
+
+// Version is socketpipe's version, reported by --version and exchanged by the two halves.
+var Version = "0.1.0"
+
+// Client is the local half of a run: it speaks to the remote half over the control channel,
+// makes the data connection and runs the local commands on it.
+type Client struct {
+	Input  []string // local input generation command; nil: see StdinToRemote
+	Remote []string // remote command, run verbatim with execvp
+	Output []string // local output processing command; nil: the data goes to Stdout
+	Shell  bool     // run Remote[0] through the remote user's shell (ssh's semantics)
+
+	// StdinToRemote sends Stdin to the remote command when there is no Input; otherwise the
+	// remote command reads end of file at once.
+	StdinToRemote bool
+	Stdin         *os.File // socketpipe's own standard input
+	Stdout        *os.File // socketpipe's own standard output: the data when there is no Output
+	Stderr        *os.File // the local commands' standard error
+
+	Mode    string               // rendezvous mode; "" is auto
+	Host    string               // -h: the address the remote half dials back
+	Timeout time.Duration        // wait for the data connection; 0 forever
+	Ports   rendezvous.PortRange // restrict listening ports
+	Encrypt bool                 // -e
+	Cipher  string               // -e cipher; "" chooses
+
+	// What the login knows about its connection; nil when unknown.
+	LocalAddr  net.Addr // this host's end of the login connection
+	RemoteAddr net.Addr // the address the login connection reached
+	// Native is true when the login is an in-process SSH connection, whose session is a clean
+	// 8-bit channel that auto mode may fall back to.
+	Native bool
+
+	// Logf receives the -v story; nil is silent.
+	Logf func(format string, args ...any)
+}
+
+// Report is what a run did: the data connection and how each stage ended.
+type Report struct {
+	Mode          string   // back, reverse or ssh ("" if no data connection was made)
+	Why           string   // why that mode
+	Stages        []*Stage // input, remote, output in order (nil entries for absent stages)
+	ToRemote      int64    // bytes socketpipe relayed to the remote (relayed modes only)
+	FromRemote    int64    // bytes socketpipe relayed from the remote (relayed modes only)
+	Setup         time.Duration
+	Transfer      time.Duration
+	RemoteVersion string
+}
+
+// Status is the run's exit status by pipefail, and the stage that decided it (nil for 0).
+func (r *Report) Status() (int, *Stage) { return Pipefail(r.Stages) }
+
+// StageError describes the failed stage that decides a run's status.
+func (r *Report) StageError() error {
+	if _, s := r.Status(); s != nil {
+		return errors.New(s.describe())
+	}
+	return nil
+}
+
+// ErrRemoteVanished is returned when the remote half ended without reporting the status of the
+// remote command: the stream may be incomplete.
+var ErrRemoteVanished = errors.New("the remote half ended without reporting the remote command's status")
+
+func (c *Client) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
+}
+
+// Run runs the pipeline. r and w are the control channel: the remote half's standard output
+// and standard input. The Report is never nil. A non-nil error is socketpipe's own failure
+// (login, protocol, data connection); otherwise Report.Status gives the exit status.
+func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, error) {
+	start := time.Now()
+	rep := &Report{Stages: make([]*Stage, 3)}
+	if c.Input != nil {
+		rep.Stages[0] = &Stage{Name: StageInput, Argv: c.Input}
+	}
+	rep.Stages[1] = &Stage{Name: StageRemote, Argv: c.Remote}
+	if c.Output != nil {
+		rep.Stages[2] = &Stage{Name: StageOutput, Argv: c.Output}
+	}
+	mode := c.Mode
+	if mode == "" {
+		mode = rendezvous.ModeAuto
+	}
+	cipherName := ""
+	if c.Encrypt && mode != rendezvous.ModeSSH {
+		var err error
+		if cipherName, err = rendezvous.ChooseCipher(c.Cipher); err != nil {
+			return rep, err
+		}
+	}
+	secret, err := rendezvous.NewSecret()
+	if err != nil {
+		return rep, err
+	}
+	rc := &rendezvous.Client{Mode: mode, Secret: secret, Ports: c.Ports, Timeout: c.Timeout,
+		SSHFallback: c.Native, Logf: c.Logf}
+	if c.Host != "" {
+		rc.BackHost = c.Host
+		rc.BackIP = bindableIP(ctx, c.Host)
+	}
+	if rc.BackIP == nil {
+		rc.BackIP = addrIP(c.LocalAddr)
+	}
+	rc.ReverseIP = addrIP(c.RemoteAddr)
+	backAddr, err := rc.ListenBack()
+	if err != nil {
+		return rep, err
+	}
+	defer func() {
+		if rc.Listener != nil {
+			rc.Listener.Close()
+		}
+	}()
+
+	ctl := rendezvous.NewConn(r, w)
+	req := &rendezvous.Message{
+		Type: rendezvous.MsgRequest, Version: Version, Protocol: rendezvous.Protocol,
+		Argv: c.Remote, Shell: c.Shell, Mode: mode, Secret: secret,
+		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
+		Cipher: cipherName, Addr: backAddr, Host: c.Host,
+		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
+	}
+	if err := ctl.Send(req); err != nil {
+		return rep, fmt.Errorf("sending the request to the remote half: %w", err)
+	}
+	hello, err := ctl.Recv()
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = &rendezvous.BannerError{Banner: ctl.Banner, Err: err}
+		}
+		return rep, err
+	}
+	if hello.Type == rendezvous.MsgError {
+		return rep, &rendezvous.RemoteError{Msg: hello.Error}
+	}
+	if hello.Type != rendezvous.MsgHello {
+		return rep, fmt.Errorf("the remote half sent %q instead of its hello", hello.Type)
+	}
+	rep.RemoteVersion = hello.Version
+	if hello.Protocol != rendezvous.Protocol {
+		return rep, &VersionError{Local: Version, LocalProtocol: rendezvous.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
+	}
+	c.logf("remote half: socketpipe %s, pid %d, after %v", hello.Version, hello.PID, time.Since(start).Round(time.Millisecond))
+	if len(ctl.Banner) > 0 {
+		c.logf("login printed %d bytes before the remote half started (skipped)", len(ctl.Banner))
+	}
+	rd := newCtlReader(ctl)
+
+	// With an executed login the local address is known only now, from SSH_CONNECTION.
+	if backAddr == "" && rc.BackIP == nil && (mode == rendezvous.ModeAuto || mode == rendezvous.ModeBack) {
+		if ip := sshConnectionIP(hello.SSHConnection, 0); ip != nil && canBind(ip) {
+			rc.BackIP = ip
+		}
+		if rc.BackIP != nil || mode == rendezvous.ModeBack {
+			a, err := rc.ListenBack()
+			if err != nil {
+				return rep, err
+			}
+			if err := ctl.Send(&rendezvous.Message{Type: rendezvous.MsgListen, Addr: a}); err != nil {
+				return rep, err
+			}
+		}
+	}
+	res, err := rc.Run(ctx, ctl, hello, rd.msgs)
+	if err != nil {
+		if errors.Is(err, rendezvous.ErrTimeout) || strings.Contains(err.Error(), "control channel closed") {
+			if rd.err != nil {
+				err = fmt.Errorf("%w (%v)", err, rd.err)
+			}
+		}
+		return rep, err
+	}
+	rep.Mode, rep.Why = res.Mode, res.Why
+	c.logf("data connection: %s (%s) after %v", res.Mode, res.Why, time.Since(start).Round(time.Millisecond))
+	rep.Setup = time.Since(start)
+
+	var l *link
+	switch {
+	case res.Mode == rendezvous.ModeSSH:
+		if c.Encrypt {
+			c.logf("-e adds nothing in ssh mode: the SSH connection already encrypts")
+		}
+		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
+	case c.Encrypt:
+		l, err = sealedLink(res, secret, cipherName, true)
+		if err == nil {
+			c.logf("data connection: encrypted with %s", cipherName)
+		}
+	default:
+		l, err = plainLink(res.Mode, res.Proven.Conn)
+	}
+	if err != nil {
+		return rep, err
+	}
+	defer l.close()
+	xferStart := time.Now()
+	err = c.transfer(ctx, l, rd, rep)
+	rep.Transfer = time.Since(xferStart)
+	rep.ToRemote, rep.FromRemote = l.sent.Load(), l.received.Load()
+	return rep, err
+}
+
+// transfer starts the local commands on the link and waits for every stage.
+func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Report) error {
+	var procs []*exec.Cmd
+	var inputProc *exec.Cmd
+	var mu sync.Mutex
+	var relayErr error
+	noteRelay := func(err error) {
+		if err != nil && !isBrokenPipe(err) {
+			mu.Lock()
+			if relayErr == nil {
+				relayErr = err
+			}
+			mu.Unlock()
+		}
+	}
+	kill := func(sig syscall.Signal) {
+		for _, p := range procs {
+			if p.Process != nil {
+				p.Process.Signal(sig)
+			}
+		}
+	}
+
+	inputDone := make(chan struct{})
+	outputDone := make(chan struct{})
+
+	// Upstream: the input command (or our stdin) to the remote.
+	switch {
+	case c.Input != nil && !l.relayed():
+		p := command(c.Input, nil, l.sock, c.Stderr, false)
+		if err := p.Start(); err != nil {
+			rep.Stages[0].setStartError(err)
+			l.closeWrite()
+			close(inputDone)
+			break
+		}
+		procs = append(procs, p)
+		inputProc = p
+		go func() {
+			rep.Stages[0].setEnded(p.Wait())
+			l.closeWrite()
+			close(inputDone)
+		}()
+	case c.Input != nil:
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return err
+		}
+		p := command(c.Input, nil, pw, c.Stderr, false)
+		err = p.Start()
+		pw.Close()
+		if err != nil {
+			pr.Close()
+			rep.Stages[0].setStartError(err)
+			l.closeWrite()
+			close(inputDone)
+			break
+		}
+		procs = append(procs, p)
+		inputProc = p
+		var inWait sync.WaitGroup
+		inWait.Add(1)
+		go func() {
+			defer inWait.Done()
+			noteRelay(l.pump(pr))
+			pr.Close()
+		}()
+		go func() {
+			rep.Stages[0].setEnded(p.Wait())
+			inWait.Wait()
+			close(inputDone)
+		}()
+	case c.StdinToRemote && c.Stdin != nil:
+		go func() {
+			noteRelay(l.pump(c.Stdin))
+			close(inputDone)
+		}()
+	default:
+		l.closeWrite()
+		close(inputDone)
+	}
+
+	// Downstream: the remote to the output command (or our stdout).
+	var statusSeen atomic.Bool
+	var earlyOnce sync.Once
+	outputClosedEarly := func() {
+		earlyOnce.Do(func() {
+			if !statusSeen.Load() {
+				// As in a shell pipeline, the writer before a reader that went away
+				// gets SIGPIPE: the remote half signals the remote command.
+				rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgOutputClosed})
+			}
+		})
+	}
+	drainTo := func(w *os.File) {
+		err := l.drain(w)
+		if isBrokenPipe(err) {
+			outputClosedEarly()
+			if l.recv != nil {
+				io.Copy(io.Discard, l.recv)
+			}
+			return
+		}
+		noteRelay(err)
+	}
+	drained := make(chan struct{})
+	switch {
+	case c.Output != nil:
+		var sinkR, sinkW *os.File
+		if l.relayed() {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return err
+			}
+			sinkR, sinkW = pr, pw
+		} else {
+			sinkR = l.sock
+		}
+		p := command(c.Output, sinkR, c.Stdout, c.Stderr, false)
+		startErr := p.Start()
+		if l.relayed() {
+			sinkR.Close()
+		}
+		if startErr != nil {
+			rep.Stages[2].setStartError(startErr)
+			close(outputDone)
+		} else {
+			procs = append(procs, p)
+			go func() {
+				rep.Stages[2].setEnded(p.Wait())
+				if !l.relayed() && !peerClosed(l.sock) {
+					outputClosedEarly()
+				}
+				close(outputDone)
+			}()
+		}
+		switch {
+		case l.mode == rendezvous.ModeSSH:
+			rd.setSink(sinkW, func(n int) { l.received.Add(int64(n)) }, outputClosedEarly)
+			go func() {
+				<-rd.dataEnded
+				close(drained)
+			}()
+		case l.relayed():
+			go func() {
+				drainTo(sinkW)
+				sinkW.Close()
+				close(drained)
+			}()
+		default:
+			close(drained)
+		}
+	case l.mode == rendezvous.ModeSSH:
+		rd.setSink(c.Stdout, func(n int) { l.received.Add(int64(n)) }, outputClosedEarly)
+		go func() {
+			<-rd.dataEnded
+			close(outputDone)
+			close(drained)
+		}()
+	default:
+		go func() {
+			drainTo(c.Stdout)
+			close(outputDone)
+			close(drained)
+		}()
+	}
+
+	var vanished error
+	msgs := rd.msgs
+	for inputDone != nil || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
+		select {
+		case <-inputDone:
+			inputDone = nil
+		case <-outputDone:
+			outputDone = nil
+		case m, ok := <-msgs:
+			if !ok {
+				msgs = nil
+				if !statusSeen.Load() {
+					vanished = ErrRemoteVanished
+					if rd.err != nil {
+						vanished = fmt.Errorf("%w: %v", ErrRemoteVanished, rd.err)
+					}
+					// Local commands still reading or writing the dead connection end
+					// on their own; make sure they do.
+					go func() {
+						time.Sleep(2 * time.Second)
+						kill(syscall.SIGTERM)
+					}()
+				}
+				continue
+			}
+			switch m.Type {
+			case rendezvous.MsgStatus:
+				statusSeen.Store(true)
+				s := rep.Stages[1]
+				s.Ran = m.Error == "" || m.Exit < 126
+				s.Exit, s.Signal, s.Err = m.Exit, m.Signal, m.Error
+			case rendezvous.MsgInputUnread:
+				// The remote command is gone and the input still writes: as in a shell
+				// pipeline, the writer gets SIGPIPE.
+				if inputProc != nil && inputProc.Process != nil {
+					inputProc.Process.Signal(syscall.SIGPIPE)
+				}
+			case rendezvous.MsgNote:
+				c.logf("remote: %s", m.Note)
+			case rendezvous.MsgError:
+				kill(syscall.SIGTERM)
+				return &rendezvous.RemoteError{Msg: m.Error}
+			}
+		case <-ctx.Done():
+			kill(syscall.SIGTERM)
+			return ctx.Err()
+		}
+	}
+	<-drained
+	if vanished != nil {
+		return vanished
+	}
+	if relayErr != nil {
+		return relayErr
+	}
+	return nil
+}
+
+func isBrokenPipe(err error) bool {
+	return errors.Is(err, syscall.EPIPE) || errors.Is(err, os.ErrClosed)
+}
+
+// VersionError is a protocol mismatch between the two halves.
+type VersionError struct {
+	Local, Remote                 string
+	LocalProtocol, RemoteProtocol int
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("version mismatch: local socketpipe %s speaks protocol %d, remote socketpipe %s speaks protocol %d",
+		e.Local, e.LocalProtocol, e.Remote, e.RemoteProtocol)
+}
+
+func addrIP(a net.Addr) net.IP {
+	if t, ok := a.(*net.TCPAddr); ok && t != nil {
+		return t.IP
+	}
+	return nil
+}
+
+// bindableIP resolves host and returns the first of its addresses this host can listen on.
+func bindableIP(ctx context.Context, host string) net.IP {
+	if ip := net.ParseIP(host); ip != nil {
+		if canBind(ip) {
+			return ip
+		}
+		return nil
+	}
+	ips, err := net.DefaultResolver.LookupIP(ctx, "ip", host)
+	if err != nil {
+		return nil
+	}
+	for _, ip := range ips {
+		if canBind(ip) {
+			return ip
+		}
+	}
+	return nil
+}
+
+func canBind(ip net.IP) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(ip.String(), "0"))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+// sshConnectionIP returns field i (0: client, 2: server) of SSH_CONNECTION
+// ("client_ip client_port server_ip server_port").
+func sshConnectionIP(s string, i int) net.IP {
+	f := strings.Fields(s)
+	if len(f) != 4 {
+		return nil
+	}
+	return net.ParseIP(f[i])
+}

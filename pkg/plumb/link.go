@@ -1,0 +1,156 @@
+package plumb
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"golang.org/x/sys/unix"
+)
+
+// link is how this host's commands reach the other half once the data connection is made.
+// In plain mode the commands hold the socket itself and socketpipe moves no data; in relayed
+// modes (ssh, -e) socketpipe copies between the commands' pipes and the connection.
+type link struct {
+	mode string
+	sock *os.File // plain mode: the socket, in blocking mode, handed to the commands
+
+	send io.WriteCloser // relayed modes: to the other half; Close ends the stream
+	recv io.Reader      // relayed modes: from the other half, io.EOF at the proper end
+
+	conn net.Conn // -e: the connection under the encryption
+
+	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
+
+	closeOnce sync.Once
+}
+
+// plainLink takes over a proven TCP connection as a file the commands can be given.
+func plainLink(mode string, c net.Conn) (*link, error) {
+	rendezvous.Tune(c)
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return nil, fmt.Errorf("plumb: data connection is a %T, not TCP", c)
+	}
+	f, err := tc.File()
+	c.Close() // the duplicate in f keeps the socket open
+	if err != nil {
+		return nil, fmt.Errorf("plumb: data connection: %w", err)
+	}
+	// Commands expect blocking descriptors (dd reports "Resource temporarily unavailable"
+	// otherwise); Fd puts the descriptor in blocking mode, and this makes sure of it.
+	if err := unix.SetNonblock(int(f.Fd()), false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &link{mode: mode, sock: f}, nil
+}
+
+// closeWrite ends the stream towards the other half.
+func (l *link) closeWrite() error {
+	var err error
+	l.closeOnce.Do(func() {
+		if l.sock != nil {
+			err = unix.Shutdown(int(l.sock.Fd()), unix.SHUT_WR)
+			if errors.Is(err, unix.ENOTCONN) {
+				err = nil
+			}
+			return
+		}
+		err = l.send.Close()
+	})
+	return err
+}
+
+// close releases this process's hold on the data connection.
+func (l *link) close() {
+	if l.sock != nil {
+		l.sock.Close()
+	}
+	if l.conn != nil {
+		l.conn.Close()
+	}
+}
+
+// relayed reports whether socketpipe copies the data.
+func (l *link) relayed() bool { return l.sock == nil }
+
+// pump copies from r to the other half and ends the stream.
+func (l *link) pump(r *os.File) error {
+	var err error
+	if l.sock != nil {
+		_, err = Copy(l.sock, r, &l.sent)
+	} else {
+		_, err = copyInto(l.send, r, &l.sent)
+	}
+	if cerr := l.closeWrite(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// drain copies what the other half sends to w, until its end of stream.
+func (l *link) drain(w *os.File) error {
+	if l.sock != nil {
+		_, err := Copy(w, l.sock, &l.received)
+		return err
+	}
+	_, err := copyInto(w, l.recv, &l.received)
+	return err
+}
+
+// copyInto copies r to w, through the encryption's own buffers when one side is encrypted
+// (they read and write in place: no extra copy).
+func copyInto(w io.Writer, r io.Reader, n *atomic.Int64) (int64, error) {
+	var total int64
+	var err error
+	switch {
+	case isReaderFrom(w):
+		total, err = w.(io.ReaderFrom).ReadFrom(r)
+	case isWriterTo(r):
+		total, err = r.(io.WriterTo).WriteTo(w)
+	default:
+		return copyBuffer(w, r, n)
+	}
+	n.Add(total)
+	return total, err
+}
+
+func isReaderFrom(w io.Writer) bool { _, ok := w.(*sealSender); return ok }
+func isWriterTo(r io.Reader) bool   { _, ok := r.(*rendezvous.OpenReader); return ok }
+
+// frameWriter sends data frames on the control channel (ssh mode).
+type frameWriter struct {
+	ctl *rendezvous.Conn
+}
+
+func (f *frameWriter) Write(p []byte) (int, error) {
+	total := 0
+	for len(p) > 0 {
+		n := len(p)
+		if n > rendezvous.MaxDataFrame {
+			n = rendezvous.MaxDataFrame
+		}
+		if err := f.ctl.WriteFrame(rendezvous.FrameData, p[:n]); err != nil {
+			return total, err
+		}
+		total += n
+		p = p[n:]
+	}
+	return total, nil
+}
+
+func (f *frameWriter) Close() error { return f.ctl.WriteFrame(rendezvous.FrameEOF, nil) }
+
+// peerClosed reports whether the other half has ended its stream on the socket (its FIN
+// arrived), without reading any data.
+func peerClosed(f *os.File) bool {
+	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+}

@@ -1,0 +1,242 @@
+package plumb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+)
+
+// KillGrace is how long a remote command's process group has between SIGTERM and SIGKILL.
+const KillGrace = 2 * time.Second
+
+// Server is the remote half ("socketpipe --serve"): it reads the request from the control
+// channel, takes part in the rendezvous, runs and supervises the remote command, and reports
+// its status.
+type Server struct {
+	Control io.Reader // the login session's stdin
+	Reply   io.Writer // the login session's stdout
+	Stderr  *os.File  // the remote command's stderr (the session's, back to the client)
+	Getenv  func(string) string
+	Logf    func(format string, args ...any)
+}
+
+func (s *Server) getenv(k string) string {
+	if s.Getenv == nil {
+		return os.Getenv(k)
+	}
+	return s.Getenv(k)
+}
+
+// Run serves one request. The error is for the remote half's own log: the client learns of
+// every failure over the control channel.
+func (s *Server) Run(ctx context.Context) error {
+	ctl := rendezvous.NewConn(s.Control, s.Reply)
+	req, err := ctl.Recv()
+	if err != nil {
+		if be := (*rendezvous.BannerError)(nil); errors.As(err, &be) {
+			return errors.New("no request on standard input: --serve is started by socketpipe, not by hand")
+		}
+		return err
+	}
+	hello := &rendezvous.Message{Type: rendezvous.MsgHello, Version: Version, Protocol: rendezvous.Protocol,
+		PID: os.Getpid(), SSHConnection: s.getenv("SSH_CONNECTION")}
+	fail := func(err error) error {
+		ctl.Send(&rendezvous.Message{Type: rendezvous.MsgError, Error: err.Error()})
+		return err
+	}
+	if req.Type != rendezvous.MsgRequest {
+		ctl.Send(hello)
+		return fail(fmt.Errorf("the remote half expected a request, got %q", req.Type))
+	}
+	if req.Protocol != rendezvous.Protocol {
+		ctl.Send(hello)
+		return fail(&VersionError{Local: req.Version, LocalProtocol: req.Protocol, Remote: Version, RemoteProtocol: rendezvous.Protocol})
+	}
+	if len(req.Argv) == 0 || req.Argv[0] == "" {
+		ctl.Send(hello)
+		return fail(errors.New("the request has no remote command"))
+	}
+	if len(req.Secret) < 16 {
+		ctl.Send(hello)
+		return fail(errors.New("the request has no usable secret"))
+	}
+	rs := &rendezvous.Server{Req: req, ListenIP: sshConnectionIP(hello.SSHConnection, 2), Logf: s.Logf}
+	addr, note := rs.ListenReverse()
+	hello.Addr = addr
+	if err := ctl.Send(hello); err != nil {
+		return err
+	}
+	if note != "" {
+		ctl.Send(&rendezvous.Message{Type: rendezvous.MsgNote, Note: note})
+	}
+	rd := newCtlReader(ctl)
+	res, err := rs.Run(ctx, ctl, rd.msgs)
+	if err != nil {
+		if errors.Is(err, rendezvous.ErrTimeout) {
+			err = fmt.Errorf("no data connection from the client within %v", time.Duration(req.TimeoutMS)*time.Millisecond)
+		}
+		return fail(err)
+	}
+	var l *link
+	switch {
+	case res.Mode == rendezvous.ModeSSH:
+		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
+	case req.Encrypt:
+		l, err = sealedLink(res, req.Secret, req.Cipher, false)
+	default:
+		l, err = plainLink(res.Mode, res.Proven.Conn)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	defer l.close()
+	st := s.supervise(ctx, req, l, rd)
+	if err := ctl.Send(st); err != nil {
+		return err
+	}
+	// Hold the data connection until the client has all it needs and closes the control
+	// channel: closing earlier could reset the connection under data still in flight.
+	for range rd.msgs {
+	}
+	return nil
+}
+
+// supervise runs the remote command on the link, in its own process group, and returns its
+// status message. The group is killed when the client goes away.
+func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link, rd *ctlReader) *rendezvous.Message {
+	argv := req.Argv
+	if req.Shell {
+		sh := s.getenv("SHELL")
+		if sh == "" {
+			sh = "/bin/sh"
+		}
+		argv = []string{sh, "-c", req.Argv[0]}
+	}
+	var stdin, stdout *os.File
+	var inW, outR *os.File
+	if l.relayed() {
+		var err error
+		if stdin, inW, err = os.Pipe(); err != nil {
+			return statusError(err)
+		}
+		if outR, stdout, err = os.Pipe(); err != nil {
+			return statusError(err)
+		}
+	} else {
+		stdin, stdout = l.sock, l.sock
+	}
+	p := command(argv, stdin, stdout, s.Stderr, true)
+	startErr := p.Start()
+	if l.relayed() {
+		stdin.Close()
+		stdout.Close()
+	}
+	st := &Stage{Name: StageRemote, Argv: req.Argv}
+	noteUnread := func() { rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgInputUnread}) }
+	// Feed the command's stdin (relayed modes) and carry its stdout back.
+	pumped := make(chan struct{})
+	if l.relayed() {
+		if l.mode == rendezvous.ModeSSH {
+			rd.setSink(inW, func(n int) { l.received.Add(int64(n)) }, noteUnread)
+		} else {
+			go func() {
+				if err := l.drain(inW); err != nil && isBrokenPipe(err) {
+					noteUnread()
+					io.Copy(io.Discard, l.recv)
+				}
+				inW.Close()
+			}()
+		}
+		go func() {
+			l.pump(outR)
+			outR.Close()
+			close(pumped)
+		}()
+	} else {
+		close(pumped)
+	}
+	if startErr != nil {
+		st.setStartError(startErr)
+		if l.relayed() {
+			outR.Close()
+		}
+		<-pumped
+		l.closeWrite()
+		return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: st.Exit, Error: st.Err}
+	}
+	pgid := p.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- p.Wait() }()
+	killGroup := func(sig syscall.Signal) { syscall.Kill(-pgid, sig) }
+	var waitErr error
+	msgs := rd.msgs
+wait:
+	for {
+		select {
+		case waitErr = <-exited:
+			break wait
+		case m, ok := <-msgs:
+			if !ok {
+				// The client went away: nothing may be left running.
+				killGroup(syscall.SIGTERM)
+				select {
+				case waitErr = <-exited:
+				case <-time.After(KillGrace):
+					killGroup(syscall.SIGKILL)
+					waitErr = <-exited
+				}
+				msgs = nil
+				break wait
+			}
+			if m.Type == rendezvous.MsgOutputClosed {
+				killGroup(syscall.SIGPIPE)
+			}
+		case <-ctx.Done():
+			killGroup(syscall.SIGTERM)
+			select {
+			case waitErr = <-exited:
+			case <-time.After(KillGrace):
+				killGroup(syscall.SIGKILL)
+				waitErr = <-exited
+			}
+			break wait
+		}
+	}
+	st.setEnded(waitErr)
+	// Whatever the command left in its group goes with it.
+	if syscall.Kill(-pgid, 0) == nil {
+		killGroup(syscall.SIGTERM)
+		time.AfterFunc(KillGrace, func() { killGroup(syscall.SIGKILL) })
+	}
+	<-pumped
+	if !l.relayed() {
+		l.closeWrite()
+		// Keep reading what the client still sends, so its writes never meet a reset; the
+		// first unread byte tells the client its input has no reader (SIGPIPE, as a shell).
+		go func() {
+			buf := make([]byte, 64<<10)
+			told := false
+			for {
+				n, err := l.sock.Read(buf)
+				if n > 0 && !told {
+					told = true
+					noteUnread()
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+	return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: st.Exit, Signal: st.Signal, Error: st.Err}
+}
+
+func statusError(err error) *rendezvous.Message {
+	return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: 126, Error: err.Error()}
+}

@@ -1,0 +1,390 @@
+package rendezvous
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Modes of making the data connection (-m).
+const (
+	ModeAuto    = "auto"    // back and reverse at once; native login falls back to ssh
+	ModeBack    = "back"    // the remote half connects to the client (the original's way)
+	ModeReverse = "reverse" // the client connects to the remote half
+	ModeSSH     = "ssh"     // the data flows over the login session itself
+)
+
+// CheckMode validates a -m argument.
+func CheckMode(m string) error {
+	switch m {
+	case ModeAuto, ModeBack, ModeReverse, ModeSSH:
+		return nil
+	}
+	return fmt.Errorf("unknown mode %q: want auto, back, reverse or ssh", m)
+}
+
+// FallbackDelay is how long auto mode waits for a direct connection before it falls back to
+// the SSH connection, when that fallback is allowed.
+const FallbackDelay = 3 * time.Second
+
+// Result is the data connection a rendezvous settled on.
+type Result struct {
+	Mode   string  // back, reverse or ssh
+	Proven *Proven // nil in ssh mode
+	Why    string  // for -v: why this mode
+}
+
+// ErrTimeout is returned when no data connection was made within the timeout.
+var ErrTimeout = errors.New("rendezvous: no data connection within the timeout")
+
+// A RemoteError is an error message sent by the other half.
+type RemoteError struct{ Msg string }
+
+func (e *RemoteError) Error() string { return e.Msg }
+
+// Client makes the data connection from the client's side.
+type Client struct {
+	Mode    string
+	Secret  []byte
+	Ports   PortRange
+	Timeout time.Duration // how long to wait for a direct connection; 0: forever
+
+	// BackIP is the local address to listen on for connect-back; nil when not known.
+	BackIP net.IP
+	// BackHost, if set, is the host (-h) the remote half is told to dial instead of BackIP.
+	BackHost string
+	// ReverseIP, if set, replaces the address the remote half reports in reverse mode: the
+	// address the SSH connection actually reached.
+	ReverseIP net.IP
+	// SSHFallback allows auto mode to fall back to ssh mode after FallbackDelay.
+	SSHFallback bool
+	// Logf, if set, receives the -v story.
+	Logf func(format string, args ...any)
+
+	// Listener is set once the client listens (for tests and -v).
+	Listener *Listener
+}
+
+func (c *Client) logf(format string, args ...any) {
+	if c.Logf != nil {
+		c.Logf(format, args...)
+	}
+}
+
+// ListenBack starts the connect-back listener when the mode wants one and an address is known,
+// and returns the address to tell the remote half ("" when not listening).
+func (c *Client) ListenBack() (string, error) {
+	if c.Mode != ModeAuto && c.Mode != ModeBack {
+		return "", nil
+	}
+	if c.BackIP == nil {
+		if c.Mode == ModeBack {
+			return "", errors.New("rendezvous: back mode: the local address the remote host can reach is not known (give it with -h)")
+		}
+		return "", nil
+	}
+	l, err := Listen(c.BackIP, c.Ports, c.Secret, RoleClient)
+	if err != nil {
+		if c.Mode == ModeBack {
+			return "", err
+		}
+		c.logf("data connection: not listening for connect-back: %v", err)
+		return "", nil
+	}
+	c.Listener = l
+	port := l.Addr().Port
+	host := c.BackHost
+	if host == "" {
+		host = c.BackIP.String()
+	}
+	c.logf("data connection: listening for connect-back on %s (remote dials %s)", l.Addr(), net.JoinHostPort(host, fmt.Sprint(port)))
+	return net.JoinHostPort(host, fmt.Sprint(port)), nil
+}
+
+// Run waits for the data connection after the hello. ctl is used to send messages; msgs
+// delivers the remote half's control messages and is closed when the control channel ends.
+func (c *Client) Run(ctx context.Context, ctl *Conn, hello *Message, msgs <-chan *Message) (*Result, error) {
+	if c.Mode == ModeSSH {
+		return &Result{Mode: ModeSSH, Why: "asked for with -m ssh"}, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	type attempt struct {
+		p    *Proven
+		mode string
+		err  error
+	}
+	results := make(chan attempt, 4)
+	var wg sync.WaitGroup
+	defer func() {
+		// Stop every other attempt and close what it made; the kept connection was
+		// committed and is the caller's.
+		cancel()
+		if c.Listener != nil {
+			c.Listener.Close()
+		}
+		wg.Wait()
+		for {
+			select {
+			case a := <-results:
+				if a.p != nil {
+					a.p.Conn.Close()
+				}
+			default:
+				return
+			}
+		}
+	}()
+
+	var backCh <-chan *Proven
+	if c.Listener != nil {
+		backCh = c.Listener.Proven()
+	}
+	reasons := map[string]string{}
+	dialReverse := func(addr string) {
+		if c.Mode != ModeAuto && c.Mode != ModeReverse {
+			return
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			reasons[ModeReverse] = fmt.Sprintf("bad address %q from the remote half", addr)
+			return
+		}
+		if c.ReverseIP != nil {
+			host = c.ReverseIP.String()
+		}
+		target := net.JoinHostPort(host, port)
+		c.logf("data connection: dialling the remote half at %s", target)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := Dial(ctx, target, c.Secret, RoleClient)
+			results <- attempt{p, ModeReverse, err}
+		}()
+	}
+	pendingDials := 0
+	if hello.Addr != "" {
+		dialReverse(hello.Addr)
+		pendingDials++
+	} else if c.Mode == ModeReverse {
+		return nil, errors.New("rendezvous: reverse mode: the remote half is not listening (no SSH_CONNECTION on the remote side?)")
+	}
+	if c.Listener == nil && pendingDials == 0 {
+		if c.SSHFallback && c.Mode == ModeAuto {
+			return c.useSSH(ctl, "no direct way was possible")
+		}
+		return nil, errors.New("rendezvous: no direct data connection is possible: the local address is unknown and the remote half is not listening (try -h or -m ssh)")
+	}
+
+	var timeout, fallback <-chan time.Time
+	if c.Timeout > 0 {
+		t := time.NewTimer(c.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	if c.SSHFallback && c.Mode == ModeAuto {
+		t := time.NewTimer(FallbackDelay)
+		defer t.Stop()
+		fallback = t.C
+	}
+	for {
+		select {
+		case p := <-backCh:
+			return c.commit(p, ModeBack, "the remote half connected back")
+		case a := <-results:
+			if a.err == nil {
+				why := "the client reached the remote half"
+				if r, ok := reasons[ModeBack]; ok {
+					why += " (connect-back: " + r + ")"
+				}
+				return c.commit(a.p, a.mode, why)
+			}
+			reasons[a.mode] = a.err.Error()
+			c.logf("data connection: %s failed: %v", a.mode, a.err)
+			pendingDials--
+			if pendingDials == 0 && c.Listener == nil {
+				if c.SSHFallback && c.Mode == ModeAuto {
+					return c.useSSH(ctl, "reverse: "+a.err.Error())
+				}
+				return nil, fmt.Errorf("rendezvous: %s: %w", a.mode, a.err)
+			}
+		case m, ok := <-msgs:
+			if !ok {
+				return nil, errors.New("rendezvous: the control channel closed while making the data connection")
+			}
+			switch m.Type {
+			case MsgError:
+				return nil, &RemoteError{Msg: m.Error}
+			case MsgNote:
+				c.logf("remote: %s", m.Note)
+				if strings.HasPrefix(m.Note, "back: ") {
+					reasons[ModeBack] = strings.TrimPrefix(m.Note, "back: ")
+				}
+			case MsgListen:
+				dialReverse(m.Addr)
+				pendingDials++
+			default:
+				return nil, fmt.Errorf("rendezvous: unexpected %q message while making the data connection", m.Type)
+			}
+		case <-fallback:
+			return c.useSSH(ctl, fmt.Sprintf("no direct connection within %v", FallbackDelay))
+		case <-timeout:
+			return nil, ErrTimeout
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (c *Client) commit(p *Proven, mode, why string) (*Result, error) {
+	if err := p.Commit(); err != nil {
+		p.Conn.Close()
+		return nil, fmt.Errorf("rendezvous: committing the %s connection: %w", mode, err)
+	}
+	return &Result{Mode: mode, Proven: p, Why: why}, nil
+}
+
+func (c *Client) useSSH(ctl *Conn, why string) (*Result, error) {
+	if err := ctl.Send(&Message{Type: MsgUseSSH}); err != nil {
+		return nil, err
+	}
+	return &Result{Mode: ModeSSH, Why: why}, nil
+}
+
+// Server makes the data connection from the remote half's side.
+type Server struct {
+	Req      *Message
+	ListenIP net.IP // the address to listen on in reverse mode (this host's end of the login)
+	Logf     func(format string, args ...any)
+
+	listener *Listener
+}
+
+// ListenReverse starts the reverse listener when the mode wants one and returns its address
+// ("" when not listening; why, as a note, otherwise).
+func (s *Server) ListenReverse() (addr, note string) {
+	m := s.Req.Mode
+	if m != ModeAuto && m != ModeReverse {
+		return "", ""
+	}
+	if s.ListenIP == nil {
+		return "", "reverse: the remote half does not know its own address (no SSH_CONNECTION)"
+	}
+	l, err := Listen(s.ListenIP, PortRange{s.Req.PortLow, s.Req.PortHigh}, s.Req.Secret, RoleServer)
+	if err != nil {
+		return "", "reverse: " + err.Error()
+	}
+	s.listener = l
+	return l.Addr().String(), ""
+}
+
+// Run waits until the client commits a data connection or asks for ssh mode.
+func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Result, error) {
+	if s.Req.Mode == ModeSSH {
+		return &Result{Mode: ModeSSH}, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	committed := make(chan *Result, 1)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	open := map[*Proven]bool{}
+	finished := false
+	await := func(p *Proven, mode string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if finished {
+			p.Conn.Close()
+			return
+		}
+		open[p] = true
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := p.AwaitCommit(time.Time{}); err != nil {
+				p.Conn.Close()
+				return
+			}
+			select {
+			case committed <- &Result{Mode: mode, Proven: p}:
+			default:
+				p.Conn.Close()
+			}
+		}()
+	}
+	var keep *Proven
+	defer func() {
+		cancel()
+		if s.listener != nil {
+			s.listener.Close()
+		}
+		mu.Lock()
+		finished = true
+		for p := range open {
+			if p != keep {
+				p.Conn.Close()
+			}
+		}
+		mu.Unlock()
+		wg.Wait()
+	}()
+	dialBack := func(addr string) {
+		if s.Req.Mode != ModeAuto && s.Req.Mode != ModeBack {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := Dial(ctx, addr, s.Req.Secret, RoleServer)
+			if err != nil {
+				if ctx.Err() == nil {
+					ctl.Send(&Message{Type: MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v", addr, err)})
+				}
+				return
+			}
+			await(p, ModeBack)
+		}()
+	}
+	if s.Req.Addr != "" {
+		dialBack(s.Req.Addr)
+	}
+	var revCh <-chan *Proven
+	if s.listener != nil {
+		revCh = s.listener.Proven()
+	}
+	var timeout <-chan time.Time
+	if s.Req.TimeoutMS > 0 {
+		t := time.NewTimer(time.Duration(s.Req.TimeoutMS) * time.Millisecond)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		select {
+		case r := <-committed:
+			keep = r.Proven
+			return r, nil
+		case p := <-revCh:
+			await(p, ModeReverse)
+		case m, ok := <-msgs:
+			if !ok {
+				return nil, errors.New("rendezvous: the client went away")
+			}
+			switch m.Type {
+			case MsgListen:
+				dialBack(m.Addr)
+			case MsgUseSSH:
+				return &Result{Mode: ModeSSH}, nil
+			case MsgError:
+				return nil, &RemoteError{Msg: m.Error}
+			default:
+				return nil, fmt.Errorf("rendezvous: unexpected %q message while making the data connection", m.Type)
+			}
+		case <-timeout:
+			return nil, ErrTimeout
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
