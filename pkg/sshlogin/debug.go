@@ -1,0 +1,70 @@
+package sshlogin
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+)
+
+// debug writes ssh's own voice to Stderr: "debug1: " lines under ssh -v (or LogLevel DEBUG),
+// and warnings unless ssh -q (or LogLevel QUIET, FATAL or ERROR).
+type debug struct {
+	mu      sync.Mutex
+	w       io.Writer
+	verbose bool
+	quiet   bool
+}
+
+func (c *Cmd) newDebug(inv *Invocation, cfg *Config) *debug {
+	lvl := strings.ToUpper(cfg.LogLevel)
+	return &debug{
+		w:       c.Stderr,
+		verbose: inv.Verbose > 0 || strings.HasPrefix(lvl, "DEBUG"),
+		quiet:   inv.Quiet || lvl == "QUIET" || lvl == "FATAL" || lvl == "ERROR",
+	}
+}
+
+// printf writes a "debug1: " line under -v.
+func (d *debug) printf(format string, args ...any) {
+	if d == nil || !d.verbose || d.w == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintf(d.w, "debug1: "+format+"\n", args...)
+}
+
+// warnf writes a warning line, as ssh does at LogLevel INFO, unless quiet.
+func (d *debug) warnf(format string, args ...any) {
+	if d == nil || d.quiet || d.w == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintf(d.w, format+"\n", args...)
+}
+
+// getenv reads a variable of the login's environment.
+func getenv(env Env, name string) string {
+	if env.Getenv != nil {
+		return env.Getenv(name)
+	}
+	return os.Getenv(name)
+}
+
+// environ lists the login's environment as NAME=value, for SendEnv.
+func environ(env Env) []string {
+	if env.Getenv == nil {
+		return os.Environ()
+	}
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		if v := env.Getenv(k); v != "" {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
