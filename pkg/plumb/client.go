@@ -124,9 +124,12 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		rc.BackIP = addrIP(c.LocalAddr)
 	}
 	rc.ReverseIP = addrIP(c.RemoteAddr)
-	backAddr, err := rc.ListenBack()
-	if err != nil {
-		return rep, err
+	var backAddr string
+	if rc.BackIP != nil {
+		// Known before the login answers (native, or -h): tell the remote half at once.
+		if backAddr, err = rc.ListenBack(); err != nil {
+			return rep, err
+		}
 	}
 	defer func() {
 		if rc.Listener != nil {

@@ -1,0 +1,294 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/socketpipe/socketpipe/pkg/plumb"
+	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshlogin"
+)
+
+const protocolVersion = rendezvous.Protocol
+
+// Exit statuses of socketpipe's own.
+const (
+	exitUsage   = 1
+	exitFailure = 2
+)
+
+// run is socketpipe without the process around it: args includes the program name.
+func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int {
+	// A write to a closed pipe must be an error we handle, not our death; commands we start
+	// still get SIGPIPE by default (a caught signal is reset on exec, an ignored one is not).
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+
+	ctx, sig, stop := withSignals(ctx)
+	defer stop()
+
+	if len(args) > 1 && args[1] == "--serve" {
+		return serve(ctx, args[2:], stdin, stdout, stderr, sig)
+	}
+	a, err := plumb.ParseArgs(args[1:])
+	if err != nil {
+		errorf(stderr, "%v", err)
+		hintf(stderr, "see socketpipe --help")
+		return exitUsage
+	}
+	if a.Help {
+		usage(stdout)
+		return 0
+	}
+	if a.Version {
+		version(stdout)
+		return 0
+	}
+	return client(ctx, a, stdin, stdout, stderr, sig)
+}
+
+// withSignals returns a context cancelled by SIGINT, SIGTERM or SIGHUP, and a function that
+// reports which signal it was (0 if none).
+func withSignals(parent context.Context) (context.Context, func() syscall.Signal, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	var mu sync.Mutex
+	var got syscall.Signal
+	go func() {
+		select {
+		case s := <-ch:
+			mu.Lock()
+			got = s.(syscall.Signal)
+			mu.Unlock()
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() syscall.Signal {
+			mu.Lock()
+			defer mu.Unlock()
+			return got
+		}, func() {
+			signal.Stop(ch)
+			cancel()
+		}
+}
+
+func errorf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "socketpipe: error: %s\n", strings.TrimRight(fmt.Sprintf(format, args...), ".\n"))
+}
+
+func hintf(w io.Writer, format string, args ...any) {
+	fmt.Fprintf(w, "socketpipe: hint: %s\n", fmt.Sprintf(format, args...))
+}
+
+// logger returns the -v logger: lines on stderr with the time since start.
+func logger(w io.Writer, verbose int) func(string, ...any) {
+	if verbose == 0 {
+		return nil
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "socketpipe: [%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
+}
+
+// remoteCommandLine is the shell command that starts the remote half.
+func remoteCommandLine(path string) string {
+	if path == "" {
+		path = "socketpipe"
+	}
+	return shellQuote(path) + " --serve"
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+,:=@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
+	logf := logger(stderr, a.Verbose)
+	if a.Encrypt {
+		if _, err := rendezvous.ChooseCipher(a.Cipher); err != nil {
+			errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+			return exitUsage
+		}
+	}
+	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
+	login.Stderr = stderr
+	login.BatchMode = a.Batch
+	login.ForceExec = a.ForceExec
+	login.Logf = logf
+	w, err := login.StdinPipe()
+	if err != nil {
+		errorf(stderr, "%v", err)
+		return exitFailure
+	}
+	r, err := login.StdoutPipe()
+	if err != nil {
+		errorf(stderr, "%v", err)
+		return exitFailure
+	}
+	if err := login.Start(ctx); err != nil {
+		if s := sig(); s != 0 {
+			return 128 + int(s)
+		}
+		reportLoginError(stderr, a.Login, err)
+		return exitFailure
+	}
+	c := &plumb.Client{
+		Input: a.Input, Remote: a.Remote, Output: a.Output,
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
+		Encrypt: a.Encrypt, Cipher: a.Cipher,
+		LocalAddr: login.LocalAddr(), RemoteAddr: login.RemoteAddr(), Native: login.Native(),
+		Logf: logf,
+	}
+	rep, err := c.Run(ctx, r, w)
+	if err != nil {
+		// Our own failure: end the login at once; the remote half then ends its command.
+		login.Close()
+		lerr := waitLogin(login, 5*time.Second)
+		if s := sig(); s != 0 {
+			return 128 + int(s)
+		}
+		reportRunError(stderr, a, err, lerr)
+		return exitFailure
+	}
+	// Done: closing the control channel lets the remote half exit.
+	w.Close()
+	if lerr := waitLogin(login, 10*time.Second); lerr != nil && logf != nil {
+		logf("login ended: %v", lerr)
+	}
+	login.Close()
+	if s := sig(); s != 0 {
+		return 128 + int(s)
+	}
+	status, stage := rep.Status()
+	if stage != nil {
+		errorf(stderr, "%v", rep.StageError())
+	}
+	return status
+}
+
+// waitLogin waits for the login to end, up to d; then it is closed.
+func waitLogin(login *sshlogin.Cmd, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- login.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		login.Close()
+		return <-done
+	}
+}
+
+func loginName(login []string) string {
+	if len(login) == 0 {
+		return "login command"
+	}
+	return filepath.Base(login[0])
+}
+
+func reportLoginError(stderr io.Writer, login []string, err error) {
+	errorf(stderr, "login: %v", strings.TrimPrefix(err.Error(), "sshlogin: "))
+	var hk *sshlogin.HostKeyError
+	if errors.As(err, &hk) {
+		if h := hk.Hint(); h != "" {
+			hintf(stderr, "%s", h)
+		}
+	}
+}
+
+func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error) {
+	var be *rendezvous.BannerError
+	var ee *sshlogin.ExitError
+	switch {
+	case errors.As(err, &be):
+		name := loginName(a.Login)
+		switch {
+		case errors.As(loginErr, &ee) && ee.Status == 127:
+			errorf(stderr, "the remote half did not start: %s is not installed on the remote host (the remote shell said: command not found)", remoteName(a.RemotePath))
+			hintf(stderr, "install socketpipe on the remote host's PATH, or name it with --remote-path")
+		case errors.As(loginErr, &ee) && ee.Status == 126:
+			errorf(stderr, "the remote half did not start: %s is not executable on the remote host", remoteName(a.RemotePath))
+		case errors.As(loginErr, &ee):
+			errorf(stderr, "login failed: %s exited with status %d before the remote half started", name, ee.Status)
+		case loginErr != nil:
+			errorf(stderr, "login failed: %v", loginErr)
+		default:
+			errorf(stderr, "%v", err)
+			hintf(stderr, "the login command %s ended without starting the remote half", name)
+		}
+		if len(be.Banner) > 0 {
+			hintf(stderr, "the login printed: %q", firstLine(be.Banner))
+		}
+	case errors.Is(err, rendezvous.ErrTimeout):
+		errorf(stderr, "no data connection within %v", a.Timeout)
+		hintf(stderr, "a firewall between the hosts may block it: -h names the address to connect back to, -m reverse or -m ssh choose another way, -t waits longer")
+	case errors.As(err, new(*plumb.VersionError)):
+		errorf(stderr, "%v", err)
+		hintf(stderr, "install the same socketpipe version on both hosts, or name the remote one with --remote-path")
+	case errors.Is(err, plumb.ErrRemoteVanished):
+		errorf(stderr, "%v", err)
+		if loginErr != nil {
+			hintf(stderr, "the login ended with: %v", loginErr)
+		}
+	default:
+		msg := err.Error()
+		for _, p := range []string{"rendezvous: ", "plumb: "} {
+			msg = strings.TrimPrefix(msg, p)
+		}
+		errorf(stderr, "%s", msg)
+	}
+}
+
+func remoteName(p string) string {
+	if p == "" {
+		return "socketpipe"
+	}
+	return p
+}
+
+func firstLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return s
+}
+
+// serve is the remote half.
+func serve(ctx context.Context, args []string, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
+	if len(args) > 0 {
+		errorf(stderr, "--serve takes no arguments")
+		return exitUsage
+	}
+	s := &plumb.Server{Control: stdin, Reply: stdout, Stderr: stderr}
+	if err := s.Run(ctx); err != nil {
+		if s := sig(); s != 0 {
+			return 128 + int(s)
+		}
+		errorf(stderr, "remote half: %v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+		return exitFailure
+	}
+	return 0
+}
