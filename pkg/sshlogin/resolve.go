@@ -573,23 +573,19 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}
 	}
 
-	// Tokens for the paths, as OpenSSH 9.2's DEFAULT_CLIENT_PERCENT_EXPAND_ARGS.
+	// Tokens for the paths, as OpenSSH 9.2's DEFAULT_CLIENT_PERCENT_EXPAND_ARGS (9.2 has no %j).
 	port := strconv.Itoa(c.Port)
 	short, _, _ := strings.Cut(r.env.LocalHost, ".")
 	alias := inv.Host
 	if c.HostKeyAlias != "" {
 		alias = c.HostKeyAlias
 	}
-	jump := ""
-	if c.ProxyJump != "" {
-		jump = c.ProxyJump
-	}
-	sum := sha1.Sum([]byte(r.env.LocalHost + c.HostName + port + c.User + jump))
+	sum := sha1.Sum([]byte(r.env.LocalHost + c.HostName + port + c.User))
 	tokens := map[byte]string{
 		'C': hex.EncodeToString(sum[:]),
 		'L': short, 'i': strconv.Itoa(r.env.UID), 'k': alias, 'l': r.env.LocalHost,
 		'n': inv.Host, 'p': port, 'r': c.User, 'u': r.env.User, 'h': c.HostName,
-		'd': r.env.Home, 'j': jump,
+		'd': r.env.Home,
 	}
 	expand := func(kw, p string) string {
 		p = r.tilde(p)
