@@ -25,6 +25,11 @@ type Cmd struct {
 	// Command is the remote command line, given to the remote user's shell as ssh does.
 	Command string
 
+	// NativeCommand, if not nil, gives the remote command line on the native path instead of
+	// Command. It is called once the login is done, so that work it needs (hashing a binary
+	// for a Deployment) overlaps the login.
+	NativeCommand func() (string, error)
+
 	// Stdin, Stdout and Stderr are as in os/exec.Cmd. A nil Stdin means empty input; a nil
 	// Stdout or Stderr discards. Stderr receives the remote command's standard error and the
 	// login's own messages (ssh's warnings and, with ssh -v, its debug lines).
@@ -45,6 +50,8 @@ type Cmd struct {
 
 	// Env is the environment the login is resolved in; nil means DefaultEnv().
 	Env *Env
+
+	parent *Cmd // set by Session: run in a new session on parent's connection
 
 	mu       sync.Mutex
 	started  bool
@@ -164,6 +171,9 @@ func (c *Cmd) start(ctx context.Context) error {
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if c.parent != nil {
+		return c.startSibling(ctx)
 	}
 	env := DefaultEnv()
 	if c.Env != nil {

@@ -109,13 +109,19 @@ type nativeRun struct {
 	gotExit  bool
 	connDone chan struct{}
 	connErr  error
+
+	// For more sessions on the connection (Cmd.Session).
+	cfg    *Config
+	env    Env
+	d      *debug
+	shared bool // a further session: close ends only the channel
 }
 
 // startNative logs in through the chain and starts the remote command.
 func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env Env) (*nativeRun, error) {
 	t0 := time.Now()
 	d := c.newDebug(inv, chain.cfg)
-	n := &nativeRun{}
+	n := &nativeRun{cfg: chain.cfg, env: env, d: d}
 	client, conn, err := c.connect(ctx, chain, env, d, n)
 	if err != nil {
 		n.closeHops()
@@ -131,6 +137,12 @@ func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env 
 		close(n.connDone)
 	}()
 	command := c.Command
+	if c.NativeCommand != nil {
+		if command, err = c.NativeCommand(); err != nil {
+			n.close()
+			return nil, err
+		}
+	}
 	if len(inv.Command) > 0 {
 		command = strings.Join(append(slices.Clone(inv.Command), command), " ")
 	}
@@ -506,6 +518,12 @@ func connErr(err error) error {
 }
 
 func (n *nativeRun) close() error {
+	if n.shared {
+		if n.ch == nil {
+			return nil
+		}
+		return n.ch.Close()
+	}
 	var err error
 	if n.client != nil {
 		err = n.client.Close()
