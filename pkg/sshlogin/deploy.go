@@ -1,0 +1,573 @@
+package sshlogin
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime"
+	buildinfo "runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// A Deployment is a program that the remote host runs from its PATH when it has it, and
+// otherwise from a per-user cache of copies uploaded over the native SSH connection:
+//
+//	${XDG_CACHE_HOME:-$HOME/.cache}/<Name>/<Version>-<first 16 hex digits of SHA-256>/<Name>
+//
+// Use StartCommand as the Cmd's NativeCommand and read the session's output through Watch.
+// When the start command finds nothing to run it prints one line (Missing) instead of
+// starting the program; then Install uploads Binary over a new session on the same
+// connection, and a Session running RunCommand starts the copy:
+//
+//	d := &sshlogin.Deployment{Name: "socketpipe", Args: "--serve", Version: "1.2.0"}
+//	go d.Prepare() // hash the binary while logging in
+//	cmd := sshlogin.Command(login, "socketpipe --serve")
+//	cmd.NativeCommand = d.StartCommand
+//	out, _ := cmd.StdoutPipe()
+//	w := d.Watch(out, hello)
+//	... read w; at its end:
+//	if m := w.Drain(time.Second); m != nil && d.Serves(m.System, m.Machine) {
+//		_, err := d.Install(ctx, cmd)
+//		half, _ := cmd.Session(d.RunCommand())
+//		...
+//	}
+//
+// A copy enters the cache only after the remote side has checked its SHA-256: it is written
+// to a temporary name in the directory (mode 0700), checked, made executable and renamed into
+// place, so a killed upload or a full disk leaves at most a temporary file (removed by a
+// later install once it is a day old). After the rename a stamp file <Name>.ok is touched,
+// and the copy's modification time is set back to 2000-01-01: the start command runs the copy
+// only when it is owned by the user and the stamp is newer than it. Any later write to the
+// copy (truncation, a partial overwrite) makes the copy newer than its stamp, so it is never
+// run again and the next run replaces it. Checking the stamp costs three stat calls, where
+// hashing the copy on every start would cost tens of milliseconds.
+type Deployment struct {
+	Name    string // the program's name on the remote PATH and in the cache: "socketpipe"
+	Args    string // its arguments, a shell command line tail: "--serve"
+	Path    string // the remote program to try before the cache, instead of Name on the PATH
+	Version string // the program's version, part of the cache directory's name
+
+	// Binary is the local file to upload; "" is the running executable.
+	Binary string
+	// GOOS and GOARCH are what Binary runs on; "" is the running program's.
+	GOOS, GOARCH string
+
+	// NoCache runs only an installed program: the start command does not look in the cache.
+	NoCache bool
+
+	once sync.Once
+	sum  [sha256.Size]byte
+	size int64
+	err  error
+}
+
+// Missing is what the start command reports when it finds nothing to run.
+type Missing struct {
+	System  string // uname -s: Linux, FreeBSD, Darwin
+	Machine string // uname -m: x86_64, aarch64, arm64
+	PATH    string // the remote PATH that was searched
+}
+
+// Platform is "System/Machine", as the messages show it.
+func (m *Missing) Platform() string { return m.System + "/" + m.Machine }
+
+// Installed describes an upload.
+type Installed struct {
+	Path string        // where the copy is on the remote host
+	Size int64         // bytes uploaded
+	Took time.Duration // from opening the session to its end
+}
+
+// PlatformError reports a remote host whose system or architecture the binary cannot serve.
+type PlatformError struct {
+	System, Machine string // the remote host's uname -s and -m
+	GOOS, GOARCH    string // what the binary runs on
+}
+
+func (e *PlatformError) Error() string {
+	return fmt.Sprintf("sshlogin: remote host is %s/%s, this binary is %s/%s", e.System, e.Machine, e.GOOS, e.GOARCH)
+}
+
+// InstallError reports an upload that did not end with a checked copy in the cache.
+type InstallError struct {
+	Dir string // the cache directory, as the remote shell spells it
+	Msg string // what the remote side said
+	Err error  // the session's end
+}
+
+func (e *InstallError) Error() string {
+	msg := e.Msg
+	if msg == "" {
+		msg = e.Err.Error()
+	}
+	return fmt.Sprintf("sshlogin: installing in %s on the remote host failed: %s", e.Dir, msg)
+}
+
+func (e *InstallError) Unwrap() error { return e.Err }
+
+var safeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._+-]*$`)
+
+// Prepare reads and hashes Binary, once; StartCommand and Install call it. Call it early in a
+// goroutine to overlap the hashing with the login.
+func (d *Deployment) Prepare() error {
+	d.once.Do(func() {
+		if !safeName.MatchString(d.Name) {
+			d.err = fmt.Errorf("sshlogin: deployment name %q is not a plain program name", d.Name)
+			return
+		}
+		path, err := d.binary()
+		if err != nil {
+			d.err = err
+			return
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			d.err = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			return
+		}
+		defer f.Close()
+		h := sha256.New()
+		n, err := io.Copy(h, f)
+		if err != nil {
+			d.err = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			return
+		}
+		h.Sum(d.sum[:0])
+		d.size = n
+	})
+	return d.err
+}
+
+func (d *Deployment) binary() (string, error) {
+	if d.Binary != "" {
+		return d.Binary, nil
+	}
+	p, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("sshlogin: finding the running binary to deploy: %w", err)
+	}
+	return p, nil
+}
+
+// SHA256 is the binary's SHA-256, after Prepare.
+func (d *Deployment) SHA256() [sha256.Size]byte { return d.sum }
+
+// Size is the binary's size in bytes, after Prepare.
+func (d *Deployment) Size() int64 { return d.size }
+
+// Dir is the cache directory for this binary, as a remote shell expression (after Prepare).
+func (d *Deployment) Dir() string {
+	v := strings.Map(func(r rune) rune {
+		if r < 0x80 && (r == '.' || r == '-' || r == '+' || r == '_' ||
+			'0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, d.Version)
+	if v == "" {
+		v = "unknown"
+	}
+	return fmt.Sprintf("${XDG_CACHE_HOME:-$HOME/.cache}/%s/%s-%s", d.Name, v, hex.EncodeToString(d.sum[:8]))
+}
+
+// marker starts the line the start command prints when it finds nothing to run.
+func (d *Deployment) marker() string { return "\x00" + d.Name + "-missing " }
+
+// printMissing is the shell command that prints the Missing line.
+func (d *Deployment) printMissing() string {
+	return `printf "\0` + d.Name + `-missing %s\t%s\n" "$(uname -sm)" "$PATH"`
+}
+
+// StartCommand is the remote command line that runs the program: Path (when set) or Name on
+// the PATH, and the cached copy of this exact binary unless NoCache; it prefers the cached
+// copy to Name on the PATH, which may be another version. When it finds none it prints the
+// Missing line and exits 0. It runs its script with sh, whatever the login shell is.
+func (d *Deployment) StartCommand() (string, error) {
+	if !d.NoCache {
+		if err := d.Prepare(); err != nil {
+			return "", err
+		}
+	} else if !safeName.MatchString(d.Name) {
+		return "", fmt.Errorf("sshlogin: deployment name %q is not a plain program name", d.Name)
+	}
+	prog := d.Name
+	if d.Path != "" {
+		prog = shQuote(d.Path)
+	}
+	installed := fmt.Sprintf("if command -v %s >/dev/null 2>&1; then exec %s %s; fi; ", prog, prog, d.Args)
+	var s strings.Builder
+	if d.Path != "" {
+		s.WriteString(installed)
+	}
+	if !d.NoCache {
+		fmt.Fprintf(&s, `b="%s/%s"; if [ -O "$b" ] && [ -x "$b" ] && [ "$b.ok" -nt "$b" ]; then exec "$b" %s; fi; `, d.Dir(), d.Name, d.Args)
+	}
+	if d.Path == "" {
+		s.WriteString(installed)
+	}
+	s.WriteString(d.printMissing())
+	return shWrap(s.String()), nil
+}
+
+// RunCommand is the remote command line that runs the cached copy (after Install).
+func (d *Deployment) RunCommand() string {
+	return shWrap(fmt.Sprintf(`exec "%s/%s" %s`, d.Dir(), d.Name, d.Args))
+}
+
+// installScript reads the binary on standard input into the cache, as the type's comment says.
+func (d *Deployment) installScript(token string) string {
+	var unames []string
+	if sys, ok := unameSystems[d.goos()]; ok {
+		for _, m := range d.machines() {
+			unames = append(unames, shQuote(sys+" "+m))
+		}
+	}
+	if len(unames) == 0 {
+		unames = []string{"-"}
+	}
+	sum := hex.EncodeToString(d.sum[:])
+	// One line (csh takes no newline inside quotes): statements joined with "; ".
+	return shWrap(strings.Join([]string{
+		`umask 077`,
+		`u=$(uname -sm)`,
+		fmt.Sprintf(`case $u in %s) ;; *) %s; exit 3;; esac`, strings.Join(unames, "|"), d.printMissing()),
+		fmt.Sprintf(`d="%s"; b="$d/%s"; t="$d/.tmp.%s.$$"`, d.Dir(), d.Name, token),
+		`mkdir -p "$d" || exit 1`,
+		`[ -O "$d" ] || { echo "$d belongs to another user" >&2; exit 1; }`,
+		`chmod 700 "$d" || exit 1`,
+		`find "$d" -name '.tmp.*' -mtime +0 -exec rm -f {} + 2>/dev/null`,
+		`trap 'rm -f "$t"' EXIT`,
+		`trap 'exit 1' HUP INT TERM PIPE`,
+		`cat >"$t" || exit 1`,
+		`if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum <"$t")`,
+		`elif command -v shasum >/dev/null 2>&1; then s=$(shasum -a 256 <"$t")`,
+		`elif command -v sha256 >/dev/null 2>&1; then s=$(sha256 <"$t")`,
+		`elif command -v openssl >/dev/null 2>&1; then s=$(openssl dgst -sha256 <"$t")`,
+		`else echo "no sha256sum, shasum, sha256 or openssl to check the upload with" >&2; exit 1; fi`,
+		fmt.Sprintf(`case $s in *%s*) ;; *) echo "the uploaded copy does not have the SHA-256 that was sent (of %d bytes); not installed" >&2; exit 1;; esac`, sum, d.size),
+		`chmod 700 "$t" && touch -t 200001010000 "$t" && mv -f "$t" "$b" && touch "$b.ok" || exit 1`,
+		`printf "%s\n" "$b"`,
+	}, "; "))
+}
+
+// Install uploads Binary into the remote cache over a new session on c's connection (c must
+// be native), unless the remote system is not one the binary runs on: then it returns a
+// *PlatformError having written nothing. Other failures are an *InstallError with the remote
+// side's message; nothing is left but, at worst, a temporary file.
+func (d *Deployment) Install(ctx context.Context, c *Cmd) (*Installed, error) {
+	if err := d.Prepare(); err != nil {
+		return nil, err
+	}
+	path, err := d.binary()
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+	}
+	defer f.Close()
+	var tok [6]byte
+	rand.Read(tok[:])
+	t0 := time.Now()
+	s, err := c.Session(d.installScript(hex.EncodeToString(tok[:])))
+	if err != nil {
+		return nil, err
+	}
+	out := &capBuffer{max: 64 << 10}
+	errOut := &capBuffer{max: 4 << 10}
+	s.Stdin, s.Stdout, s.Stderr = f, out, errOut
+	err = s.Run(ctx)
+	took := time.Since(t0)
+	if m := parseMissing(out.Bytes(), d.marker()); m != nil {
+		goos, goarch := d.goos(), d.goarch()
+		return nil, &PlatformError{System: m.System, Machine: m.Machine, GOOS: goos, GOARCH: goarch}
+	}
+	if err != nil {
+		return nil, &InstallError{Dir: d.Dir(), Msg: strings.TrimSpace(errOut.String()), Err: err}
+	}
+	p := strings.TrimSpace(out.String())
+	if i := strings.LastIndexByte(p, '\n'); i >= 0 {
+		p = p[i+1:]
+	}
+	return &Installed{Path: p, Size: d.size, Took: took}, nil
+}
+
+// Interpreter is the dynamic loader Binary asks for ("" for a static binary or not ELF): a
+// dynamically linked copy runs only where that loader and the C library are.
+func (d *Deployment) Interpreter() string {
+	path, err := d.binary()
+	if err != nil {
+		return ""
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			b, _ := io.ReadAll(io.LimitReader(p.Open(), 4096))
+			return string(bytes.TrimRight(b, "\x00"))
+		}
+	}
+	return ""
+}
+
+func (d *Deployment) goos() string {
+	if d.GOOS != "" {
+		return d.GOOS
+	}
+	return runtime.GOOS
+}
+
+func (d *Deployment) goarch() string {
+	if d.GOARCH != "" {
+		return d.GOARCH
+	}
+	return runtime.GOARCH
+}
+
+// unameSystems is uname -s for each GOOS that has a POSIX shell to deploy through.
+var unameSystems = map[string]string{
+	"linux": "Linux", "darwin": "Darwin", "freebsd": "FreeBSD", "openbsd": "OpenBSD",
+	"netbsd": "NetBSD", "dragonfly": "DragonFly", "illumos": "SunOS", "solaris": "SunOS",
+}
+
+// unameMachines is uname -m for each GOARCH (Linux and the BSDs name some differently).
+// mips is left out: uname -m does not tell its byte order.
+var unameMachines = map[string][]string{
+	"amd64":   {"x86_64", "amd64"},
+	"386":     {"i686", "i586", "i486", "i386"},
+	"arm64":   {"aarch64", "arm64"},
+	"arm":     {"armv7l", "armv8l", "armv7"},
+	"riscv64": {"riscv64"},
+	"ppc64le": {"ppc64le"},
+	"ppc64":   {"ppc64"},
+	"s390x":   {"s390x"},
+	"loong64": {"loongarch64"},
+}
+
+// machines is the uname -m values the binary runs on; for arm, what GOARM allows.
+func (d *Deployment) machines() []string {
+	ms := unameMachines[d.goarch()]
+	if d.goarch() == "arm" && d.GOARCH == "" {
+		if bi, ok := buildinfo.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "GOARM" && s.Value != "" && s.Value[0] <= '6' {
+					ms = append(slices.Clone(ms), "armv6l", "armv6")
+					if s.Value[0] == '5' {
+						ms = append(ms, "armv5tel", "armv5tejl")
+					}
+				}
+			}
+		}
+	}
+	return ms
+}
+
+// Serves reports whether the binary runs on a host whose uname -s and -m are system and machine.
+func (d *Deployment) Serves(system, machine string) bool {
+	return unameSystems[d.goos()] == system && slices.Contains(d.machines(), machine)
+}
+
+// PlatformError returns the error for a remote host the binary does not serve.
+func (d *Deployment) PlatformError(m *Missing) *PlatformError {
+	return &PlatformError{System: m.System, Machine: m.Machine, GOOS: d.goos(), GOARCH: d.goarch()}
+}
+
+// parseMissing finds the Missing line in b.
+func parseMissing(b []byte, marker string) *Missing {
+	i := bytes.Index(b, []byte(marker))
+	if i < 0 {
+		return nil
+	}
+	line := b[i+len(marker):]
+	if j := bytes.IndexByte(line, '\n'); j >= 0 {
+		line = line[:j]
+	}
+	return parseMissingLine(line)
+}
+
+func parseMissingLine(line []byte) *Missing {
+	uname, path, _ := strings.Cut(string(line), "\t")
+	m := &Missing{PATH: path}
+	uname = strings.TrimSpace(uname)
+	if i := strings.LastIndexByte(uname, ' '); i >= 0 {
+		m.System, m.Machine = uname[:i], uname[i+1:]
+	} else {
+		m.System = uname
+	}
+	return m
+}
+
+// Watcher reads the start command's output and notices the Missing line before the
+// program's own first bytes.
+type Watcher struct {
+	r      io.Reader
+	marker []byte
+	stop   []byte
+
+	mu      sync.Mutex
+	win     []byte // bytes that may still begin the marker or the stop string
+	inLine  bool   // the marker was seen: win collects the rest of its line
+	done    bool   // the line was read, the stop string seen, or too much scanned
+	eof     bool
+	scanned int
+	missing *Missing
+}
+
+// Limits on what the watcher keeps and scans.
+const (
+	maxScan        = 1 << 20 // as much login-shell output as the control channel skips
+	maxMissingLine = 16 << 10
+)
+
+// Watch returns a reader of r, the started session's output, that notices the Missing line.
+// It stops looking at the first occurrence of stop, the bytes the program writes first, so the
+// program's own output is never searched.
+func (d *Deployment) Watch(r io.Reader, stop string) *Watcher {
+	return &Watcher{r: r, marker: []byte(d.marker()), stop: []byte(stop)}
+}
+
+func (w *Watcher) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	w.mu.Lock()
+	w.scan(p[:n])
+	if err != nil {
+		w.end()
+	}
+	w.mu.Unlock()
+	return n, err
+}
+
+func (w *Watcher) scan(b []byte) {
+	if w.done || len(b) == 0 {
+		return
+	}
+	w.scanned += len(b)
+	w.win = append(w.win, b...)
+	if !w.inLine {
+		i := bytes.Index(w.win, w.marker)
+		j := -1
+		if len(w.stop) > 0 {
+			j = bytes.Index(w.win, w.stop)
+		}
+		switch {
+		case j >= 0 && (i < 0 || j < i):
+			w.finish()
+			return
+		case i >= 0:
+			w.win = append(w.win[:0], w.win[i+len(w.marker):]...)
+			w.inLine = true
+		default:
+			if w.scanned > maxScan {
+				w.finish()
+				return
+			}
+			keep := max(len(w.marker), len(w.stop)) - 1
+			if len(w.win) > keep {
+				w.win = append(w.win[:0], w.win[len(w.win)-keep:]...)
+			}
+			return
+		}
+	}
+	if k := bytes.IndexByte(w.win, '\n'); k >= 0 {
+		w.missing = parseMissingLine(w.win[:k])
+		w.finish()
+	} else if len(w.win) > maxMissingLine {
+		w.missing = parseMissingLine(w.win[:maxMissingLine])
+		w.finish()
+	}
+}
+
+// end is the end of the stream: a line without its newline still counts.
+func (w *Watcher) end() {
+	w.eof = true
+	if w.inLine && !w.done {
+		w.missing = parseMissingLine(w.win)
+	}
+	w.finish()
+}
+
+func (w *Watcher) finish() {
+	w.done = true
+	w.win = nil
+}
+
+// Missing returns the Missing line if it has been read, else nil.
+func (w *Watcher) Missing() *Missing {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.missing
+}
+
+// Drain reads on, for at most d, until the Missing line, the program's first bytes or the end
+// of the stream, for when the consumer gave up before reading them (a write to the ended
+// session failed first). It returns the Missing line if there is one.
+func (w *Watcher) Drain(d time.Duration) *Missing {
+	w.mu.Lock()
+	done := w.done
+	w.mu.Unlock()
+	if done {
+		return w.Missing()
+	}
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		buf := make([]byte, 32<<10)
+		for {
+			if _, err := w.Read(buf); err != nil {
+				return
+			}
+			w.mu.Lock()
+			done := w.done
+			w.mu.Unlock()
+			if done {
+				return
+			}
+		}
+	}()
+	select {
+	case <-finished:
+	case <-time.After(d):
+	}
+	return w.Missing()
+}
+
+// shQuote quotes s for a POSIX shell.
+func shQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+,:=@%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// shWrap runs script with sh, so that it means the same under any login shell (csh, fish):
+// the quoted script carries no backslash pairs that those shells would take apart.
+func shWrap(script string) string {
+	return "exec sh -c " + shQuote(script)
+}
+
+// capBuffer keeps the first max bytes written to it and discards the rest.
+type capBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *capBuffer) Write(p []byte) (int, error) {
+	if room := b.max - b.Buffer.Len(); room > 0 {
+		b.Buffer.Write(p[:min(room, len(p))])
+	}
+	return len(p), nil
+}

@@ -1,0 +1,279 @@
+package sshlogin
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+func TestWatcher(t *testing.T) {
+	const stop = "\x00prog-ctl\x00"
+	big := strings.Repeat("motd line\n", 1000)
+	for _, c := range []struct {
+		name, in string
+		want     *Missing
+	}{
+		{"marker", "\x00prog-missing Linux x86_64\t/usr/bin:/bin\n", &Missing{"Linux", "x86_64", "/usr/bin:/bin"}},
+		{"after a banner", big + "\x00prog-missing FreeBSD arm64\t/bin\n", &Missing{"FreeBSD", "arm64", "/bin"}},
+		{"no newline before the end", "hello\n\x00prog-missing Darwin arm64\t/bin", &Missing{"Darwin", "arm64", "/bin"}},
+		{"system with a space", "\x00prog-missing Some OS m68k\t\n", &Missing{"Some OS", "m68k", ""}},
+		{"the program started", "banner\n" + stop + "J\x00\x00\x00\x02{}", nil},
+		{"marker in the program's output", stop + "\x00prog-missing Linux x86_64\t/bin\n", nil},
+		{"nothing", big, nil},
+		{"another program's marker", "\x00other-missing Linux x86_64\t/bin\n", nil},
+	} {
+		for _, split := range []string{"whole", "bytes"} {
+			t.Run(c.name+"/"+split, func(t *testing.T) {
+				d := &Deployment{Name: "prog"}
+				var r io.Reader = strings.NewReader(c.in)
+				if split == "bytes" {
+					r = iotest.OneByteReader(r)
+				}
+				w := d.Watch(r, stop)
+				got, err := io.ReadAll(w)
+				if err != nil || string(got) != c.in {
+					t.Fatalf("the watcher changed the stream: %v", err)
+				}
+				m := w.Missing()
+				if (m == nil) != (c.want == nil) || m != nil && *m != *c.want {
+					t.Fatalf("Missing() = %+v, want %+v", m, c.want)
+				}
+			})
+		}
+	}
+}
+
+// A consumer that stopped reading early: Drain finds the line.
+func TestWatcherDrain(t *testing.T) {
+	d := &Deployment{Name: "prog"}
+	w := d.Watch(strings.NewReader("motd\n\x00prog-missing Linux aarch64\t/bin\n"), "\x00prog-ctl\x00")
+	if m := w.Drain(5 * time.Second); m == nil || m.Machine != "aarch64" {
+		t.Fatalf("Drain = %+v", m)
+	}
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	w = d.Watch(pr, "x")
+	t0 := time.Now()
+	if m := w.Drain(50 * time.Millisecond); m != nil || time.Since(t0) > 5*time.Second {
+		t.Fatalf("Drain of a silent stream = %+v after %v", m, time.Since(t0))
+	}
+}
+
+func FuzzWatcher(f *testing.F) {
+	f.Add([]byte("motd\n\x00p-missing Linux x86_64\t/bin\n"), uint8(3))
+	f.Add([]byte("\x00p-ctl\x00\x00p-missing A B\t\n"), uint8(1))
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
+		d := &Deployment{Name: "p"}
+		whole := d.Watch(bytes.NewReader(in), "\x00p-ctl\x00")
+		io.ReadAll(whole)
+		parts := d.Watch(&chunkReader{b: in, n: int(chunk%16) + 1}, "\x00p-ctl\x00")
+		got, _ := io.ReadAll(parts)
+		if !bytes.Equal(got, in) {
+			t.Fatal("the watcher changed the stream")
+		}
+		a, b := whole.Missing(), parts.Missing()
+		if (a == nil) != (b == nil) || a != nil && *a != *b {
+			t.Fatalf("whole %+v, in chunks of %d %+v", a, chunk%16+1, b)
+		}
+	})
+}
+
+type chunkReader struct {
+	b []byte
+	n int
+}
+
+func (r *chunkReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), r.n)], r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+func TestServes(t *testing.T) {
+	for _, c := range []struct {
+		goos, goarch, system, machine string
+		ok                            bool
+	}{
+		{"linux", "amd64", "Linux", "x86_64", true},
+		{"linux", "arm64", "Linux", "aarch64", true},
+		{"linux", "arm", "Linux", "armv7l", true},
+		{"linux", "386", "Linux", "i686", true},
+		{"linux", "amd64", "Linux", "aarch64", false},
+		{"linux", "amd64", "FreeBSD", "amd64", false},
+		{"freebsd", "amd64", "FreeBSD", "amd64", true},
+		{"freebsd", "arm64", "FreeBSD", "arm64", true},
+		{"darwin", "arm64", "Darwin", "arm64", true},
+		{"darwin", "amd64", "Darwin", "arm64", false},
+		{"linux", "mips", "Linux", "mips", false},
+		{"windows", "amd64", "Windows", "x86_64", false},
+	} {
+		d := &Deployment{GOOS: c.goos, GOARCH: c.goarch}
+		if got := d.Serves(c.system, c.machine); got != c.ok {
+			t.Errorf("%s/%s serves %s %s: %v, want %v", c.goos, c.goarch, c.system, c.machine, got, c.ok)
+		}
+	}
+}
+
+// fakeRemote is a home and a PATH for running the remote scripts with the local sh.
+type fakeRemote struct {
+	t    *testing.T
+	home string
+	bin  string // a directory on PATH
+	d    *Deployment
+}
+
+// newFakeRemote deploys prog, a shell script that says where it ran from.
+func newFakeRemote(t *testing.T) *fakeRemote {
+	t.Helper()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	dir := t.TempDir()
+	r := &fakeRemote{t: t, home: filepath.Join(dir, "home"), bin: filepath.Join(dir, "bin")}
+	os.Mkdir(r.home, 0o755)
+	os.Mkdir(r.bin, 0o755)
+	local := filepath.Join(dir, "prog")
+	os.WriteFile(local, []byte("#!/bin/sh\necho \"cached copy ran: $*\"\n"), 0o755)
+	r.d = &Deployment{Name: "prog", Args: "--serve", Version: "1.0", Binary: local}
+	if err := r.d.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// sh runs a remote command line as sshd would, through the login shell.
+func (r *fakeRemote) sh(command string, stdin io.Reader) (string, string, error) {
+	cmd := exec.Command("sh", "-c", command)
+	cmd.Env = []string{"HOME=" + r.home, "PATH=" + r.bin + ":/usr/bin:/bin"}
+	cmd.Stdin = stdin
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	return out.String(), errb.String(), err
+}
+
+func (r *fakeRemote) start() string {
+	r.t.Helper()
+	cmd, err := r.d.StartCommand()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out, stderr, err := r.sh(cmd, nil)
+	if err != nil {
+		r.t.Fatalf("start command: %v: %s", err, stderr)
+	}
+	return out
+}
+
+func (r *fakeRemote) install(stdin io.Reader) (string, string, error) {
+	return r.sh(r.d.installScript("tok"), stdin)
+}
+
+func (r *fakeRemote) cached() string {
+	sum := r.d.SHA256()
+	return filepath.Join(r.home, ".cache", "prog", "1.0-"+hex.EncodeToString(sum[:8]), "prog")
+}
+
+func TestStartAndInstallScripts(t *testing.T) {
+	r := newFakeRemote(t)
+	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "darwin" {
+		t.Skip("unknown uname")
+	}
+
+	out := r.start()
+	if !strings.HasPrefix(out, "\x00prog-missing ") || !strings.Contains(out, "\t"+r.bin+":") {
+		t.Fatalf("start command without the program printed %q", out)
+	}
+
+	bin, _ := os.ReadFile(r.d.Binary)
+	if _, stderr, err := r.install(bytes.NewReader(bin[:len(bin)-1])); err == nil || !strings.Contains(stderr, "does not have the SHA-256") {
+		t.Fatalf("installing a short copy: %v, %q", err, stderr)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(r.cached())); len(ents) != 0 {
+		t.Fatalf("a failed install left %v", ents)
+	}
+
+	out, stderr, err := r.install(bytes.NewReader(bin))
+	if err != nil || strings.TrimSpace(out) != r.cached() {
+		t.Fatalf("install: %q, %v, %s", out, err, stderr)
+	}
+	fi, _ := os.Stat(r.cached())
+	if fi.Mode().Perm() != 0o700 || fi.ModTime().Year() != 2000 {
+		t.Fatalf("installed copy: mode %v, mtime %v", fi.Mode(), fi.ModTime())
+	}
+	if got := r.start(); got != "cached copy ran: --serve\n" {
+		t.Fatalf("start command with a cached copy printed %q", got)
+	}
+	run, _, err := r.sh(r.d.RunCommand(), nil)
+	if err != nil || run != "cached copy ran: --serve\n" {
+		t.Fatalf("run command: %q, %v", run, err)
+	}
+
+	// An installed program on PATH is second to the cached copy of this exact binary.
+	os.WriteFile(filepath.Join(r.bin, "prog"), []byte("#!/bin/sh\necho \"installed ran: $*\"\n"), 0o755)
+	if got := r.start(); got != "cached copy ran: --serve\n" {
+		t.Fatalf("start command with both printed %q", got)
+	}
+
+	// Any write to the copy makes it newer than its stamp: it is not run.
+	os.WriteFile(r.cached(), []byte("#!/bin/sh\necho corrupt\n"), 0o700)
+	if got := r.start(); got != "installed ran: --serve\n" {
+		t.Fatalf("start command with a changed copy printed %q", got)
+	}
+	os.Remove(filepath.Join(r.bin, "prog"))
+	if got := r.start(); !strings.HasPrefix(got, "\x00prog-missing ") {
+		t.Fatalf("start command with only a changed copy printed %q", got)
+	}
+
+	// --remote-path comes first; NoCache ignores the cache.
+	other := filepath.Join(r.home, "other prog")
+	os.WriteFile(other, []byte("#!/bin/sh\necho \"other ran: $*\"\n"), 0o755)
+	r.d.Path = other
+	if got := r.start(); got != "other ran: --serve\n" {
+		t.Fatalf("start command with Path printed %q", got)
+	}
+	r.d.Path = ""
+	if _, _, err := r.install(bytes.NewReader(bin)); err != nil {
+		t.Fatal(err)
+	}
+	r.d.NoCache = true
+	if got := r.start(); !strings.HasPrefix(got, "\x00prog-missing ") {
+		t.Fatalf("start command with NoCache printed %q", got)
+	}
+}
+
+func TestInstallRefusesOtherPlatform(t *testing.T) {
+	r := newFakeRemote(t)
+	r.d.GOOS, r.d.GOARCH = "plan9", "amd64"
+	out, _, err := r.install(strings.NewReader("data"))
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 3 {
+		t.Fatalf("install for another platform: %v", err)
+	}
+	if m := parseMissing([]byte(out), r.d.marker()); m == nil || m.System == "" {
+		t.Fatalf("no Missing line: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(r.home, ".cache")); err == nil {
+		t.Fatal("a refused install created the cache")
+	}
+}
+
+func TestDirName(t *testing.T) {
+	d := &Deployment{Name: "socketpipe", Version: "v1.2.3-4-gabc/dirty x"}
+	d.sum = sha256.Sum256([]byte("x"))
+	want := "${XDG_CACHE_HOME:-$HOME/.cache}/socketpipe/v1.2.3-4-gabc_dirty_x-2d711642b726b044"
+	if got := d.Dir(); got != want {
+		t.Fatalf("Dir() = %q, want %q", got, want)
+	}
+}
