@@ -129,6 +129,8 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 		}
 	}
 	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
+	dep := newDeployer(a, stderr, logf)
+	login.NativeCommand = dep.startCommand
 	login.Stderr = stderr
 	login.BatchMode = a.Batch
 	login.ForceExec = a.ForceExec
@@ -158,11 +160,20 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 		LocalAddr: login.LocalAddr(), RemoteAddr: login.RemoteAddr(), Native: login.Native(),
 		Logf: logf,
 	}
-	rep, err := c.Run(ctx, r, w)
+	rep, err := c.Run(ctx, dep.reader(r), w)
+	half := login // the session the remote half runs in
+	if err != nil && login.Native() {
+		rep, half, w, err = dep.recover(ctx, login, w, c, err)
+	}
 	if err != nil {
 		// Our own failure: end the login at once; the remote half then ends its command.
+		// A remote half that never spoke has ended, or its login is ending: its status
+		// (127: not found) says why, and closing first would lose it.
+		if !errors.As(err, new(*rendezvous.BannerError)) {
+			login.Close()
+		}
+		lerr := waitLogin(half, 5*time.Second)
 		login.Close()
-		lerr := waitLogin(login, 5*time.Second)
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
@@ -171,7 +182,7 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	}
 	// Done: closing the control channel lets the remote half exit.
 	w.Close()
-	if lerr := waitLogin(login, 10*time.Second); lerr != nil && logf != nil {
+	if lerr := waitLogin(half, 10*time.Second); lerr != nil && logf != nil {
 		logf("login ended: %v", lerr)
 	}
 	login.Close()
@@ -216,6 +227,9 @@ func reportLoginError(stderr io.Writer, login []string, err error) {
 }
 
 func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error) {
+	if reportDeployError(stderr, err, loginErr) {
+		return
+	}
 	var be *rendezvous.BannerError
 	var ee *sshlogin.ExitError
 	switch {
@@ -224,7 +238,7 @@ func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error) {
 		switch {
 		case errors.As(loginErr, &ee) && ee.Status == 127:
 			errorf(stderr, "the remote half did not start: %s is not installed on the remote host (the remote shell said: command not found)", remoteName(a.RemotePath))
-			hintf(stderr, "install socketpipe on the remote host's PATH, or name it with --remote-path")
+			hintf(stderr, "install socketpipe on the remote host's PATH or name it with --remote-path; with a native ssh login (no -x) socketpipe copies itself there")
 		case errors.As(loginErr, &ee) && ee.Status == 126:
 			errorf(stderr, "the remote half did not start: %s is not executable on the remote host", remoteName(a.RemotePath))
 		case errors.As(loginErr, &ee):

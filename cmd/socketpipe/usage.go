@@ -8,7 +8,7 @@ import (
 )
 
 const usageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
-                  [--remote-path path] [--cipher name]
+                  [--remote-path path] [--no-deploy] [--cipher name]
                   [-i { input command ... }] -l { login command ... }
                   -r { remote command ... } [-o { output command ... }]
        socketpipe --help | --version
@@ -32,6 +32,8 @@ separate words and may nest. Without -o the remote output goes to standard outpu
   -x                         execute the login command even when it is ssh
   -v                         tell what happens, on standard error
   --remote-path path         the socketpipe binary on the remote host (default socketpipe)
+  --no-deploy                never copy socketpipe to a remote host that lacks it (native
+                             ssh login copies it into ~/.cache/socketpipe there by default)
 
 Exit status: the rightmost failed stage's status (as a shell's pipefail), 2 when socketpipe
 itself fails, 1 for a command-line mistake. See socketpipe(1).

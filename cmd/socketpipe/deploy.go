@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/socketpipe/socketpipe/pkg/plumb"
+	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshlogin"
+)
+
+// deployer starts the remote half of a native login. One session command runs socketpipe
+// from the remote PATH (or --remote-path) or from the cache of copies this binary deployed
+// before, so that an installed or cached remote half costs no round trip more than the login.
+// When there is neither, or the remote socketpipe speaks another protocol, the same SSH
+// connection carries an upload of this binary and then starts the copy.
+type deployer struct {
+	a      *plumb.Args
+	dep    *sshlogin.Deployment
+	watch  *sshlogin.Watcher
+	stderr io.Writer
+	logf   func(string, ...any)
+}
+
+func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *deployer {
+	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &sshlogin.Deployment{
+		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: plumb.Version,
+		NoCache: a.NoDeploy,
+	}}
+	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && isSSH(a.Login[0]) {
+		// The start command names the cache by this binary's hash: hash it during the login.
+		go func() {
+			t0 := time.Now()
+			if d.dep.Prepare() == nil {
+				sum := d.dep.SHA256()
+				d.log("this binary: %s, SHA-256 %x..., hashed in %v", size(d.dep.Size()), sum[:8], time.Since(t0).Round(time.Microsecond))
+			}
+		}()
+	}
+	return d
+}
+
+func isSSH(word string) bool { return word == "ssh" || strings.HasSuffix(word, "/ssh") }
+
+func (d *deployer) log(format string, args ...any) {
+	if d.logf != nil {
+		d.logf(format, args...)
+	}
+}
+
+// startCommand is the login's NativeCommand.
+func (d *deployer) startCommand() (string, error) { return d.dep.StartCommand() }
+
+// reader watches the login session's output for the start command's report of a missing
+// remote half.
+func (d *deployer) reader(r io.Reader) io.Reader {
+	d.watch = d.dep.Watch(r, rendezvous.Magic)
+	return d.watch
+}
+
+// A missingError is a native login's remote host without a socketpipe to run, when socketpipe
+// does not deploy itself (--no-deploy).
+type missingError struct {
+	path string // --remote-path
+	m    *sshlogin.Missing
+}
+
+func (e *missingError) Error() string {
+	if e.path != "" {
+		return fmt.Sprintf("--remote-path %s names no executable on the remote host", e.path)
+	}
+	return fmt.Sprintf("socketpipe is not installed on the remote host (its PATH is %s)", e.m.PATH)
+}
+
+// A copyStartError is a deployed copy that did not start.
+type copyStartError struct {
+	path   string
+	interp string // the binary's dynamic loader, if it has one
+	err    error
+}
+
+func (e *copyStartError) Error() string {
+	return fmt.Sprintf("the copy of socketpipe deployed to %s did not start", e.path)
+}
+
+func (e *copyStartError) Unwrap() error { return e.err }
+
+// recover is called when the first attempt at the remote half failed with err on a native
+// login. If the start command reported socketpipe missing, or the remote one speaks another
+// protocol, it uploads this binary over the same connection and runs the plumbing again with
+// the copy. It returns the session the remote half runs in and its standard input.
+func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteCloser, c *plumb.Client, err error) (*plumb.Report, *sshlogin.Cmd, io.WriteCloser, error) {
+	rep := &plumb.Report{}
+	if ctx.Err() != nil || d.watch == nil {
+		return rep, login, w, err
+	}
+	var ve *plumb.VersionError
+	m := d.watch.Drain(2 * time.Second)
+	switch {
+	case m != nil && d.a.NoDeploy:
+		return rep, login, w, &missingError{path: d.a.RemotePath, m: m}
+	case m != nil:
+		if !d.dep.Serves(m.System, m.Machine) {
+			return rep, login, w, d.dep.PlatformError(m)
+		}
+		what := "socketpipe is not on its PATH"
+		if d.a.RemotePath != "" {
+			what = "--remote-path " + d.a.RemotePath + " names nothing there"
+		}
+		d.log("the remote host (%s) has no socketpipe to run: %s; deploying this binary", m.Platform(), what)
+	case errors.As(err, &ve) && !d.a.NoDeploy:
+		d.log("%v; deploying this binary", err)
+	default:
+		return rep, login, w, err
+	}
+	// The first session has ended or will once its input ends; the connection stays.
+	w.Close()
+
+	inst, ierr := d.dep.Install(ctx, login)
+	if ierr != nil {
+		if ve != nil {
+			return rep, login, w, fmt.Errorf("%w (%w)", ierr, ve)
+		}
+		return rep, login, w, ierr
+	}
+	d.log("uploaded socketpipe (%s) to %s in %v", size(inst.Size), inst.Path, inst.Took.Round(time.Millisecond))
+	if ip := d.dep.Interpreter(); ip != "" {
+		d.log("note: this binary is dynamically linked (%s); a static build (CGO_ENABLED=0, as make build does) runs on more hosts", ip)
+	}
+	half, err := login.Session(d.dep.RunCommand())
+	if err != nil {
+		return rep, login, w, err
+	}
+	half.Stderr = d.stderr
+	hw, err := half.StdinPipe()
+	if err != nil {
+		return rep, login, w, err
+	}
+	hr, err := half.StdoutPipe()
+	if err != nil {
+		return rep, login, w, err
+	}
+	if err := half.Start(ctx); err != nil {
+		return rep, login, w, err
+	}
+	rep, err = c.Run(ctx, hr, hw)
+	if errors.As(err, new(*rendezvous.BannerError)) {
+		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
+	}
+	return rep, half, hw, err
+}
+
+// reportDeployError says what went wrong in deploying, if err is such a failure.
+func reportDeployError(stderr io.Writer, err, loginErr error) bool {
+	var me *missingError
+	var pe *sshlogin.PlatformError
+	var ie *sshlogin.InstallError
+	var ce *copyStartError
+	switch {
+	case errors.As(err, &me):
+		errorf(stderr, "%v", me)
+		if me.path != "" {
+			hintf(stderr, "give the remote socketpipe's path, or drop --no-deploy to let socketpipe copy itself there")
+		} else {
+			hintf(stderr, "install socketpipe on the remote host's PATH, name it with --remote-path, or drop --no-deploy to let socketpipe copy itself there")
+		}
+	case errors.As(err, &pe):
+		errorf(stderr, "%s", strings.TrimPrefix(pe.Error(), "sshlogin: "))
+		hintf(stderr, "install socketpipe for %s there (make build-all cross-compiles) and name it with --remote-path, or put it on the remote PATH", pe.System+"/"+pe.Machine)
+	case errors.As(err, &ie):
+		msg := ie.Msg
+		if msg == "" {
+			msg = ie.Err.Error()
+		}
+		errorf(stderr, "cannot deploy socketpipe into %s on the remote host: %s", ie.Dir, msg)
+		hintf(stderr, "socketpipe copies itself into that cache directory: make it writable with room for the binary, point XDG_CACHE_HOME elsewhere for the remote login, or install socketpipe on the remote host (--remote-path)")
+	case errors.As(err, &ce):
+		errorf(stderr, "%v", ce)
+		var ee *sshlogin.ExitError
+		switch {
+		case errors.As(loginErr, &ee) && ee.Status == 126:
+			hintf(stderr, "the remote cache directory may be on a noexec file system: set XDG_CACHE_HOME for the remote login, or install socketpipe there (--remote-path)")
+		case ce.interp != "":
+			hintf(stderr, "this binary is dynamically linked (%s): build it with CGO_ENABLED=0 (make build does) to deploy it", ce.interp)
+		default:
+			hintf(stderr, "install socketpipe on the remote host, or name it with --remote-path")
+		}
+	default:
+		return false
+	}
+	return true
+}
+
+// size is a byte count for people.
+func size(n int64) string {
+	if n < 1<<20 {
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
