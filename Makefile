@@ -9,14 +9,17 @@ FUZZTIME ?= 5s
 FUZZ_TARGETS := \
 	./pkg/plumb:FuzzParseArgs \
 	./pkg/rendezvous:FuzzControl \
-	./pkg/rendezvous:FuzzOpenReader
+	./pkg/rendezvous:FuzzOpenReader \
+	./pkg/sshlogin:FuzzWatcher
 
 .PHONY: all build build-all test unit race integration fuzz demo bench install clean
 
 all: build
 
+# Static (no cgo), so that the binary socketpipe copies to a remote host runs there whatever
+# its C library.
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/socketpipe
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/socketpipe
 
 # Cross-compiled binaries for placing on remote hosts by hand.
 build-all:
