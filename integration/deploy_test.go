@@ -513,3 +513,27 @@ func (e *deployEnv) mustRunB(b *testing.B) result {
 	defer func() { e.t = saved }()
 	return e.mustRun()
 }
+
+// A --remote-path of another protocol is tried first on every run; the cached copy is then
+// used rather than uploaded again.
+func TestDeployOnVersionMismatchRemotePath(t *testing.T) {
+	t.Parallel()
+	old := t.TempDir()
+	os.Chmod(old, 0o755)
+	writeScript(t, old, "socketpipe", oldSocketpipe(t))
+	e := newDeployEnv(t)
+	path := filepath.Join(old, "socketpipe")
+	r := e.mustRun("--remote-path", path)
+	if !uploaded(r) || !strings.Contains(r.stderr, "protocol 99") {
+		t.Fatalf("--remote-path to a socketpipe of protocol 99 did not lead to a deployment:\n%s", r.stderr)
+	}
+	id := e.checkCopy()
+	r = e.mustRun("--remote-path", path)
+	t.Logf("second run:\n%s", r.stderr)
+	if uploaded(r) || !strings.Contains(r.stderr, "ran the cached copy of this binary instead") {
+		t.Fatalf("the second run did not use the cached copy:\n%s", r.stderr)
+	}
+	if e.checkCopy() != id {
+		t.Fatal("the cached copy changed")
+	}
+}

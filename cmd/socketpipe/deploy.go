@@ -113,45 +113,68 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 		}
 		d.log("the remote host (%s) has no socketpipe to run: %s; deploying this binary", m.Platform(), what)
 	case errors.As(err, &ve) && !d.a.NoDeploy:
-		d.log("%v; deploying this binary", err)
+		// The first session has ended or will once its input ends; the connection stays.
+		w.Close()
+		if d.a.RemotePath != "" {
+			// The start command tried --remote-path before the cache: try the cache now
+			// rather than upload again on every run.
+			cmd, cerr := d.dep.CacheCommand()
+			if cerr != nil {
+				return rep, login, w, cerr
+			}
+			rep, half, hw, missing, err := d.start(ctx, login, c, cmd)
+			if missing == nil {
+				if err == nil {
+					d.log("%v; ran the cached copy of this binary instead", ve)
+				}
+				return rep, half, hw, err
+			}
+		}
+		d.log("%v; deploying this binary", ve)
 	default:
 		return rep, login, w, err
 	}
-	// The first session has ended or will once its input ends; the connection stays.
 	w.Close()
 
 	inst, ierr := d.dep.Install(ctx, login)
 	if ierr != nil {
-		if ve != nil {
-			return rep, login, w, fmt.Errorf("%w (%w)", ierr, ve)
-		}
 		return rep, login, w, ierr
 	}
 	d.log("uploaded socketpipe (%s) to %s in %v", size(inst.Size), inst.Path, inst.Took.Round(time.Millisecond))
 	if ip := d.dep.Interpreter(); ip != "" {
 		d.log("note: this binary is dynamically linked (%s); a static build (CGO_ENABLED=0, as make build does) runs on more hosts", ip)
 	}
-	half, err := login.Session(d.dep.RunCommand())
-	if err != nil {
-		return rep, login, w, err
-	}
-	half.Stderr = d.stderr
-	hw, err := half.StdinPipe()
-	if err != nil {
-		return rep, login, w, err
-	}
-	hr, err := half.StdoutPipe()
-	if err != nil {
-		return rep, login, w, err
-	}
-	if err := half.Start(ctx); err != nil {
-		return rep, login, w, err
-	}
-	rep, err = c.Run(ctx, hr, hw)
+	rep, half, hw, _, err := d.start(ctx, login, c, d.dep.RunCommand())
 	if errors.As(err, new(*rendezvous.BannerError)) {
 		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
 	}
 	return rep, half, hw, err
+}
+
+// start runs the plumbing again with the remote half started by command on a new session of
+// the login's connection. missing is what the command printed if it found nothing to run.
+func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client, command string) (rep *plumb.Report, half *sshlogin.Cmd, hw io.WriteCloser, missing *sshlogin.Missing, err error) {
+	rep = &plumb.Report{}
+	if half, err = login.Session(command); err != nil {
+		return rep, login, nil, nil, err
+	}
+	half.Stderr = d.stderr
+	if hw, err = half.StdinPipe(); err != nil {
+		return rep, login, nil, nil, err
+	}
+	hr, err := half.StdoutPipe()
+	if err != nil {
+		return rep, login, hw, nil, err
+	}
+	if err := half.Start(ctx); err != nil {
+		return rep, login, hw, nil, err
+	}
+	watch := d.dep.Watch(hr, rendezvous.Magic)
+	rep, err = c.Run(ctx, watch, hw)
+	if err != nil && ctx.Err() == nil {
+		missing = watch.Drain(2 * time.Second)
+	}
+	return rep, half, hw, missing, err
 }
 
 // reportDeployError says what went wrong in deploying, if err is such a failure.

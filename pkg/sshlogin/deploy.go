@@ -210,13 +210,28 @@ func (d *Deployment) StartCommand() (string, error) {
 		s.WriteString(installed)
 	}
 	if !d.NoCache {
-		fmt.Fprintf(&s, `b="%s/%s"; if [ -O "$b" ] && [ -x "$b" ] && [ "$b.ok" -nt "$b" ]; then exec "$b" %s; fi; `, d.Dir(), d.Name, d.Args)
+		s.WriteString(d.runCached())
 	}
 	if d.Path == "" {
 		s.WriteString(installed)
 	}
 	s.WriteString(d.printMissing())
 	return shWrap(s.String()), nil
+}
+
+// CacheCommand is StartCommand restricted to the cache: it runs a good cached copy or prints
+// the Missing line. With Path set, StartCommand tries Path first, and a Path of another
+// version leaves the cache untried.
+func (d *Deployment) CacheCommand() (string, error) {
+	if err := d.Prepare(); err != nil {
+		return "", err
+	}
+	return shWrap(d.runCached() + d.printMissing()), nil
+}
+
+// runCached runs the cached copy if it is the user's and its stamp is newer than it.
+func (d *Deployment) runCached() string {
+	return fmt.Sprintf(`b="%s/%s"; if [ -O "$b" ] && [ -x "$b" ] && [ "$b.ok" -nt "$b" ]; then exec "$b" %s; fi; `, d.Dir(), d.Name, d.Args)
 }
 
 // RunCommand is the remote command line that runs the cached copy (after Install).

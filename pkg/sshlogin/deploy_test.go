@@ -220,6 +220,13 @@ func TestStartAndInstallScripts(t *testing.T) {
 	if err != nil || run != "cached copy ran: --serve\n" {
 		t.Fatalf("run command: %q, %v", run, err)
 	}
+	cacheCmd, err := r.d.CacheCommand()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := r.sh(cacheCmd, nil); err != nil || got != "cached copy ran: --serve\n" {
+		t.Fatalf("cache command: %q, %v", got, err)
+	}
 
 	// An installed program on PATH is second to the cached copy of this exact binary.
 	os.WriteFile(filepath.Join(r.bin, "prog"), []byte("#!/bin/sh\necho \"installed ran: $*\"\n"), 0o755)
@@ -235,6 +242,9 @@ func TestStartAndInstallScripts(t *testing.T) {
 	os.Remove(filepath.Join(r.bin, "prog"))
 	if got := r.start(); !strings.HasPrefix(got, "\x00prog-missing ") {
 		t.Fatalf("start command with only a changed copy printed %q", got)
+	}
+	if got, _, _ := r.sh(cacheCmd, nil); !strings.HasPrefix(got, "\x00prog-missing ") {
+		t.Fatalf("cache command with a changed copy printed %q", got)
 	}
 
 	// --remote-path comes first; NoCache ignores the cache.
