@@ -138,7 +138,7 @@ type fakeRemote struct {
 func newFakeRemote(t *testing.T) *fakeRemote {
 	t.Helper()
 	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
+		t.Fatal("the remote scripts need sh:", err)
 	}
 	dir := t.TempDir()
 	r := &fakeRemote{t: t, home: filepath.Join(dir, "home"), bin: filepath.Join(dir, "bin")}
