@@ -329,7 +329,7 @@ func TestDeployOtherArchitecture(t *testing.T) {
 		t.Fatalf("a FreeBSD/arm64 remote exited %d, want 2\nstderr:\n%s", r.code, r.stderr)
 	}
 	want := fmt.Sprintf("socketpipe: error: remote host is FreeBSD/arm64, this binary is linux/%s\n", goarch(t))
-	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "socketpipe: hint: install socketpipe") || !strings.Contains(r.stderr, "--remote-path") {
+	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "socketpipe: hint: install socketpipe built for FreeBSD/arm64 on the remote host") || !strings.Contains(r.stderr, "--remote-path") {
 		t.Fatalf("stderr lacks %q and a hint to install socketpipe there or use --remote-path:\n%s", want, r.stderr)
 	}
 	if uploaded(r) {

@@ -193,7 +193,11 @@ func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 		}
 	case errors.As(err, &pe):
 		errorf(stderr, "%s", strings.TrimPrefix(pe.Error(), "sshlogin: "))
-		hintf(stderr, "install socketpipe for %s there (make build-all cross-compiles) and name it with --remote-path, or put it on the remote PATH", pe.System+"/"+pe.Machine)
+		how := ""
+		if pe.System == "Linux" {
+			how = " (make build-all cross-compiles it)"
+		}
+		hintf(stderr, "install socketpipe built for %s/%s on the remote host%s: on its PATH, or name it with --remote-path", pe.System, pe.Machine, how)
 	case errors.As(err, &ie):
 		msg := ie.Msg
 		if msg == "" {

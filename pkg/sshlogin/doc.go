@@ -34,4 +34,9 @@
 // original socketpipe did. The child gets pipes or /dev/null, never the terminal, as stdin
 // and stdout, and stays in the caller's process group so that ssh can still ask for a
 // password on /dev/tty. Logf says which path was taken and why.
+//
+// On the native path, Session runs more commands on the same connection without logging in
+// again, and a Deployment runs a program from the remote PATH or, when the host lacks it,
+// uploads the local binary into a per-user cache there and runs it from that (see
+// ExampleDeployment).
 package sshlogin
