@@ -47,9 +47,9 @@ import (
 // place, so a killed upload or a full disk leaves at most a temporary file (removed by a
 // later install once it is a day old). After the rename a stamp file <Name>.ok is touched,
 // and the copy's modification time is set back to 2000-01-01: the start command runs the copy
-// only when it is owned by the user and the stamp is newer than it. Any later write to the
+// only when it is owned by the user, not empty, and the stamp is newer than it. Any later write to the
 // copy (truncation, a partial overwrite) makes the copy newer than its stamp, so it is never
-// run again and the next run replaces it. Checking the stamp costs three stat calls, where
+// run again and the next run replaces it. Checking the stamp costs a few stat calls, where
 // hashing the copy on every start would cost tens of milliseconds.
 type Deployment struct {
 	Name    string // the program's name on the remote PATH and in the cache: "socketpipe"
@@ -229,9 +229,10 @@ func (d *Deployment) CacheCommand() (string, error) {
 	return shWrap(d.runCached() + d.printMissing()), nil
 }
 
-// runCached runs the cached copy if it is the user's and its stamp is newer than it.
+// runCached runs the cached copy if it is the user's, not empty (what a crash soon after the
+// install can leave on a file system that delays allocation), and older than its stamp.
 func (d *Deployment) runCached() string {
-	return fmt.Sprintf(`b="%s/%s"; if [ -O "$b" ] && [ -x "$b" ] && [ "$b.ok" -nt "$b" ]; then exec "$b" %s; fi; `, d.Dir(), d.Name, d.Args)
+	return fmt.Sprintf(`b="%s/%s"; if [ -O "$b" ] && [ -x "$b" ] && [ -s "$b" ] && [ "$b.ok" -nt "$b" ]; then exec "$b" %s; fi; `, d.Dir(), d.Name, d.Args)
 }
 
 // RunCommand is the remote command line that runs the cached copy (after Install).

@@ -247,6 +247,19 @@ func TestStartAndInstallScripts(t *testing.T) {
 		t.Fatalf("cache command with a changed copy printed %q", got)
 	}
 
+	// An empty copy (a crash before its data reached the disk) is not run either.
+	if _, _, err := r.install(bytes.NewReader(bin)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(r.cached(), 0); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2000, 1, 1, 0, 0, 0, 0, time.Local)
+	os.Chtimes(r.cached(), old, old)
+	if got := r.start(); !strings.HasPrefix(got, "\x00prog-missing ") {
+		t.Fatalf("start command with an empty copy printed %q", got)
+	}
+
 	// --remote-path comes first; NoCache ignores the cache.
 	other := filepath.Join(r.home, "other prog")
 	os.WriteFile(other, []byte("#!/bin/sh\necho \"other ran: $*\"\n"), 0o755)
