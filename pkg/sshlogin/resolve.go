@@ -76,8 +76,8 @@ type resolver struct {
 	hostArg string
 
 	first     map[string]setting // first-value-wins keywords, by lowercase keyword
-	ids       []string           // IdentityFile, as written, in order
-	certs     []string
+	ids       []pathEntry        // -i and IdentityFile, as written, in order
+	certs     []pathEntry
 	sendEnv   []string
 	setEnv    []string
 	setEnvSet bool
@@ -129,7 +129,7 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		r.addUnique(&r.ids, p)
+		addPath(&r.ids, p, fromDashI)
 	}
 	active := true
 	for _, o := range inv.Options {
@@ -268,9 +268,9 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 	}
 	switch kw {
 	case "identityfile":
-		r.addUnique(&r.ids, args[0])
+		addPath(&r.ids, args[0], origin(flags, cmdline))
 	case "certificatefile":
-		r.addUnique(&r.certs, args[0])
+		addPath(&r.certs, args[0], origin(flags, cmdline))
 	case "sendenv":
 		for _, a := range args {
 			if strings.HasPrefix(a, "-") {
@@ -414,13 +414,34 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 	}
 }
 
-func (r *resolver) addUnique(list *[]string, v string) {
+// Where an identity or certificate file was named. OpenSSH drops a repeated file only when it
+// comes from the same kind of place (its add_identity_file's userprovided: 1 for -i, 2 for -o,
+// -F and the user file, 0 for the system file), so the same path may be listed twice.
+const (
+	fromSystem = iota
+	fromDashI
+	fromUser
+)
+
+type pathEntry struct {
+	path   string
+	origin int
+}
+
+func origin(flags int, cmdline bool) int {
+	if cmdline || flags&confUser != 0 {
+		return fromUser
+	}
+	return fromSystem
+}
+
+func addPath(list *[]pathEntry, p string, origin int) {
 	for _, e := range *list {
-		if e == v {
+		if e.path == p && e.origin == origin {
 			return
 		}
 	}
-	*list = append(*list, v)
+	*list = append(*list, pathEntry{p, origin})
 }
 
 // tilde expands a leading ~ or ~/ with the home directory, and ~user with that user's.
@@ -604,15 +625,16 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		return out
 	}
 
-	ids := r.ids
-	if len(ids) == 0 {
-		ids = sshDefIdentityFiles
+	for _, id := range r.ids {
+		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id.path))
 	}
-	for _, id := range ids {
-		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
+	if len(r.ids) == 0 {
+		for _, id := range sshDefIdentityFiles {
+			c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
+		}
 	}
 	for _, f := range r.certs {
-		c.CertificateFiles = append(c.CertificateFiles, expand("certificatefile", f))
+		c.CertificateFiles = append(c.CertificateFiles, expand("certificatefile", f.path))
 	}
 	if s, ok := r.first["userknownhostsfile"]; ok {
 		for _, f := range s.args {

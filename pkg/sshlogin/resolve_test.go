@@ -211,6 +211,7 @@ func TestOracleConfigFile(t *testing.T) {
 			dir := t.TempDir()
 			writeCase(t, c, dir)
 			for _, args := range c.args {
+				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
 					full := append([]string{"-F", filepath.Join(dir, "config")}, args...)
 					cmd := exec.Command(sshPath, append([]string{"-G"}, full...)...)
@@ -286,6 +287,7 @@ func TestOracleUserFiles(t *testing.T) {
 			}
 			writeCase(t, oracleCase{files: files}, dir)
 			for _, args := range c.args {
+				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
 					script := `mount --bind "$1" "$2" && mount --bind "$3" /etc/ssh && shift 3 && exec "$@"`
 					argv := append([]string{"-m", "sh", "-c", script, "sh", home, oe.pwHome, etc, sshPath, "-G"}, args...)
@@ -668,4 +670,12 @@ func FuzzResolve(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+func withDir(args []string, dir string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, "@DIR@", dir)
+	}
+	return out
 }
