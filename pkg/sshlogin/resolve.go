@@ -680,10 +680,23 @@ func (r *resolver) execSettings(c *Config, tokens map[byte]string) {
 	notNone := func(v string) bool { return !strings.EqualFold(v, "none") }
 	yes := func(v string) bool { return parseFlag(v) }
 
-	// A master connection: ssh would create one, ask, or reuse one through the socket. With
-	// ControlMaster no, a ControlPath still makes ssh try an existing master first.
+	// Multiplexing. With ControlMaster other than no, ssh would become a master, ask, or reuse
+	// one: exec. With ControlMaster no, a ControlPath only makes ssh try an existing master
+	// first: exec when something exists at the expanded path, else connecting directly is
+	// what ssh would do too. A path that cannot be expanded here also sends it to ssh.
 	is("controlmaster", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
-	is("controlpath", notNone)
+	if s, ok := r.first["controlpath"]; ok && notNone(s.args[0]) {
+		p, err := percentExpand(r.tilde(s.args[0]), tokens)
+		if err == nil {
+			p, err = r.dollarExpand(p)
+		}
+		switch _, serr := os.Lstat(p); {
+		case err != nil:
+			r.exec(s.pos, "ControlPath %s: %v", s.args[0], err)
+		case serr == nil:
+			r.exec(s.pos, "ControlPath %s: a master may be listening there", p)
+		}
+	}
 	if s, ok := r.first["localcommand"]; ok && notNone(s.args[0]) {
 		if p, ok := r.first["permitlocalcommand"]; ok && parseFlag(p.args[0]) {
 			r.exec(s.pos, "LocalCommand with PermitLocalCommand yes is not supported in-process")
