@@ -682,3 +682,35 @@ func withDir(args []string, dir string) []string {
 	}
 	return out
 }
+
+// TestOracleThisMachine compares DefaultEnv's resolution with ssh -G on this machine's own
+// files (~/.ssh/config, /etc/ssh/ssh_config and what they include), as the user would run it.
+func TestOracleThisMachine(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	for _, args := range [][]string{{"socketpipe-oracle.invalid"}, {"-p", "2022", "-l", "someone", "Other.Invalid"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			inv, err := ParseArgs(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Resolve(inv, DefaultEnv())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ExecReason != "" {
+				t.Skipf("this machine's configuration needs ssh: %s", cfg.ExecReason)
+			}
+			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("ssh -G %q: %v: %s", args, err, stderr.String())
+			}
+			got := parseG(string(out))
+			normalizeSSH(t, got, oe, oe.pwHome)
+			compareG(t, rebuild(got), cfg)
+		})
+	}
+}
