@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -61,6 +62,7 @@ func (e Env) systemDir() string {
 const (
 	confUser       = 1 << iota // user file (or -F): relative Includes are under ~/.ssh
 	confNeverMatch             // included from an inactive block: nothing in it applies
+	confCheckPerm              // refused if others may write it (user file and Includes)
 )
 
 const maxIncludeDepth = 16 // OpenSSH's READCONF_MAX_DEPTH
@@ -139,7 +141,7 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv.ConfigFile != "" {
 		r.readFile(inv.ConfigFile, confUser, 0, true)
 	} else {
-		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser, 0, false)
+		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
 		r.readFile(filepath.Join(env.systemDir(), "ssh_config"), 0, 0, false)
 	}
 	return r.finish(inv), nil
@@ -165,6 +167,16 @@ func (r *resolver) readFile(name string, flags, depth int, mustExist bool) {
 		}
 		r.exec("", "cannot read config file %s: %v", name, errors.Unwrap(err))
 		return
+	}
+	if flags&confCheckPerm != 0 {
+		// OpenSSH refuses a file that someone else could have written.
+		if st, err := os.Stat(name); err == nil {
+			sys, ok := st.Sys().(*syscall.Stat_t)
+			if st.Mode().Perm()&0o022 != 0 || ok && sys.Uid != 0 && int(sys.Uid) != r.env.UID {
+				r.exec("", "bad owner or permissions on %s", name)
+				return
+			}
+		}
 	}
 	active := flags&confNeverMatch == 0
 	for i, line := range strings.Split(string(b), "\n") {
@@ -400,7 +412,7 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 		sort.Strings(matches)
 		// Host and Match lines in an included file change only that file's state (readFile
 		// keeps its own); from an inactive block nothing in it may match.
-		f := flags
+		f := flags | confCheckPerm
 		if !*active {
 			f |= confNeverMatch
 		}

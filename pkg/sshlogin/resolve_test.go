@@ -373,6 +373,13 @@ func resolveText(t *testing.T, config string, extra map[string]string, args ...s
 		files[k] = []byte(v)
 	}
 	writeCase(t, oracleCase{files: files}, dir)
+	if strings.Contains(t.Name(), "writable") {
+		for k := range extra {
+			if err := os.Chmod(filepath.Join(dir, k), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	inv, err := ParseArgs(append([]string{"-F", filepath.Join(dir, "config")}, args...))
 	if err != nil {
 		t.Fatal(err)
@@ -439,6 +446,7 @@ func TestResolveExecReason(t *testing.T) {
 		{"forwardagent ignored", "ForwardAgent yes\nForwardX11 yes\nCompression yes\n", nil, "", nil},
 		{"include", "Include @DIR@/inc/*\n", nil, "inc/a line 3: Match exec", map[string]string{"inc/a": "Port 1\n\nMatch exec true\n"}},
 		{"include inactive", "Host other\n  Include @DIR@/inc/*\n", nil, "", map[string]string{"inc/a": "ProxyCommand nc\n"}},
+		{"include writable by others", "Include @DIR@/inc/*\n", nil, "bad owner or permissions on", map[string]string{"inc/a": "Port 1\n"}},
 		{"include depth", "Include @DIR@/config\n", nil, "too many recursive", nil},
 		{"host on the command line", "", []string{"-o", "Host=x"}, "Host is not allowed", nil},
 		{"missing -F file", "", []string{"-F", "/nonexistent/config"}, "cannot read config file /nonexistent/config", nil},
