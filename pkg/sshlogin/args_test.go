@@ -33,6 +33,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-4Tn", "h"}, Invocation{Host: "h", AddressFamily: "inet", Flags: []string{"-T", "-n"}}},
 		{[]string{"-4", "-6", "h"}, Invocation{Host: "h", AddressFamily: "inet6"}},
 		{[]string{"-vvv", "-q", "-C", "-x", "-a", "-k", "h"}, Invocation{Host: "h", Verbose: 3, Quiet: true, Compression: true, Flags: []string{"-x", "-a", "-k"}}},
+		{[]string{"-q", "-v", "h"}, Invocation{Host: "h", Verbose: 1}},
 		{[]string{"-b", "1.1.1.1", "-o", "BindAddress=2.2.2.2", "-b3.3.3.3", "h"}, Invocation{Host: "h", Options: [][2]string{{"bindaddress", "3.3.3.3"}, {"bindaddress", "2.2.2.2"}}}},
 		{[]string{"-J", "j1,j2", "h"}, Invocation{Host: "h", Options: [][2]string{{"proxyjump", "j1,j2"}}}},
 		// Options after the host, then the command.

@@ -113,11 +113,11 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		r.first["addressfamily"] = setting{[]string{inv.AddressFamily}, cl}
 	}
 	switch {
+	case inv.Quiet: // ParseArgs clears it when a -v follows
+		r.first["loglevel"] = setting{[]string{"QUIET"}, cl}
 	case inv.Verbose > 0:
 		lv := [...]string{"DEBUG", "DEBUG2", "DEBUG3"}[min(inv.Verbose, 3)-1]
 		r.first["loglevel"] = setting{[]string{lv}, cl}
-	case inv.Quiet:
-		r.first["loglevel"] = setting{[]string{"QUIET"}, cl}
 	}
 	if inv.Port > 0 {
 		r.first["port"] = setting{[]string{strconv.Itoa(inv.Port)}, cl}
