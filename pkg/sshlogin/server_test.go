@@ -293,6 +293,7 @@ type testHome struct {
 	dir        string
 	knownHosts string
 	config     string
+	env        Env
 }
 
 func newTestHome(t *testing.T) *testHome {
@@ -301,7 +302,8 @@ func newTestHome(t *testing.T) *testHome {
 	h := &testHome{t: t, dir: dir, knownHosts: filepath.Join(dir, ".ssh", "known_hosts"), config: filepath.Join(dir, "ssh_config")}
 	os.MkdirAll(filepath.Join(dir, ".ssh"), 0o700)
 	os.WriteFile(h.config, nil, 0o600)
-	t.Setenv("HOME", dir)
+	h.env = DefaultEnv()
+	h.env.Home = dir
 	for _, v := range []string{"SSH_AUTH_SOCK", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "DISPLAY", "WAYLAND_DISPLAY"} {
 		t.Setenv(v, "")
 	}
@@ -341,6 +343,13 @@ func (h *testHome) key(name, passphrase string) (ed25519.PrivateKey, ssh.PublicK
 	pub, _ := ssh.NewPublicKey(priv.Public())
 	os.WriteFile(file+".pub", ssh.MarshalAuthorizedKey(pub), 0o644)
 	return priv, pub, file
+}
+
+// command is Command(h.login(s, extra...), command) in this home.
+func (h *testHome) command(s *testServer, command string, extra ...string) *Cmd {
+	c := Command(h.login(s, extra...), command)
+	c.Env = &h.env
+	return c
 }
 
 // login is the ssh command line for s, hermetic: this home's config and known_hosts only.
