@@ -104,7 +104,7 @@ func TestAgentAuth(t *testing.T) {
 	}
 }
 
-func startAgent(t *testing.T, keys ...agent.AddedKey) string {
+func startAgent(t testing.TB, keys ...agent.AddedKey) string {
 	t.Helper()
 	kr := agent.NewKeyring()
 	for _, k := range keys {

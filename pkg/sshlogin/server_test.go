@@ -289,14 +289,14 @@ func runCanned(command string, ch ssh.Channel, env map[string]string) (uint32, s
 
 // testHome is a client's home directory with .ssh, an empty ssh config and known_hosts.
 type testHome struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	knownHosts string
 	config     string
 	env        Env
 }
 
-func newTestHome(t *testing.T) *testHome {
+func newTestHome(t testing.TB) *testHome {
 	t.Helper()
 	dir := t.TempDir()
 	h := &testHome{t: t, dir: dir, knownHosts: filepath.Join(dir, ".ssh", "known_hosts"), config: filepath.Join(dir, "ssh_config")}
