@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -425,6 +426,7 @@ func TestStranger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer careful.Close()
+	hungUp := make(chan error, 10)
 	go func() {
 		for {
 			c, err := careful.Accept()
@@ -432,9 +434,10 @@ func TestStranger(t *testing.T) {
 				return
 			}
 			go func() {
-				defer c.Close()
 				c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-				io.Copy(io.Discard, io.LimitReader(c, 64))
+				_, err := io.Copy(io.Discard, io.LimitReader(c, 64))
+				hungUp <- err // before Close: the stranger sees EOF only after this
+				c.Close()
 			}()
 		}
 	}()
@@ -442,8 +445,16 @@ func TestStranger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Received) != 0 || !r.ClosedByPeer || r.Lifetime < 300*time.Millisecond {
+	if len(r.Received) != 0 || !r.ClosedByPeer {
 		t.Fatalf("Silent against a careful listener: %+v", r)
+	}
+	select {
+	case err := <-hungUp:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the careful listener ended a silent connection with %v, want its read deadline", err)
+		}
+	default:
+		t.Fatal("Silent returned before the listener hung up")
 	}
 	r, err = st.Garbage(ctx, careful.Addr().String(), 1<<20)
 	if err != nil {
@@ -452,6 +463,7 @@ func TestStranger(t *testing.T) {
 	if r.ReceivedN != 0 || !r.ClosedByPeer {
 		t.Fatalf("Garbage against a careful listener: %+v", r)
 	}
+	<-hungUp
 
 	// A connection the test closes itself is not "closed by peer".
 	c, err := st.Connect(ctx, careless.Addr().String())
@@ -484,5 +496,43 @@ func TestStrangerFromHost(t *testing.T) {
 	r, err := NewStranger(a).Garbage(ctx, l.Addr().String(), 10)
 	if err != nil || string(r.Received) != "hi\n" {
 		t.Fatalf("stranger in %s to %s: %+v, %v", a.Name, l.Addr(), r, err)
+	}
+}
+
+func TestSweepStale(t *testing.T) {
+	Require(t, NeedNetns)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := "sp-stale" + randomHex(3)
+	live := "sp-live" + randomHex(3)
+	for _, ns := range []string{stale, live} {
+		if err := addNetns(ns); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); err == nil {
+				deleteNetns(ns)
+			}
+			forgetOwner(ns)
+		})
+	}
+	if err := recordOwner(live, []string{live}); err != nil {
+		t.Fatal(err)
+	}
+	content := "owner " + strconv.Itoa(dead.Process.Pid) + " 1\n" + stale + "\n"
+	if err := os.WriteFile(filepath.Join(stateDir, stale), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sweepStale()
+	if _, err := os.Stat(filepath.Join(netnsRunDir, stale)); err == nil {
+		t.Errorf("namespace %s of a dead owner survived the sweep", stale)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, stale)); err == nil {
+		t.Errorf("state file of a dead owner survived the sweep")
+	}
+	if _, err := os.Stat(filepath.Join(netnsRunDir, live)); err != nil {
+		t.Errorf("namespace %s of this live process was swept: %v", live, err)
 	}
 }
