@@ -25,14 +25,13 @@ import (
 // DefaultAlias is the Host alias of the client configuration written by [StartSSHD].
 const DefaultAlias = "sp-test"
 
-// sshdIDEnv is set in the environment of sshd itself and, through SetEnv, of every session, so
-// that stopping an SSHD can find and kill everything it started.
+// sshdIDEnv is set through SetEnv in every session, so that stopping an SSHD finds the session
+// processes that outlived their sshd parent.
 const sshdIDEnv = "SOCKETPIPE_HARNESS_SSHD"
 
-// Bounds on waiting for sshd; generous because CI machines are small and busy.
-const (
-	sshdStartTimeout = 60 * time.Second
-)
+// sshdStartTimeout bounds waiting for sshd to listen; generous because CI machines are small
+// and busy.
+const sshdStartTimeout = 60 * time.Second
 
 // SSHDOptions configures [StartSSHD]. The zero value is an sshd on 127.0.0.1, an ephemeral
 // port, in the test's own network namespace.
@@ -84,10 +83,10 @@ type SSHD struct {
 	ClientConfig string   // ssh_config: Host Alias with everything needed to log in
 	Config       string   // path of sshd_config
 	Alias        string   // the Host alias in ClientConfig
+	LogFile      string   // sshd's standard error (-e), its log
 
 	id       string
 	cmd      *exec.Cmd
-	LogFile  string // sshd's standard error (-e): its log
 	exited   chan struct{}
 	stopOnce sync.Once
 }
