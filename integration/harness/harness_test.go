@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -671,4 +673,81 @@ func ssh256(t *testing.T, pub string) string {
 		t.Fatalf("ssh-keygen -l: %q", out)
 	}
 	return f[1]
+}
+
+// TestKilledTestBinary kills a test binary that holds an sshd and a network, as `go test
+// -timeout` does (no Cleanup runs), and checks that the sshd dies with it and that the next
+// sweep removes its namespaces.
+func TestKilledTestBinary(t *testing.T) {
+	Require(t, NeedRoot, NeedSSHD, NeedNetns)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	child := exec.CommandContext(ctx, "/proc/self/exe", "-test.run=^TestKilledTestBinaryChild$", "-test.v")
+	child.Env = append(os.Environ(), "SP_HARNESS_KILLED_CHILD=1")
+	stdin, err := child.StdinPipe() // the child blocks reading it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var sshdPID int
+	var namespaces []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SSHD_PID="); ok {
+			sshdPID, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "NETNS="); ok {
+			namespaces = append(namespaces, v)
+		}
+		if strings.Contains(line, "READY") {
+			break
+		}
+	}
+	if sshdPID == 0 || len(namespaces) == 0 {
+		child.Process.Kill()
+		child.Wait()
+		t.Fatalf("the child did not report its sshd and namespaces (pid %d, %v)", sshdPID, namespaces)
+	}
+	child.Process.Kill()
+	child.Wait()
+
+	deadline := time.Now().Add(within)
+	for !isZombie(sshdPID) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !isZombie(sshdPID) {
+		syscall.Kill(sshdPID, syscall.SIGKILL)
+		t.Errorf("sshd (pid %d) outlived its killed test binary", sshdPID)
+	}
+	for _, ns := range namespaces {
+		if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); err != nil {
+			t.Fatalf("namespace %s gone before the sweep (%v): the test proves nothing", ns, err)
+		}
+	}
+	sweepStale()
+	for _, ns := range namespaces {
+		if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); err == nil {
+			deleteNetns(ns)
+			t.Errorf("namespace %s of the killed test binary survived the sweep", ns)
+		}
+	}
+}
+
+// TestKilledTestBinaryChild is run by TestKilledTestBinary.
+func TestKilledTestBinaryChild(t *testing.T) {
+	if os.Getenv("SP_HARNESS_KILLED_CHILD") != "1" {
+		t.Skip("run by TestKilledTestBinary")
+	}
+	nw := NewNetwork(t, 1, NetworkOptions{})
+	s := StartSSHD(t, SSHDOptions{Netns: nw.Hosts[0].Name, ListenAddr: nw.Hosts[0].IPv4})
+	fmt.Printf("SSHD_PID=%d\nNETNS=%s\nNETNS=%s\nREADY\n", s.PID(), nw.Switch, nw.Hosts[0].Name)
+	io.Copy(io.Discard, os.Stdin) // until killed
 }
