@@ -276,8 +276,10 @@ func TestSSHDStopKillsSessions(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if left := waitProcesses(marker, 1, within); len(left) != 1 || left[0].Cmdline[0] != "sleep" {
-		t.Fatalf("remote sleep with the marker: found %v", left)
+	// bash -c "sleep 1000" carries the marker too, until it execs sleep.
+	isSleep := func(ps []Process) bool { return len(ps) == 1 && ps[0].Cmdline[0] == "sleep" }
+	if found := waitProcesses(marker, isSleep, within); !isSleep(found) {
+		t.Fatalf("remote sleep with the marker: found %v", found)
 	}
 	s.Stop()
 	if left := NoProcesses(marker, within); len(left) != 0 {
@@ -291,12 +293,12 @@ func TestSSHDStopKillsSessions(t *testing.T) {
 	}
 }
 
-// waitProcesses polls until at least n processes carry marker, and returns them.
-func waitProcesses(marker string, n int, timeout time.Duration) []Process {
+// waitProcesses polls until the processes carrying marker satisfy ok, and returns them.
+func waitProcesses(marker string, ok func([]Process) bool, timeout time.Duration) []Process {
 	deadline := time.Now().Add(timeout)
 	for {
 		ps := FindProcesses(marker)
-		if len(ps) >= n || time.Now().After(deadline) {
+		if ok(ps) || time.Now().After(deadline) {
 			return ps
 		}
 		time.Sleep(20 * time.Millisecond)
