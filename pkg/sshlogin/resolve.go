@@ -346,6 +346,12 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 		if neg {
 			attr = attr[1:]
 		}
+		// "host=pattern" is the same as "host pattern".
+		var value string
+		hasValue := false
+		if k, v, ok := strings.Cut(attr, "="); ok {
+			attr, value, hasValue = k, v, true
+		}
 		switch strings.ToLower(attr) {
 		case "all":
 			if n > 0 || (i+1 < len(args) && !strings.HasPrefix(args[i+1], "#")) {
@@ -355,11 +361,18 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 			return result && !neg, true
 		case "host":
 			n++
-			if i+1 >= len(args) || args[i+1] == "" || strings.HasPrefix(args[i+1], "#") {
+			if !hasValue {
+				if i+1 >= len(args) || strings.HasPrefix(args[i+1], "#") {
+					r.exec(pos, "missing Match criteria for host")
+					return false, false
+				}
+				i++
+				value = args[i]
+			}
+			if value == "" {
 				r.exec(pos, "missing Match criteria for host")
 				return false, false
 			}
-			i++
 			host := r.hostArg
 			if s, ok := r.first["hostname"]; ok {
 				h, err := percentExpand(s.args[0], map[byte]string{'h': r.hostArg})
@@ -369,7 +382,7 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 				}
 				host = h
 			}
-			m := matchPatternList(strings.ToLower(host), args[i], true) == 1
+			m := matchPatternList(strings.ToLower(host), value, true) == 1
 			if m == neg {
 				result = false
 			}
