@@ -585,3 +585,39 @@ func TestAlgoList(t *testing.T) {
 		}
 	}
 }
+
+func TestExecRefused(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	c := h.command(s, "refuse")
+	out, _ := c.StdoutPipe()
+	if err := c.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out)
+	err := c.Wait()
+	if err == nil || !strings.Contains(err.Error(), "refused to run") || len(b) != 0 {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+func TestAlgorithmsReason(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Ciphers: []string{"aes128-ctr"}}, ""},
+		{Config{Ciphers: []string{"aes256-cbc"}}, "Ciphers aes256-cbc: none"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com"}}, "KexAlgorithms"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com", "curve25519-sha256"}}, ""},
+		{Config{HostKeyAlgorithms: []string{"sk-ssh-ed25519@openssh.com"}}, "HostKeyAlgorithms"},
+	} {
+		if got := algorithmsReason(&tc.cfg); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			t.Errorf("%+v: got %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+}

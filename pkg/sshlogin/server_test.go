@@ -233,6 +233,10 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		case "exec":
 			var m struct{ Command string }
 			ssh.Unmarshal(r.Payload, &m)
+			if m.Command == "refuse" {
+				r.Reply(false, nil) // as sshd does, the channel stays open
+				continue
+			}
 			r.Reply(true, nil)
 			go ssh.DiscardRequests(reqs)
 			status, sig := runCanned(m.Command, ch, env)
