@@ -150,6 +150,10 @@ type nativeRun struct {
 func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env Env) (*nativeRun, error) {
 	t0 := time.Now()
 	d := c.newDebug(inv, chain.cfg)
+	if inv.Compression {
+		c.logf("ssh -C: compression is not available in-process; ignored")
+		d.printf("Compression (-C) is not available in-process; ignored")
+	}
 	n := &nativeRun{}
 	client, conn, err := c.connect(ctx, chain, env, d, n)
 	if err != nil {

@@ -621,3 +621,36 @@ func TestAlgorithmsReason(t *testing.T) {
 		}
 	}
 }
+
+func TestHostCertificate(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ca, _ := ssh.NewSignerFromKey(caPriv)
+	cert := &ssh.Certificate{Key: s.hostKey.PublicKey(), CertType: ssh.HostCert, KeyId: "host",
+		ValidPrincipals: []string{"127.0.0.1"}, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	s.set(func() { s.hostCert = cert })
+
+	// A wildcard @cert-authority line vouches for the host on its non-default port.
+	os.WriteFile(h.knownHosts, []byte("@cert-authority * "+string(ssh.MarshalAuthorizedKey(ca.PublicKey()))), 0o600)
+	out, stderr, err := run(t, h.command(s, "echo ca", "-o", "StrictHostKeyChecking=yes", "-v"))
+	if err != nil || out != "ca\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if !strings.Contains(stderr, "ED25519-CERT host key") {
+		t.Errorf("not verified as a certificate: %s", stderr)
+	}
+
+	// No authority: the certificate's plain key is checked, and it is unknown.
+	os.WriteFile(h.knownHosts, nil, 0o600)
+	_, _, err = run(t, h.command(s, "echo no", "-o", "StrictHostKeyChecking=yes"))
+	var he *HostKeyError
+	if !errors.As(err, &he) || he.Changed || he.Reason != "StrictHostKeyChecking yes" || he.KeyType != "ED25519" {
+		t.Fatalf("got %v (%+v)", err, he)
+	}
+}

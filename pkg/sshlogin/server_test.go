@@ -30,6 +30,7 @@ type testServer struct {
 	port     int
 	password string
 	userCA   ssh.PublicKey
+	hostCert *ssh.Certificate // also offered as a host key when set
 
 	mu         sync.Mutex
 	authorized [][]byte
@@ -84,7 +85,7 @@ func (s *testServer) authLog() []string {
 
 func (s *testServer) config() *ssh.ServerConfig {
 	s.mu.Lock()
-	password, userCA := s.password, s.userCA
+	password, userCA, hostCert := s.password, s.userCA, s.hostCert
 	s.mu.Unlock()
 	cc := &ssh.CertChecker{
 		IsUserAuthority: func(k ssh.PublicKey) bool {
@@ -124,6 +125,13 @@ func (s *testServer) config() *ssh.ServerConfig {
 		}
 	}
 	cfg.AddHostKey(s.hostKey)
+	if hostCert != nil {
+		cs, err := ssh.NewCertSigner(hostCert, s.hostKey)
+		if err != nil {
+			panic(err)
+		}
+		cfg.AddHostKey(cs)
+	}
 	return cfg
 }
 
