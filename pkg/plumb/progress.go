@@ -57,6 +57,7 @@ type Progress struct {
 	W        io.Writer
 	Terminal bool          // rewrite one line with \r
 	Interval time.Duration // between lines; 0 is 250 ms on a terminal, 10 s otherwise
+	Width    int           // the terminal's columns: a longer line is cut, as a wrapped one could not be rewritten; 0 cuts none
 
 	mu      sync.Mutex
 	shown   bool // a partial line is on the terminal
@@ -98,6 +99,9 @@ func (p *Progress) Watch(m *Meter) {
 			recent = append(recent, s)
 			p.mu.Lock()
 			if p.Terminal {
+				if p.Width > 1 && len(line) >= p.Width {
+					line = line[:p.Width-1]
+				}
 				fmt.Fprintf(p.W, "\r%s\x1b[K", line)
 				p.shown = true
 			} else {
@@ -168,9 +172,14 @@ func progressLine(s, earlier Sample) string {
 	if t := s.Elapsed.Seconds(); t > 0 {
 		avg[0], avg[1] = float64(s.ToRemote)/t, float64(s.FromRemote)/t
 	}
-	line := fmt.Sprintf("socketpipe: %s  to remote %s %s (avg %s)  from remote %s %s (avg %s)",
-		clock(s.Elapsed), size(float64(s.ToRemote)), rate(now[0]), rate(avg[0]),
-		size(float64(s.FromRemote)), rate(now[1]), rate(avg[1]))
+	// A direction that carries nothing is left out: most runs move data one way.
+	line := "socketpipe: " + clock(s.Elapsed)
+	if s.ToRemote > 0 || s.FromRemote == 0 {
+		line += fmt.Sprintf("  to remote %s %s (avg %s)", size(float64(s.ToRemote)), rate(now[0]), rate(avg[0]))
+	}
+	if s.FromRemote > 0 {
+		line += fmt.Sprintf("  from remote %s %s (avg %s)", size(float64(s.FromRemote)), rate(now[1]), rate(avg[1]))
+	}
 	if s.RTT > 0 {
 		line += fmt.Sprintf("  rtt %.2f ms", float64(s.RTT)/float64(time.Millisecond))
 	}

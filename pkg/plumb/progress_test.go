@@ -114,14 +114,19 @@ func TestProgressTerminal(t *testing.T) {
 // TestProgressLog: other messages clear the progress line rather than run into it.
 func TestProgressLog(t *testing.T) {
 	screen := &syncBuffer{}
-	p := &Progress{W: screen, Terminal: true, Interval: 10 * time.Millisecond}
+	p := &Progress{W: screen, Terminal: true, Interval: 10 * time.Millisecond, Width: 48}
 	l := &link{}
 	p.Watch(&Meter{l: l, start: time.Now()})
 	l.sent.Add(2048)
-	waitFor(t, screen, "progress line", func(s string) bool { return strings.Contains(s, "2.0 KiB") })
+	waitFor(t, screen, "progress line", func(s string) bool { return strings.Contains(s, "to remote 2.0 KiB") })
 	fmt.Fprintf(p.Writer(screen), "socketpipe: note\n")
 	p.Finish(&Stats{Bytes: StatsBytes{ToRemote: 2048}})
 	out := screen.String()
+	for _, line := range strings.Split(out, "\r") {
+		if line = strings.TrimSuffix(line, "\x1b[K"); strings.HasPrefix(line, "socketpipe: 0:") && len(line) > 47 {
+			t.Errorf("a progress line wider than the terminal: %q", line)
+		}
+	}
 	if !strings.Contains(out, "\x1b[K\r\x1b[Ksocketpipe: note\n") {
 		t.Errorf("the note is not on a cleared line: %q", out)
 	}
