@@ -160,13 +160,12 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	}
 	rep, err := c.Run(ctx, r, w)
 	if err != nil {
-		// Our own failure: end the login at once; the remote half then ends its command. When
-		// the control channel ended before the hello, the login is ending on its own: let it,
-		// so that its exit status (127: remote half not found) is not lost to our kill.
+		// Our own failure: end the login at once; the remote half then ends its command.
+		// A login whose output simply ended is let finish, for its exit status.
 		if !errors.As(err, new(*rendezvous.BannerError)) {
 			login.Close()
 		}
-		lerr := waitLogin(login, 5*time.Second)
+		lerr := waitLogin(login, 3*time.Second)
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
@@ -291,7 +290,9 @@ func serve(ctx context.Context, args []string, stdin, stdout, stderr *os.File, s
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
-		errorf(stderr, "remote half: %v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+		if !errors.As(err, new(*plumb.ReportedError)) {
+			errorf(stderr, "remote half: %v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+		}
 		return exitFailure
 	}
 	return 0
