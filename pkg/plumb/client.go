@@ -31,7 +31,7 @@ type Client struct {
 	// StdinToRemote sends Stdin to the remote command when there is no Input; otherwise the
 	// remote command reads end of file at once.
 	StdinToRemote bool
-	Stdin         *os.File // socketpipe's own standard input
+	Stdin         *os.File // socketpipe's own standard input, also the input command's
 	Stdout        *os.File // socketpipe's own standard output: the data when there is no Output
 	Stderr        *os.File // the local commands' standard error
 
@@ -263,7 +263,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	// Upstream: the input command (or our stdin) to the remote.
 	switch {
 	case c.Input != nil && !l.relayed():
-		p := command(c.Input, nil, l.sock, c.Stderr, false)
+		p := command(c.Input, c.Stdin, l.sock, c.Stderr, false)
 		if err := p.Start(); err != nil {
 			rep.Stages[0].setStartError(err)
 			l.closeWrite()
@@ -282,7 +282,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 		if err != nil {
 			return err
 		}
-		p := command(c.Input, nil, pw, c.Stderr, false)
+		p := command(c.Input, c.Stdin, pw, c.Stderr, false)
 		err = p.Start()
 		pw.Close()
 		if err != nil {
