@@ -93,10 +93,10 @@ type nlResult struct {
 
 func (r *nlResult) String() string {
 	out := r.stdout
-	if len(out) > 200 {
-		out = out[:200] + "..."
+	if len(out) > 80 {
+		out = out[:80] + "..."
 	}
-	return fmt.Sprintf("exit %d after %v\nstdout: %q\nstderr:\n%s", r.code, r.took.Round(time.Millisecond), out, r.stderr)
+	return fmt.Sprintf("exit %d after %v\nstdout (%d bytes): %q\nstderr:\n%s", r.code, r.took.Round(time.Millisecond), len(r.stdout), out, r.stderr)
 }
 
 // nlCleanEnv is the test's environment without what would let the user's own agent, askpass
@@ -166,13 +166,14 @@ func nlData(t *testing.T, n int) []byte {
 // sshd counted exactly one authentication.
 func (s *nlServer) transfer(t *testing.T, o nlOpts, login []string, extra ...string) *nlResult {
 	t.Helper()
-	res := s.transferAny(t, o, login, extra...)
+	res := s.transferAny(t, o, 1, login, extra...)
 	nlWantNative(t, res)
 	return res
 }
 
-// transferAny is transfer without the check of the login path.
-func (s *nlServer) transferAny(t *testing.T, o nlOpts, login []string, extra ...string) *nlResult {
+// transferAny is transfer without the check of the login path, expecting auths
+// authentications in sshd's log.
+func (s *nlServer) transferAny(t *testing.T, o nlOpts, auths int, login []string, extra ...string) *nlResult {
 	t.Helper()
 	o.stdin = nlData(t, 256<<10)
 	before := s.sshd.AuthCount()
@@ -187,8 +188,8 @@ func (s *nlServer) transferAny(t *testing.T, o nlOpts, login []string, extra ...
 	if !bytes.Equal([]byte(res.stdout), o.stdin) {
 		t.Fatalf("%d bytes arrived, not the %d sent\n%v", len(res.stdout), len(o.stdin), res)
 	}
-	if n := s.sshd.AuthCount() - before; n != 1 {
-		t.Errorf("sshd logged %d authentications for one run, want 1\n%v", n, res)
+	if n := s.sshd.AuthCount() - before; n != auths {
+		t.Errorf("sshd logged %d authentications for one run, want %d\n%v", n, auths, res)
 	}
 	return res
 }
@@ -359,6 +360,206 @@ func TestNativeLoginAuth(t *testing.T) {
 		fp := nlFingerprint(t, certPub)
 		if log := s.sshd.Log(); !strings.Contains(log, "ED25519-CERT "+fp+" ID "+certID) {
 			t.Errorf("sshd did not log a certificate login with %s, ID %s:\n%s", fp, certID, log)
+		}
+	})
+}
+
+// key is the ssh_config lines that log in with the harness's user key only.
+func (s *nlServer) key() []string {
+	return []string{"IdentityFile " + s.sshd.UserKey, "IdentitiesOnly yes", "IdentityAgent none"}
+}
+
+// nlToolDir returns a directory holding links to the named tools and nothing else, for a PATH
+// without ssh.
+func nlToolDir(t *testing.T, tools ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, tool := range tools {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(p, filepath.Join(dir, tool)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestNativeLoginConfig follows ssh_config: an alias, a machine without ssh, and the fallback
+// to the ssh binary for what cannot be done in-process.
+func TestNativeLoginConfig(t *testing.T) {
+	t.Parallel()
+	s := nlStart(t, harness.SSHDOptions{})
+
+	t.Run("alias", func(t *testing.T) {
+		// HostName, Port and User come from the alias's block; the catch-all block after it
+		// names an unroutable address, a closed port and another user, and must lose: the
+		// first value wins.
+		cfg := s.config(t, "sp-alias", s.key()...)
+		f, err := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "Host *\n\tHostName 192.0.2.1\n\tPort 1\n\tUser nobody\n")
+		f.Close()
+		res := s.transfer(t, nlOpts{}, []string{"ssh", "-F", cfg, "sp-alias"})
+		nlMustContain(t, "-v", res.stderr, fmt.Sprintf("native login: root@%s (sp-alias)", s.sshd.Addr))
+	})
+
+	t.Run("no-ssh-binary", func(t *testing.T) {
+		path := nlToolDir(t, "cat")
+		cfg := s.config(t, "sp-nossh", s.key()...)
+		s.transfer(t, nlOpts{env: []string{"PATH=" + path}}, []string{"ssh", "-F", cfg, "sp-nossh"})
+	})
+
+	// ProxyCommand runs through a shell that leaves a mark, then ssh -W through the same sshd.
+	proxy := func(t *testing.T) (cfg, mark string) {
+		mark = filepath.Join(t.TempDir(), "proxycommand-ran")
+		pc := fmt.Sprintf("ProxyCommand sh -c 'touch %s; exec ssh -F %s -W %%h:%%p %s'", mark, s.sshd.ClientConfig, s.sshd.Alias)
+		return s.config(t, "sp-proxy", append(s.key(), pc)...), mark
+	}
+
+	t.Run("proxycommand-execs-ssh", func(t *testing.T) {
+		cfg, mark := proxy(t)
+		// Two authentications: ssh -W's own, and the login through it.
+		res := s.transferAny(t, nlOpts{}, 2, []string{"ssh", "-F", cfg, "sp-proxy"})
+		nlMustContain(t, "-v", res.stderr, "executing the login command ssh: ", "ProxyCommand is not supported in-process")
+		if strings.Contains(res.stderr, "native login: ") {
+			t.Errorf("-v says native login, with a ProxyCommand:\n%s", res.stderr)
+		}
+		if _, err := os.Stat(mark); err != nil {
+			t.Errorf("the ProxyCommand did not run: %v", err)
+		}
+	})
+
+	t.Run("proxycommand-without-ssh", func(t *testing.T) {
+		cfg, mark := proxy(t)
+		before := s.sshd.AuthCount()
+		res := s.run(t, nlOpts{env: []string{"PATH=" + nlToolDir(t, "cat")}},
+			"-i", "{", "cat", "}", "-l", "{", "ssh", "-F", cfg, "sp-proxy", "}", "-r", "{", "cat", "}", "-o", "{", "cat", "}")
+		if res.code != 2 {
+			t.Fatalf("want exit 2, got %v", res)
+		}
+		nlMustContain(t, "stderr", res.stderr, "socketpipe: error: login: the ssh binary is needed (", "ProxyCommand is not supported in-process", "but cannot be run")
+		if _, err := os.Stat(mark); err == nil {
+			t.Error("the ProxyCommand ran")
+		}
+		if n := s.sshd.AuthCount() - before; n != 0 {
+			t.Errorf("sshd logged %d authentications", n)
+		}
+	})
+}
+
+// TestNativeLoginHostKeys checks the server's key against known_hosts as OpenSSH does. A
+// refused key runs nothing remote: the remote command would leave one mark and the remote
+// login shell (its .bashrc) another, and sshd logs no authentication.
+func TestNativeLoginHostKeys(t *testing.T) {
+	t.Parallel()
+	s := nlStart(t, harness.SSHDOptions{})
+	marks := t.TempDir()
+	shellMark, commandMark := filepath.Join(marks, "shell-ran"), filepath.Join(marks, "command-ran")
+	if err := os.WriteFile(filepath.Join(s.sshd.Home, ".bashrc"), []byte("touch "+shellMark+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hostFP := nlFingerprint(t, s.sshd.HostKey)
+	hostPattern := fmt.Sprintf("[%s]:%d", s.sshd.Host, s.sshd.Port)
+	_, otherKey := nlKeygen(t, t.TempDir(), "other", "")
+	marked := func() bool {
+		_, err1 := os.Stat(shellMark)
+		_, err2 := os.Stat(commandMark)
+		return err1 == nil || err2 == nil
+	}
+	// refused runs with known_hosts file and the extra config lines, and checks that it was
+	// refused with exit 2 and the message, and that nothing ran.
+	refused := func(t *testing.T, knownHosts string, lines []string, msg ...string) *nlResult {
+		t.Helper()
+		cfg := s.config(t, "sp-hk", append(append(s.key(), "UserKnownHostsFile "+knownHosts), lines...)...)
+		before := s.sshd.AuthCount()
+		res := s.run(t, nlOpts{stdin: []byte("data\n")}, "-v", "-i", "{", "cat", "}", "-l", "{", "ssh", "-F", cfg, "sp-hk", "}",
+			"-r", "{", "sh", "-c", "touch "+commandMark+"; exec cat", "}", "-o", "{", "cat", "}")
+		nlWantNative(t, res)
+		if res.code != 2 {
+			t.Errorf("want exit 2, got %v", res)
+		}
+		nlMustContain(t, "stderr", res.stderr, msg...)
+		if n := strings.Count(res.stderr, "socketpipe: error:"); n != 1 {
+			t.Errorf("%d error lines, want one:\n%s", n, res.stderr)
+		}
+		if res.stdout != "" {
+			t.Errorf("output %q", res.stdout)
+		}
+		if n := s.sshd.AuthCount() - before; n != 0 {
+			t.Errorf("sshd logged %d authentications despite the refused host key", n)
+		}
+		if marked() {
+			t.Errorf("something ran on the remote host despite the refused host key")
+		}
+		return res
+	}
+
+	t.Run("mismatch", func(t *testing.T) {
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		lines := "# keys of this test\n" +
+			fmt.Sprintf("[%s]:1 %s\n", s.sshd.Host, s.sshd.HostKey) + // another port: another host
+			fmt.Sprintf("%s %s\n", hostPattern, otherKey)
+		if err := os.WriteFile(kh, []byte(lines), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		res := refused(t, kh, nil,
+			fmt.Sprintf("socketpipe: error: login: host key for %s does not match known_hosts line 3 (%s): offered ED25519 key %s", hostPattern, kh, hostFP),
+			"socketpipe: hint: ")
+		// The hint names the line to remove.
+		nlMustContain(t, "hint", res.stderr, "line 3 of "+kh)
+	})
+
+	t.Run("unknown-strict", func(t *testing.T) {
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(kh, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		refused(t, kh, []string{"StrictHostKeyChecking yes"},
+			fmt.Sprintf("socketpipe: error: login: host key for %s is not known (StrictHostKeyChecking yes): offered ED25519 key %s", hostPattern, hostFP))
+		if b, _ := os.ReadFile(kh); len(b) != 0 {
+			t.Errorf("known_hosts was written: %q", b)
+		}
+	})
+
+	// The marks above are absent because nothing ran, not because they cannot be made.
+	t.Run("control", func(t *testing.T) {
+		cfg := s.config(t, "sp-hk", s.key()...)
+		res := s.run(t, nlOpts{stdin: []byte("data\n")}, "-v", "-i", "{", "cat", "}", "-l", "{", "ssh", "-F", cfg, "sp-hk", "}",
+			"-r", "{", "sh", "-c", "touch "+commandMark+"; exec cat", "}", "-o", "{", "cat", "}")
+		nlWantNative(t, res)
+		if res.code != 0 || res.stdout != "data\n" {
+			t.Fatalf("want exit 0 and the data, got %v", res)
+		}
+		for _, m := range []string{shellMark, commandMark} {
+			if _, err := os.Stat(m); err != nil {
+				t.Errorf("a run with the right host key left no mark: %v", err)
+			}
+		}
+	})
+
+	t.Run("accept-new", func(t *testing.T) {
+		kh := filepath.Join(t.TempDir(), "ssh", "known_hosts") // neither file nor directory exists
+		cfg := s.config(t, "sp-new", append(s.key(), "UserKnownHostsFile "+kh, "StrictHostKeyChecking accept-new")...)
+		s.transfer(t, nlOpts{}, []string{"ssh", "-F", cfg, "sp-new"})
+		b, err := os.ReadFile(kh)
+		if err != nil {
+			t.Fatalf("accept-new wrote no known_hosts: %v", err)
+		}
+		f := strings.Fields(s.sshd.HostKey)
+		if want := hostPattern + " " + f[0] + " " + f[1] + "\n"; string(b) != want {
+			t.Errorf("known_hosts is %q, want %q", b, want)
+		}
+		// What was written is good enough for strict checking, by socketpipe and by OpenSSH.
+		strict := s.config(t, "sp-new", append(s.key(), "UserKnownHostsFile "+kh, "StrictHostKeyChecking yes")...)
+		s.transfer(t, nlOpts{}, []string{"ssh", "-F", strict, "sp-new"})
+		ctx, cancel := context.WithTimeout(context.Background(), nlBound)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "ssh", "-F", strict, "-o", "BatchMode=yes", "sp-new", "true").CombinedOutput(); err != nil {
+			t.Errorf("OpenSSH refuses the known_hosts socketpipe wrote: %v: %s", err, out)
 		}
 	})
 }
