@@ -11,8 +11,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -562,4 +564,78 @@ func TestNativeLoginHostKeys(t *testing.T) {
 			t.Errorf("OpenSSH refuses the known_hosts socketpipe wrote: %v: %s", err, out)
 		}
 	})
+}
+
+// also starts another sshd whose sessions carry the same marker and find the same socketpipe.
+func (s *nlServer) also(t *testing.T, opts harness.SSHDOptions) *harness.SSHD {
+	t.Helper()
+	opts.PathDirs = append([]string{s.bin}, opts.PathDirs...)
+	if opts.Env == nil {
+		opts.Env = map[string]string{}
+	}
+	opts.Env[harness.MarkerEnv] = s.marker
+	return harness.StartSSHD(t, opts)
+}
+
+// TestNativeLoginProxyJump reaches a host the client has no route to through a jump host,
+// both hops dialled in-process and each checked against its own known_hosts. Three
+// namespaces share one bridge, but the client's only route is to the jump host.
+func TestNativeLoginProxyJump(t *testing.T) {
+	t.Parallel()
+	nw := harness.NewNetwork(t, 3, harness.NetworkOptions{})
+	client, jumpHost, target := nw.Hosts[0], nw.Hosts[1], nw.Hosts[2]
+	s := nlStart(t, harness.SSHDOptions{Netns: target.Name, ListenAddr: target.IPv4, Port: 22, Alias: "sp-target"})
+	jump := s.also(t, harness.SSHDOptions{Netns: jumpHost.Name, ListenAddr: jumpHost.IPv4, Port: 22, Alias: "sp-jump"})
+
+	for _, r := range [][]string{
+		{"route", "del", fmt.Sprintf("10.213.%d.0/24", nw.Subnet), "dev", client.Link},
+		{"route", "add", jumpHost.IPv4 + "/32", "dev", client.Link},
+		{"-6", "route", "del", fmt.Sprintf("fd53:5350:0:%x::/64", nw.Subnet), "dev", client.Link},
+		{"-6", "route", "add", jumpHost.IPv6 + "/128", "dev", client.Link},
+	} {
+		if out, err := exec.Command("ip", append([]string{"-n", client.Name}, r...)...).CombinedOutput(); err != nil {
+			t.Fatalf("ip -n %s %s: %v: %s", client.Name, strings.Join(r, " "), err, out)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if c, err := client.DialContext(ctx, "tcp", net.JoinHostPort(target.IPv4, "22")); err == nil {
+		c.Close()
+		t.Fatal("the client reaches the target directly")
+	} else if !errors.Is(err, syscall.ENETUNREACH) {
+		t.Fatalf("dialling the target from the client: %v, want network unreachable", err)
+	}
+
+	cfg := filepath.Join(s.dir, "ssh_config")
+	conf := fmt.Sprintf(`Host sp-target
+	HostName %s
+	ProxyJump sp-jump
+	IdentityFile %s
+	UserKnownHostsFile %s
+Host sp-jump
+	HostName %s
+	IdentityFile %s
+	UserKnownHostsFile %s
+Host *
+	Port 22
+	User root
+	IdentitiesOnly yes
+	IdentityAgent none
+	GlobalKnownHostsFile /dev/null
+	StrictHostKeyChecking yes
+`, target.IPv4, s.sshd.UserKey, s.sshd.KnownHosts, jumpHost.IPv4, jump.UserKey, jump.KnownHosts)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	jumpBefore := jump.AuthCount()
+	res := s.transfer(t, nlOpts{host: client}, []string{"ssh", "-F", cfg, "sp-target"})
+	nlMustContain(t, "-v", res.stderr,
+		fmt.Sprintf("native login: root@%s:22 (sp-target) via root@%s:22 (sp-jump)", target.IPv4, jumpHost.IPv4),
+		"data connection: ssh (")
+	if n := jump.AuthCount() - jumpBefore; n != 1 {
+		t.Errorf("the jump host's sshd logged %d authentications, want 1", n)
+	}
+	if want := "Accepted publickey for root from " + jumpHost.IPv4 + " "; !strings.Contains(s.sshd.Log(), want) {
+		t.Errorf("the target's sshd did not log %q:\n%s", want, s.sshd.Log())
+	}
 }
