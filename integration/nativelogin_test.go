@@ -639,3 +639,47 @@ Host *
 		t.Errorf("the target's sshd did not log %q:\n%s", want, s.sshd.Log())
 	}
 }
+
+// BenchmarkNativeStartup is issue 3's start-up measure: the wall time of a tiny transfer
+// through socketpipe with the native login (`-i { true } -l { ssh ... } -r { cat }`) against
+// one `ssh host cat </dev/null` on the same sshd, interleaved, as medians and their ratio
+// (the issue asks for at most 0.7).
+func BenchmarkNativeStartup(b *testing.B) {
+	bin := harness.BuildSocketpipe(b)
+	sshd := harness.StartSSHD(b, harness.SSHDOptions{PathDirs: []string{bin}})
+	cfg := filepath.Join(b.TempDir(), "ssh_config")
+	conf := fmt.Sprintf("Host sp-bench\n\tHostName %s\n\tPort %d\n\tUser root\n\tIdentityFile %s\n\tIdentitiesOnly yes\n\tIdentityAgent none\n"+
+		"\tUserKnownHostsFile %s\n\tGlobalKnownHostsFile /dev/null\n\tStrictHostKeyChecking yes\n\tBatchMode yes\n",
+		sshd.Host, sshd.Port, sshd.UserKey, sshd.KnownHosts)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	env := nlCleanEnv("")
+	timed := func(name string, args ...string) time.Duration {
+		ctx, cancel := context.WithTimeout(context.Background(), nlBound)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, name, args...)
+		cmd.Env = env
+		t0 := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s %q: %v\n%s", name, args, err, out)
+		}
+		return time.Since(t0)
+	}
+	sp := filepath.Join(bin, "socketpipe")
+	var native, binary []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		native = append(native, timed(sp, "-i", "{", "true", "}", "-l", "{", "ssh", "-F", cfg, "sp-bench", "}", "-r", "{", "cat", "}"))
+		binary = append(binary, timed("ssh", "-F", cfg, "-n", "sp-bench", "cat"))
+	}
+	b.StopTimer()
+	median := func(ds []time.Duration) time.Duration {
+		slices.Sort(ds)
+		return ds[len(ds)/2]
+	}
+	n, s := median(native), median(binary)
+	b.ReportMetric(float64(n.Microseconds())/1000, "native-ms")
+	b.ReportMetric(float64(s.Microseconds())/1000, "ssh-ms")
+	b.ReportMetric(float64(n)/float64(s), "ratio")
+}
