@@ -498,7 +498,7 @@ func TestSSHModeSymlink(t *testing.T) {
 
 	// Without a real ssh, what needs one is a clear error and 255.
 	r = e.run("", []string{"PATH=" + linkDir}, "/bin/sh", script, "-F", e.sshd.ClientConfig, e.sshd.Alias)
-	if r.code != 255 || !strings.Contains(r.stderr, "needs the ssh binary") {
+	if r.code != 255 || !strings.Contains(r.stderr, "no ssh binary on PATH besides socketpipe") {
 		t.Errorf("no command and no real ssh: status %d, stderr %q", r.code, r.stderr)
 	}
 }

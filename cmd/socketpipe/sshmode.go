@@ -74,7 +74,7 @@ func (m *sshMode) log(format string, args ...any) {
 func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
 	m := &sshMode{asSSH: asSSH, sshArgs: sshArgs, stderr: stderr}
 	if asSSH && os.Getenv(sshSelfEnv) != "" {
-		return m.handOver("socketpipe is running this ssh as its login")
+		return m.handOver("a login that socketpipe itself executes")
 	}
 	a, err := parseSSHModeOptions(append(strings.Fields(os.Getenv(sshOptionsEnv)), own...))
 	if err != nil {
@@ -253,7 +253,7 @@ func (m *sshMode) sshError(ae *sshlogin.ArgError, err error) {
 func (m *sshMode) handOver(reason string) int {
 	p := realSSH()
 	if p == "" {
-		errorf(m.stderr, "%s needs the ssh binary, and there is none on PATH besides socketpipe", reason)
+		errorf(m.stderr, "ssh mode cannot serve %s, and there is no ssh binary on PATH besides socketpipe", reason)
 		hintf(m.stderr, "install OpenSSH's client; socketpipe serves only `ssh [options] host command`")
 		return exitSSH
 	}
