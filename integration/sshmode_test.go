@@ -523,3 +523,49 @@ func TestSSHModeSymlinkRsync(t *testing.T) {
 	requireDirect(t, r.stderr)
 	compareTrees(t, src, dst)
 }
+
+// A configuration socketpipe cannot honour in-process (ProxyCommand) makes it execute the real
+// ssh as its login; that ssh's own `ssh -W` from PATH reaches socketpipe's link, which must
+// hand it straight to the real ssh rather than call socketpipe again.
+func TestSSHModeSymlinkProxyCommand(t *testing.T) {
+	e := newSSHModeEnv(t)
+	linkDir := t.TempDir()
+	if err := os.Symlink(e.sp, filepath.Join(linkDir, "ssh")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "ssh_config")
+	conf := fmt.Sprintf(`Host viaproxy
+	HostName %s
+	Port %d
+	User root
+	IdentityFile %s
+	IdentitiesOnly yes
+	IdentityAgent none
+	UserKnownHostsFile %s
+	GlobalKnownHostsFile /dev/null
+	StrictHostKeyChecking yes
+	BatchMode yes
+	LogLevel ERROR
+	ProxyCommand ssh -F %s -W %%h:%%p %s
+`, e.sshd.Host, e.sshd.Port, e.sshd.UserKey, e.sshd.KnownHosts, e.sshd.ClientConfig, e.sshd.Alias)
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(t.TempDir(), "script")
+	os.WriteFile(script, []byte("#!/bin/sh\nssh \"$@\"\n"), 0o755)
+
+	r := e.run("in\n", []string{"PATH=" + linkDir + ":/usr/bin:/bin", "SOCKETPIPE_SSH_OPTIONS=-v"},
+		"/bin/sh", script, "-F", cfg, "viaproxy", "cat; echo out")
+	if r.code != 0 || r.stdout != "in\nout\n" {
+		t.Fatalf("ProxyCommand through the ssh link: status %d, stdout %q, stderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "executing the login command") {
+		t.Errorf("the -v story does not show the executed login:\n%s", r.stderr)
+	}
+
+	// Without a real ssh the same configuration is a clear error, not a loop.
+	r = e.run("", []string{"PATH=" + linkDir}, "/bin/sh", script, "-F", cfg, "viaproxy", "true")
+	if r.code != 255 || !strings.Contains(r.stderr, "the ssh binary is needed") {
+		t.Errorf("ProxyCommand without a real ssh: status %d, stderr %q", r.code, r.stderr)
+	}
+}
