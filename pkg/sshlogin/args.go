@@ -70,6 +70,8 @@ const unsupportedLetters = "BDEGIKLMNOQRSVWXYcefgmstwy"
 // Invocation.Port and Invocation.User are left empty when an earlier -o Port or -o User already
 // set them, so Resolve can apply Port and User before Options. -b, which ssh lets override
 // everything, becomes the first BindAddress in Options; -J becomes a ProxyJump in Options.
+// Quiet is left set only when -q came after the last -v, since ssh's log level is the later
+// of the two.
 //
 // A command line ssh would refuse gives an *ArgError. Options that ssh accepts but socketpipe
 // cannot honour in-process give an *UnsupportedError with the complete Invocation.
@@ -148,7 +150,9 @@ func ParseArgs(args []string) (*Invocation, error) {
 				case c == 'q':
 					inv.Quiet = true
 				case c == 'v':
+					// The later of -q and -v sets ssh's log level: Quiet means -q came last.
 					inv.Verbose++
+					inv.Quiet = false
 				case c == 'C':
 					inv.Compression = true
 				case c == 'T', c == 'n', c == 'x', c == 'a', c == 'k', c == '2':

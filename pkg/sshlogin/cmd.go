@@ -135,8 +135,10 @@ func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
 }
 
 // Start logs in and starts the remote command. When it returns nil, the login is done and
-// the remote command was accepted. The context cancels the dial and the authentication
-// and, once started, ends the session.
+// the remote command was requested; the pipes can be used. On the native path, as with
+// OpenSSH, Start does not wait for the server's answer to the request: a refusal ends the
+// session and Wait reports it. The context cancels the dial and the authentication and,
+// once started, ends the session.
 func (c *Cmd) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
@@ -177,6 +179,10 @@ func (c *Cmd) start(ctx context.Context) error {
 	}
 	t0 := time.Now()
 	inv, err := ParseArgs(c.Login[1:])
+	var unsupported *UnsupportedError
+	if errors.As(err, &unsupported) {
+		return c.startExec(ctx, strings.TrimPrefix(err.Error(), "sshlogin: "), true)
+	}
 	if err != nil {
 		return err
 	}

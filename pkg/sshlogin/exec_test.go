@@ -102,6 +102,7 @@ func TestExecReasonWithoutSSH(t *testing.T) {
 	h := newTestHome(t)
 	t.Setenv("PATH", t.TempDir())
 	c := Command([]string{"ssh", "-F", h.config, "-o", "ProxyCommand=nc %h %p", "host"}, "true")
+	c.Env = &h.env
 	_, _, err := run(t, c)
 	if err == nil || !strings.Contains(err.Error(), "ProxyCommand") && !strings.Contains(err.Error(), "proxycommand") {
 		t.Fatalf("got %v", err)
@@ -116,6 +117,7 @@ func TestExecReasonRunsSSH(t *testing.T) {
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
 	var logs []string
 	c := Command([]string{"ssh", "-F", h.config, "-o", "ProxyCommand=nc %h %p", "host"}, "echo via-ssh")
+	c.Env = &h.env
 	out, _, err := run(t, c)
 	_ = logs
 	if err != nil || out != "via-ssh\n" || c.Native() {

@@ -41,7 +41,7 @@ func TestKeyFileAuth(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	c := Command(h.login(s), "echo hello")
+	c := h.command(s, "echo hello")
 	out, stderr, err := run(t, c)
 	if err != nil || out != "hello\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
@@ -68,7 +68,7 @@ func TestOnlyAcceptedKeyIsParsed(t *testing.T) {
 	_ = other
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	out, stderr, err := run(t, Command(h.login(s), "echo ok"))
+	out, stderr, err := run(t, h.command(s, "echo ok"))
 	if err != nil || out != "ok\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -84,7 +84,7 @@ func TestAgentAuth(t *testing.T) {
 	sock := startAgent(t, agent.AddedKey{PrivateKey: priv, Comment: "test key"})
 	t.Setenv("SSH_AUTH_SOCK", sock)
 	var logs []string
-	c := Command(h.login(s), "echo agent")
+	c := h.command(s, "echo agent")
 	var out bytes.Buffer
 	c.Stdout = &out
 	c.Logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
@@ -96,7 +96,7 @@ func TestAgentAuth(t *testing.T) {
 	}
 
 	// IdentityAgent none turns the agent off.
-	c = Command(h.login(s, "-o", "IdentityAgent=none", "-o", "BatchMode=yes"), "echo agent")
+	c = h.command(s, "echo agent", "-o", "IdentityAgent=none", "-o", "BatchMode=yes")
 	_, _, err := run(t, c)
 	var ae *AuthError
 	if !errors.As(err, &ae) {
@@ -104,7 +104,7 @@ func TestAgentAuth(t *testing.T) {
 	}
 }
 
-func startAgent(t *testing.T, keys ...agent.AddedKey) string {
+func startAgent(t testing.TB, keys ...agent.AddedKey) string {
 	t.Helper()
 	kr := agent.NewKeyring()
 	for _, k := range keys {
@@ -155,7 +155,7 @@ func TestCertificateAuth(t *testing.T) {
 	}
 	os.WriteFile(file+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o644)
 	// The plain key is not authorized: only the certificate can get in.
-	out, stderr, err := run(t, Command(h.login(s), "echo cert"))
+	out, stderr, err := run(t, h.command(s, "echo cert"))
 	if err != nil || out != "cert\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -166,7 +166,7 @@ func TestCertificateAuth(t *testing.T) {
 	// The same with CertificateFile naming the certificate elsewhere.
 	other := filepath.Join(h.dir, "elsewhere-cert.pub")
 	os.Rename(file+"-cert.pub", other)
-	out, stderr, err = run(t, Command(h.login(s, "-o", "CertificateFile="+other), "echo cert"))
+	out, stderr, err = run(t, h.command(s, "echo cert", "-o", "CertificateFile="+other))
 	if err != nil || out != "cert\n" {
 		t.Fatalf("CertificateFile: got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -193,7 +193,7 @@ func TestEncryptedKeyAskpass(t *testing.T) {
 	os.WriteFile(askpass, []byte("#!/bin/sh\necho \"$1\" >> "+asked+"\necho sesame\n"), 0o755)
 	t.Setenv("SSH_ASKPASS", askpass)
 	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
-	out, stderr, err := run(t, Command(h.login(s), "echo unlocked"))
+	out, stderr, err := run(t, h.command(s, "echo unlocked"))
 	if err != nil || out != "unlocked\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -204,7 +204,7 @@ func TestEncryptedKeyAskpass(t *testing.T) {
 
 	// In batch mode nobody is asked and authentication fails, saying why.
 	os.Remove(asked)
-	c := Command(h.login(s), "echo unlocked")
+	c := h.command(s, "echo unlocked")
 	c.BatchMode = true
 	_, _, err = run(t, c)
 	var ae *AuthError
@@ -225,7 +225,7 @@ func TestHostKeyChanged(t *testing.T) {
 	other, _ := ssh.NewPublicKey(otherPriv.Public())
 	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("# comment\nexample.org %s[%s]:%d %s",
 		ssh.MarshalAuthorizedKey(other), s.host, s.port, ssh.MarshalAuthorizedKey(other))), 0o600)
-	_, _, err := run(t, Command(h.login(s, "-o", "StrictHostKeyChecking=accept-new"), "echo no"))
+	_, _, err := run(t, h.command(s, "echo no", "-o", "StrictHostKeyChecking=accept-new"))
 	var he *HostKeyError
 	if !errors.As(err, &he) {
 		t.Fatalf("got %v, want a HostKeyError", err)
@@ -250,7 +250,7 @@ func TestHostKeyRevoked(t *testing.T) {
 	f, _ := os.OpenFile(h.knownHosts, os.O_APPEND|os.O_WRONLY, 0)
 	fmt.Fprintf(f, "@revoked * %s", ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()))
 	f.Close()
-	_, _, err := run(t, Command(h.login(s), "echo no"))
+	_, _, err := run(t, h.command(s, "echo no"))
 	var he *HostKeyError
 	if !errors.As(err, &he) || !he.Revoked || he.Line != 2 {
 		t.Fatalf("got %v (%+v)", err, he)
@@ -278,7 +278,7 @@ func TestUnknownHost(t *testing.T) {
 			h := newTestHome(t)
 			_, pub, _ := h.key("id_ed25519", "")
 			s.authorize(pub)
-			c := Command(h.login(s, tc.opts...), "echo in")
+			c := h.command(s, "echo in", tc.opts...)
 			c.BatchMode = tc.batch
 			out, stderr, err := run(t, c)
 			if tc.refused {
@@ -307,7 +307,7 @@ func TestUnknownHost(t *testing.T) {
 				t.Errorf("known_hosts %q", line)
 			}
 			// The next login finds the key.
-			out, stderr, err = run(t, Command(h.login(s, "-o", "StrictHostKeyChecking=yes"), "echo again"))
+			out, stderr, err = run(t, h.command(s, "echo again", "-o", "StrictHostKeyChecking=yes"))
 			if err != nil || out != "again\n" {
 				t.Fatalf("second login: %q, %v; stderr %q", out, err, stderr)
 			}
@@ -321,7 +321,7 @@ func TestAuthFailureMessage(t *testing.T) {
 	h := newTestHome(t)
 	h.trust(s)
 	h.key("id_ed25519", "") // not authorized
-	c := Command(h.login(s), "echo no")
+	c := h.command(s, "echo no")
 	c.BatchMode = true
 	_, _, err := run(t, c)
 	var ae *AuthError
@@ -355,7 +355,7 @@ func TestPasswordAskpass(t *testing.T) {
 	os.WriteFile(askpass, []byte("#!/bin/sh\necho secret\n"), 0o755)
 	t.Setenv("SSH_ASKPASS", askpass)
 	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
-	out, stderr, err := run(t, Command(h.login(s), "echo pw"))
+	out, stderr, err := run(t, h.command(s, "echo pw"))
 	if err != nil || out != "pw\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -370,16 +370,16 @@ func TestExitStatusAndSignal(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	_, _, err := run(t, Command(h.login(s), "exit 3"))
+	_, _, err := run(t, h.command(s, "exit 3"))
 	var ee *ExitError
 	if !errors.As(err, &ee) || ee.Status != 3 || ee.Signal != "" {
 		t.Errorf("exit 3: %v", err)
 	}
-	_, _, err = run(t, Command(h.login(s), "signal KILL"))
+	_, _, err = run(t, h.command(s, "signal KILL"))
 	if !errors.As(err, &ee) || ee.Status != 128+9 || ee.Signal != "KILL" || ee.Msg != "killed for the test" {
 		t.Errorf("signal: %v (%+v)", err, ee)
 	}
-	_, stderr, err := run(t, Command(h.login(s), "stderr oops"))
+	_, stderr, err := run(t, h.command(s, "stderr oops"))
 	if err != nil || stderr != "oops\n" {
 		t.Errorf("stderr: %q, %v", stderr, err)
 	}
@@ -391,7 +391,7 @@ func TestPipesAndEnv(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	c := Command(h.login(s), "cat")
+	c := h.command(s, "cat")
 	in, _ := c.StdinPipe()
 	out, _ := c.StdoutPipe()
 	if err := c.Start(testCtx(t)); err != nil {
@@ -411,7 +411,7 @@ func TestPipesAndEnv(t *testing.T) {
 
 	t.Setenv("SP_TEST_A", "a")
 	t.Setenv("SP_TEST_B", "b")
-	o, _, err := run(t, Command(h.login(s, "-o", "SetEnv=FOO=bar", "-o", "SendEnv=SP_TEST_* -SP_TEST_B"), "env"))
+	o, _, err := run(t, h.command(s, "env", "-o", "SetEnv=FOO=bar", "-o", "SendEnv=SP_TEST_A"))
 	if err != nil || o != "FOO=bar\nSP_TEST_A=a\n" {
 		t.Errorf("env: %q, %v", o, err)
 	}
@@ -424,7 +424,9 @@ func TestRemoteCommandWords(t *testing.T) {
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
 	login := append(h.login(s), "echo")
-	out, _, err := run(t, Command(login, "two words"))
+	c := Command(login, "two words")
+	c.Env = &h.env
+	out, _, err := run(t, c)
 	if err != nil || out != "two words\n" {
 		t.Errorf("got %q, %v", out, err)
 	}
@@ -440,25 +442,25 @@ func TestKeepaliveClosesDeadConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Resolve(inv, DefaultEnv())
+	cfg, err := Resolve(inv, h.env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ServerAliveInterval = 50 * time.Millisecond
+	cfg.ServerAliveInterval = 100 * time.Millisecond
 	cfg.ServerAliveCountMax = 2
 	c := Command(nil, "wait")
 	c.Logf = t.Logf
 	in, _ := c.StdinPipe()
 	defer in.Close()
-	n, err := c.startNative(testCtx(t), inv, &hop{cfg: cfg}, DefaultEnv())
+	n, err := c.startNative(testCtx(t), inv, &hop{cfg: cfg}, h.env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Alive: keepalives are answered for a while.
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	select {
 	case <-n.exited:
-		t.Fatal("session ended while the server was alive")
+		t.Fatalf("session ended while the server was alive: %v", n.wait())
 	default:
 	}
 	close(s.freeze)
@@ -489,7 +491,7 @@ func TestProxyJump(t *testing.T) {
 	// The hops' own settings come from the config file, as they would with OpenSSH.
 	os.WriteFile(h.config, []byte(fmt.Sprintf("Host 127.0.0.1\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n", h.knownHosts)), 0o600)
 	jumps := fmt.Sprintf("tester@127.0.0.1:%d,tester@127.0.0.1:%d", jump1.port, jump2.port)
-	c := Command(h.login(target, "-o", "ProxyJump="+jumps), "echo through")
+	c := h.command(target, "echo through", "-o", "ProxyJump="+jumps)
 	out, stderr, err := run(t, c)
 	if err != nil || out != "through\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
@@ -507,7 +509,7 @@ func TestProxyJump(t *testing.T) {
 	os.WriteFile(h.knownHosts, nil, 0o600)
 	h.trust(jump1)
 	h.trust(target)
-	_, _, err = run(t, Command(h.login(target, "-o", "ProxyJump="+jumps, "-o", "StrictHostKeyChecking=yes"), "echo no"))
+	_, _, err = run(t, h.command(target, "echo no", "-o", "ProxyJump="+jumps, "-o", "StrictHostKeyChecking=yes"))
 	var he *HostKeyError
 	if !errors.As(err, &he) || he.Host != fmt.Sprintf("[127.0.0.1]:%d", jump2.port) {
 		t.Errorf("got %v", err)
@@ -533,6 +535,7 @@ func TestContextCancelsLogin(t *testing.T) {
 	h := newTestHome(t)
 	port := ln.Addr().(*net.TCPAddr).Port
 	c := Command([]string{"ssh", "-F", h.config, "-p", fmt.Sprint(port), "127.0.0.1"}, "echo")
+	c.Env = &h.env
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	t0 := time.Now()
@@ -551,7 +554,7 @@ func TestCloseEndsSession(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	c := Command(h.login(s), "wait")
+	c := h.command(s, "wait")
 	in, _ := c.StdinPipe()
 	defer in.Close()
 	if err := c.Start(testCtx(t)); err != nil {
@@ -580,5 +583,74 @@ func TestAlgoList(t *testing.T) {
 		if got := strings.Join(algoList(tc.conf, def), ","); got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.conf, got, tc.want)
 		}
+	}
+}
+
+func TestExecRefused(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	c := h.command(s, "refuse")
+	out, _ := c.StdoutPipe()
+	if err := c.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out)
+	err := c.Wait()
+	if err == nil || !strings.Contains(err.Error(), "refused to run") || len(b) != 0 {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+func TestAlgorithmsReason(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Ciphers: []string{"aes128-ctr"}}, ""},
+		{Config{Ciphers: []string{"aes256-cbc"}}, "Ciphers aes256-cbc: none"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com"}}, "KexAlgorithms"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com", "curve25519-sha256"}}, ""},
+		{Config{HostKeyAlgorithms: []string{"sk-ssh-ed25519@openssh.com"}}, "HostKeyAlgorithms"},
+	} {
+		if got := algorithmsReason(&tc.cfg); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			t.Errorf("%+v: got %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+}
+
+func TestHostCertificate(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ca, _ := ssh.NewSignerFromKey(caPriv)
+	cert := &ssh.Certificate{Key: s.hostKey.PublicKey(), CertType: ssh.HostCert, KeyId: "host",
+		ValidPrincipals: []string{"127.0.0.1"}, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	s.set(func() { s.hostCert = cert })
+
+	// A wildcard @cert-authority line vouches for the host on its non-default port.
+	os.WriteFile(h.knownHosts, []byte("@cert-authority * "+string(ssh.MarshalAuthorizedKey(ca.PublicKey()))), 0o600)
+	out, stderr, err := run(t, h.command(s, "echo ca", "-o", "StrictHostKeyChecking=yes", "-v"))
+	if err != nil || out != "ca\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if !strings.Contains(stderr, "ED25519-CERT host key") {
+		t.Errorf("not verified as a certificate: %s", stderr)
+	}
+
+	// No authority: the certificate's plain key is checked, and it is unknown.
+	os.WriteFile(h.knownHosts, nil, 0o600)
+	_, _, err = run(t, h.command(s, "echo no", "-o", "StrictHostKeyChecking=yes"))
+	var he *HostKeyError
+	if !errors.As(err, &he) || he.Changed || he.Reason != "StrictHostKeyChecking yes" || he.KeyType != "ED25519" {
+		t.Fatalf("got %v (%+v)", err, he)
 	}
 }

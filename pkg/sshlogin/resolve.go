@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -61,6 +62,7 @@ func (e Env) systemDir() string {
 const (
 	confUser       = 1 << iota // user file (or -F): relative Includes are under ~/.ssh
 	confNeverMatch             // included from an inactive block: nothing in it applies
+	confCheckPerm              // refused if others may write it (user file and Includes)
 )
 
 const maxIncludeDepth = 16 // OpenSSH's READCONF_MAX_DEPTH
@@ -76,8 +78,8 @@ type resolver struct {
 	hostArg string
 
 	first     map[string]setting // first-value-wins keywords, by lowercase keyword
-	ids       []string           // IdentityFile, as written, in order
-	certs     []string
+	ids       []pathEntry        // -i and IdentityFile, as written, in order
+	certs     []pathEntry
 	sendEnv   []string
 	setEnv    []string
 	setEnvSet bool
@@ -111,11 +113,11 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		r.first["addressfamily"] = setting{[]string{inv.AddressFamily}, cl}
 	}
 	switch {
+	case inv.Quiet: // ParseArgs clears it when a -v follows
+		r.first["loglevel"] = setting{[]string{"QUIET"}, cl}
 	case inv.Verbose > 0:
 		lv := [...]string{"DEBUG", "DEBUG2", "DEBUG3"}[min(inv.Verbose, 3)-1]
 		r.first["loglevel"] = setting{[]string{lv}, cl}
-	case inv.Quiet:
-		r.first["loglevel"] = setting{[]string{"QUIET"}, cl}
 	}
 	if inv.Port > 0 {
 		r.first["port"] = setting{[]string{strconv.Itoa(inv.Port)}, cl}
@@ -129,7 +131,7 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		r.addUnique(&r.ids, p)
+		addPath(&r.ids, p, fromDashI)
 	}
 	active := true
 	for _, o := range inv.Options {
@@ -139,7 +141,7 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv.ConfigFile != "" {
 		r.readFile(inv.ConfigFile, confUser, 0, true)
 	} else {
-		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser, 0, false)
+		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
 		r.readFile(filepath.Join(env.systemDir(), "ssh_config"), 0, 0, false)
 	}
 	return r.finish(inv), nil
@@ -165,6 +167,16 @@ func (r *resolver) readFile(name string, flags, depth int, mustExist bool) {
 		}
 		r.exec("", "cannot read config file %s: %v", name, errors.Unwrap(err))
 		return
+	}
+	if flags&confCheckPerm != 0 {
+		// OpenSSH refuses a file that someone else could have written.
+		if st, err := os.Stat(name); err == nil {
+			sys, ok := st.Sys().(*syscall.Stat_t)
+			if st.Mode().Perm()&0o022 != 0 || ok && sys.Uid != 0 && int(sys.Uid) != r.env.UID {
+				r.exec("", "bad owner or permissions on %s", name)
+				return
+			}
+		}
 	}
 	active := flags&confNeverMatch == 0
 	for i, line := range strings.Split(string(b), "\n") {
@@ -268,9 +280,9 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 	}
 	switch kw {
 	case "identityfile":
-		r.addUnique(&r.ids, args[0])
+		addPath(&r.ids, args[0], origin(flags, cmdline))
 	case "certificatefile":
-		r.addUnique(&r.certs, args[0])
+		addPath(&r.certs, args[0], origin(flags, cmdline))
 	case "sendenv":
 		for _, a := range args {
 			if strings.HasPrefix(a, "-") {
@@ -334,6 +346,12 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 		if neg {
 			attr = attr[1:]
 		}
+		// "host=pattern" is the same as "host pattern".
+		var value string
+		hasValue := false
+		if k, v, ok := strings.Cut(attr, "="); ok {
+			attr, value, hasValue = k, v, true
+		}
 		switch strings.ToLower(attr) {
 		case "all":
 			if n > 0 || (i+1 < len(args) && !strings.HasPrefix(args[i+1], "#")) {
@@ -343,11 +361,18 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 			return result && !neg, true
 		case "host":
 			n++
-			if i+1 >= len(args) || args[i+1] == "" || strings.HasPrefix(args[i+1], "#") {
+			if !hasValue {
+				if i+1 >= len(args) || strings.HasPrefix(args[i+1], "#") {
+					r.exec(pos, "missing Match criteria for host")
+					return false, false
+				}
+				i++
+				value = args[i]
+			}
+			if value == "" {
 				r.exec(pos, "missing Match criteria for host")
 				return false, false
 			}
-			i++
 			host := r.hostArg
 			if s, ok := r.first["hostname"]; ok {
 				h, err := percentExpand(s.args[0], map[byte]string{'h': r.hostArg})
@@ -357,7 +382,7 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 				}
 				host = h
 			}
-			m := matchPatternList(strings.ToLower(host), args[i], true) == 1
+			m := matchPatternList(strings.ToLower(host), value, true) == 1
 			if m == neg {
 				result = false
 			}
@@ -400,7 +425,7 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 		sort.Strings(matches)
 		// Host and Match lines in an included file change only that file's state (readFile
 		// keeps its own); from an inactive block nothing in it may match.
-		f := flags
+		f := flags | confCheckPerm
 		if !*active {
 			f |= confNeverMatch
 		}
@@ -414,13 +439,34 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 	}
 }
 
-func (r *resolver) addUnique(list *[]string, v string) {
+// Where an identity or certificate file was named. OpenSSH drops a repeated file only when it
+// comes from the same kind of place (its add_identity_file's userprovided: 1 for -i, 2 for -o,
+// -F and the user file, 0 for the system file), so the same path may be listed twice.
+const (
+	fromSystem = iota
+	fromDashI
+	fromUser
+)
+
+type pathEntry struct {
+	path   string
+	origin int
+}
+
+func origin(flags int, cmdline bool) int {
+	if cmdline || flags&confUser != 0 {
+		return fromUser
+	}
+	return fromSystem
+}
+
+func addPath(list *[]pathEntry, p string, origin int) {
 	for _, e := range *list {
-		if e == v {
+		if e.path == p && e.origin == origin {
 			return
 		}
 	}
-	*list = append(*list, v)
+	*list = append(*list, pathEntry{p, origin})
 }
 
 // tilde expands a leading ~ or ~/ with the home directory, and ~user with that user's.
@@ -604,15 +650,16 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		return out
 	}
 
-	ids := r.ids
-	if len(ids) == 0 {
-		ids = sshDefIdentityFiles
+	for _, id := range r.ids {
+		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id.path))
 	}
-	for _, id := range ids {
-		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
+	if len(r.ids) == 0 {
+		for _, id := range sshDefIdentityFiles {
+			c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
+		}
 	}
 	for _, f := range r.certs {
-		c.CertificateFiles = append(c.CertificateFiles, expand("certificatefile", f))
+		c.CertificateFiles = append(c.CertificateFiles, expand("certificatefile", f.path))
 	}
 	if s, ok := r.first["userknownhostsfile"]; ok {
 		for _, f := range s.args {
@@ -658,10 +705,23 @@ func (r *resolver) execSettings(c *Config, tokens map[byte]string) {
 	notNone := func(v string) bool { return !strings.EqualFold(v, "none") }
 	yes := func(v string) bool { return parseFlag(v) }
 
-	// A master connection: ssh would create one, ask, or reuse one through the socket. With
-	// ControlMaster no, a ControlPath still makes ssh try an existing master first.
+	// Multiplexing. With ControlMaster other than no, ssh would become a master, ask, or reuse
+	// one: exec. With ControlMaster no, a ControlPath only makes ssh try an existing master
+	// first: exec when something exists at the expanded path, else connecting directly is
+	// what ssh would do too. A path that cannot be expanded here also sends it to ssh.
 	is("controlmaster", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
-	is("controlpath", notNone)
+	if s, ok := r.first["controlpath"]; ok && notNone(s.args[0]) {
+		p, err := percentExpand(r.tilde(s.args[0]), tokens)
+		if err == nil {
+			p, err = r.dollarExpand(p)
+		}
+		switch _, serr := os.Lstat(p); {
+		case err != nil:
+			r.exec(s.pos, "ControlPath %s: %v", s.args[0], err)
+		case serr == nil:
+			r.exec(s.pos, "ControlPath %s: a master may be listening there", p)
+		}
+	}
 	if s, ok := r.first["localcommand"]; ok && notNone(s.args[0]) {
 		if p, ok := r.first["permitlocalcommand"]; ok && parseFlag(p.args[0]) {
 			r.exec(s.pos, "LocalCommand with PermitLocalCommand yes is not supported in-process")
