@@ -156,6 +156,30 @@ func TestBuildMain(t *testing.T) {
 	}
 }
 
+func TestSweepBuilds(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(pid int, start string) string {
+		d, err := os.MkdirTemp("", fmt.Sprintf("%s%d-%s-", buildDirPrefix, pid, start))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	stale := mk(dead.Process.Pid, "1")
+	live := mk(os.Getpid(), startTime(os.Getpid()))
+	sweepBuilds()
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("build directory %s of a dead owner survived the sweep", stale)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("build directory %s of this live process was swept: %v", live, err)
+	}
+}
+
 func TestSSHDLogin(t *testing.T) {
 	t.Parallel()
 	Require(t, NeedGo)

@@ -51,6 +51,10 @@ type Client struct {
 
 	// Logf receives the -v story; nil is silent.
 	Logf func(format string, args ...any)
+
+	// Watch, if set, is called when the transfer starts with a Meter of its progress, valid
+	// (and safe to read from another goroutine) until Run returns.
+	Watch func(*Meter)
 }
 
 // Report is what a run did: the data connection and how each stage ended.
@@ -58,8 +62,10 @@ type Report struct {
 	Mode          string   // back, reverse or ssh ("" if no data connection was made)
 	Why           string   // why that mode
 	Stages        []*Stage // input, remote, output in order (nil entries for absent stages)
-	ToRemote      int64    // bytes socketpipe relayed to the remote (relayed modes only)
-	FromRemote    int64    // bytes socketpipe relayed from the remote (relayed modes only)
+	ToRemote      int64    // data bytes sent to the remote command (kernel counts in plain mode)
+	FromRemote    int64    // data bytes received from the remote command
+	Encrypted     bool     // -e encrypted the data connection
+	TCP           *TCPInfo // the data connection at its end; nil unless plain TCP
 	Setup         time.Duration
 	Transfer      time.Duration
 	RemoteVersion string
@@ -219,9 +225,12 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	}
 	defer l.close()
 	xferStart := time.Now()
+	if c.Watch != nil {
+		c.Watch(&Meter{l: l, start: xferStart})
+	}
 	err = c.transfer(ctx, l, rd, rep)
 	rep.Transfer = time.Since(xferStart)
-	rep.ToRemote, rep.FromRemote = l.sent.Load(), l.received.Load()
+	l.count(rep, err == nil) // before l.close: the kernel's counts die with the socket
 	return rep, err
 }
 

@@ -228,9 +228,11 @@ func (c *Cmd) Wait() error {
 			c.stop()
 		}
 		c.mu.Lock()
-		if c.closeErr != nil {
+		if c.closeErr != nil && err != nil {
+			// Ended from this side: say so, unless the command had ended by itself with
+			// a status.
 			var ee *ExitError
-			if err == nil || !errors.As(err, &ee) || ee.Signal != "" {
+			if !errors.As(err, &ee) || ee.Signal != "" {
 				err = c.closeErr
 			}
 		}

@@ -2,9 +2,11 @@ package sshlogin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -104,6 +106,14 @@ func implemented(list, imp []string) []string {
 	return slices.DeleteFunc(list, func(a string) bool { return !slices.Contains(imp, a) })
 }
 
+// expandTilde expands a leading ~/ to the home directory.
+func expandTilde(p string, env Env) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		return env.Home + "/" + rest
+	}
+	return p
+}
+
 // parseJump takes apart one ProxyJump hop: [user@]host[:port] or ssh://[user@]host[:port].
 func parseJump(s string) (*Invocation, error) {
 	s = strings.TrimPrefix(s, "ssh://")
@@ -150,6 +160,12 @@ type nativeRun struct {
 func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env Env) (*nativeRun, error) {
 	t0 := time.Now()
 	d := c.newDebug(inv, chain.cfg)
+	for _, id := range inv.Identities {
+		// Resolve drops the -i files it cannot find; ssh warns about them.
+		if _, err := os.Stat(expandTilde(id, env)); err != nil {
+			d.warnf("Warning: Identity file %s not accessible: %v.", id, errors.Unwrap(err))
+		}
+	}
 	if inv.Compression {
 		c.logf("ssh -C: compression is not available in-process; ignored")
 		d.printf("Compression (-C) is not available in-process; ignored")
@@ -207,7 +223,11 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env Env, d *debug, n *nativeR
 		}
 	}
 	d.printf("Connection established.")
-	c.logf("connected to %s (%s) in %v", cfg.Host, conn.RemoteAddr(), time.Since(t0).Round(time.Microsecond))
+	if h.via != nil {
+		c.logf("connected to %s (%s) through %s in %v", cfg.Host, addr, h.via.cfg.Host, time.Since(t0).Round(time.Microsecond))
+	} else {
+		c.logf("connected to %s (%s) in %v", cfg.Host, conn.RemoteAddr(), time.Since(t0).Round(time.Microsecond))
+	}
 
 	var ka *keepalive
 	if cfg.ServerAliveInterval > 0 {

@@ -55,6 +55,15 @@ func TestKeyFileAuth(t *testing.T) {
 	if n := s.logins.Load(); n != 1 {
 		t.Errorf("%d logins", n)
 	}
+
+	// A named identity file that is missing is a warning, as in OpenSSH.
+	_, pub2, file2 := h.key("named", "")
+	s.authorize(pub2)
+	missing := filepath.Join(h.dir, "missing")
+	out, stderr, err = run(t, h.command(s, "echo named", "-i", missing, "-i", file2))
+	if err != nil || out != "named\n" || !strings.Contains(stderr, "Warning: Identity file "+missing+" not accessible: no such file or directory.") {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
 }
 
 func TestOnlyAcceptedKeyIsParsed(t *testing.T) {

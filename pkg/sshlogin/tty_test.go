@@ -13,6 +13,7 @@ import (
 
 	"github.com/creack/pty"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 // TestTerminalPrompts answers the host key question and the passphrase prompt on a real
@@ -63,6 +64,25 @@ func TestTerminalPrompts(t *testing.T) {
 			}
 		}
 	}
+	// Type a secret only once the prompt has turned echo off, as a person would.
+	typeSecret := func(secret string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tio.Lflag&unix.ECHO == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("echo never turned off")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		io.WriteString(f, secret+"\n")
+	}
 	fp := ssh.FingerprintSHA256(s.hostKey.PublicKey())
 	expect("ED25519 key fingerprint is " + fp + ".")
 	expect("Are you sure you want to continue connecting (yes/no/[fingerprint])? ")
@@ -70,9 +90,9 @@ func TestTerminalPrompts(t *testing.T) {
 	expect("Please type 'yes', 'no' or the fingerprint: ")
 	io.WriteString(f, fp+"\n")
 	expect("Enter passphrase for key '" + file + "': ")
-	io.WriteString(f, "wrong\n")
+	typeSecret("wrong")
 	expect("Bad passphrase, try again for " + file + ": ")
-	io.WriteString(f, "pass phrase\n")
+	typeSecret("pass phrase")
 	expect("HELPER OK: tty")
 	if strings.Contains(seen.String(), "pass phrase") {
 		t.Error("the passphrase was echoed")
