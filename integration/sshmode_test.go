@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io/fs"
 	"os"
@@ -567,5 +568,34 @@ func TestSSHModeSymlinkProxyCommand(t *testing.T) {
 	r = e.run("", []string{"PATH=" + linkDir}, "/bin/sh", script, "-F", cfg, "viaproxy", "true")
 	if r.code != 255 || !strings.Contains(r.stderr, "the ssh binary is needed") {
 		t.Errorf("ProxyCommand without a real ssh: status %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+// --stats, before --ssh, records an ssh-mode run as it does a brace-mode one.
+func TestSSHModeStats(t *testing.T) {
+	e := newSSHModeEnv(t)
+	file := filepath.Join(t.TempDir(), "stats.json")
+	r := e.spSSH("12345", []string{"--stats", file}, "cat; echo", "-n", "678; exit 5")
+	if r.code != 5 || r.stdout != "12345678" {
+		t.Fatalf("status %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Login string `json:"login"`
+		Mode  string `json:"mode"`
+		Bytes struct {
+			ToRemote   int64 `json:"to_remote"`
+			FromRemote int64 `json:"from_remote"`
+		} `json:"bytes"`
+		Exit int `json:"exit"`
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	if s.Login != "native" || s.Mode == "" || s.Mode == "ssh" || s.Bytes.ToRemote != 5 || s.Bytes.FromRemote != 8 || s.Exit != 5 {
+		t.Errorf("stats %+v from %s", s, b)
 	}
 }

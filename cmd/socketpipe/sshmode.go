@@ -131,18 +131,33 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		return m.handOver("no remote command (an interactive login)")
 	}
 
-	verbose := a.Verbose + inv.Verbose
-	m.logf = logger(stderr, verbose)
+	a.Verbose += inv.Verbose
+	a.Input, a.Output = nil, nil
+	a.Remote = []string{strings.Join(inv.Command, " ")}
+	rec := newRunRecord(a, stderr)
+	status := m.client(ctx, a, inv, stdin, stdout, stderr, sig, rec)
+	if st := rec.finish(status, sig(), rec.stderr); st != status {
+		return exitSSH // --stats could not be written
+	}
+	return status
+}
+
+// client runs the remote command through the login, as client does for the brace mode, with
+// ssh's exit convention. Its messages go through rec, which -v and --stats follow.
+func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
+	msgs := rec.stderr
+	m.stderr = msgs
+	m.logf = logger(msgs, a.Verbose)
 	if a.Encrypt {
 		if _, err := rendezvous.ChooseCipher(a.Cipher); err != nil {
-			errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+			errorf(msgs, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
 			return exitSSH
 		}
 	}
 
 	// The login is ssh with the options and the host, without the command words and without
 	// -e, which the login would otherwise refuse as needing a terminal.
-	loginArgs := dropEscapeChar(sshArgs[:len(sshArgs)-len(inv.Command)])
+	loginArgs := dropEscapeChar(m.sshArgs[:len(m.sshArgs)-len(inv.Command)])
 	if _, err := sshlogin.ParseArgs(loginArgs); err != nil {
 		return m.handOver("ssh options that need a terminal")
 	}
@@ -151,15 +166,14 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		// Without a real ssh an executed login would run socketpipe again: say so now.
 		sshBin = "ssh"
 		if reason := execNeeded(a, inv); reason != "" {
-			errorf(stderr, "the ssh binary is needed (%s) and there is none on PATH besides socketpipe", reason)
-			hintf(stderr, "install OpenSSH's client, or change the ssh configuration")
+			errorf(msgs, "the ssh binary is needed (%s) and there is none on PATH besides socketpipe", reason)
+			hintf(msgs, "install OpenSSH's client, or change the ssh configuration")
 			return exitSSH
 		}
 	}
 	os.Setenv(sshSelfEnv, "1")
 	a.Login = append([]string{sshBin}, loginArgs...)
-	remote := strings.Join(inv.Command, " ")
-	m.log("ssh mode: remote command %q through the remote shell", remote)
+	m.log("ssh mode: remote command %q through the remote shell", a.Remote[0])
 
 	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
 	login.Stderr = stderr
@@ -168,23 +182,24 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 	login.Logf = m.logf
 	w, err := login.StdinPipe()
 	if err != nil {
-		errorf(stderr, "%v", err)
+		errorf(msgs, "%v", err)
 		return exitSSH
 	}
 	r, err := login.StdoutPipe()
 	if err != nil {
-		errorf(stderr, "%v", err)
+		errorf(msgs, "%v", err)
 		return exitSSH
 	}
 	if err := login.Start(ctx); err != nil {
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
-		reportLoginError(stderr, a.Login, err)
+		reportLoginError(msgs, a.Login, err)
 		return exitSSH
 	}
+	rec.loginStarted(login.Native())
 	c := &plumb.Client{
-		Remote: []string{remote}, Shell: true,
+		Remote: a.Remote, Shell: true,
 		StdinToRemote: !hasFlag(inv.Flags, "-n"),
 		Stdin:         stdin, Stdout: stdout, Stderr: stderr,
 		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
@@ -192,14 +207,16 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		LocalAddr: login.LocalAddr(), RemoteAddr: login.RemoteAddr(), Native: login.Native(),
 		Logf: m.logf,
 	}
+	rec.watch(c)
 	rep, err := c.Run(ctx, r, w)
+	rec.rep = rep
 	if err != nil {
 		login.Close()
 		lerr := waitLogin(login, 5*time.Second)
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
-		reportRunError(stderr, a, err, lerr)
+		reportRunError(msgs, a, err, lerr)
 		return exitSSH
 	}
 	w.Close()
@@ -210,11 +227,10 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 	if s := sig(); s != 0 {
 		return 128 + int(s)
 	}
-	m.log("data connection: %s, %d bytes to the remote command, %d from it", rep.Mode, rep.ToRemote, rep.FromRemote)
 	status, stage := rep.Status()
 	if stage != nil && stage.Signal != "" {
 		// ssh's convention: a remote command killed by a signal is 255.
-		errorf(stderr, "%v", rep.StageError())
+		errorf(msgs, "%v", rep.StageError())
 		return exitSSH
 	}
 	// Like ssh, say nothing about a remote command's non-zero status: it is the exit status.
@@ -355,7 +371,7 @@ func printG(inv *sshlogin.Invocation, stdout, stderr io.Writer) int {
 }
 
 const sshUsageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
-                  [--remote-path path] [--cipher name]
+                  [--remote-path path] [--cipher name] [--stats file]
                   --ssh [ssh options] destination command [argument ...]
        socketpipe --ssh -G [ssh options] destination
        ssh [ssh options] destination command [argument ...]   (socketpipe linked as ssh)
