@@ -403,7 +403,13 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 
 	var vanished error
 	msgs := rd.msgs
-	for inputDone != nil || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
+	// Our own stdin may never end (a terminal, a parent that keeps the pipe open): as ssh does,
+	// stop waiting for it once the remote command has ended and its output is all out.
+	stdinOnly := c.Input == nil && c.StdinToRemote && c.Stdin != nil
+	waitInput := func() bool {
+		return inputDone != nil && !(stdinOnly && outputDone == nil && statusSeen.Load())
+	}
+	for waitInput() || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
 		select {
 		case <-inputDone:
 			inputDone = nil
