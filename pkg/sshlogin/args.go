@@ -297,13 +297,25 @@ func splitOption(s string) (kw, rest string, ok bool) {
 	return kw, rest, rest != ""
 }
 
-// parsePort is OpenSSH's a2port: a decimal number from 1 to 65535.
+// parsePort is OpenSSH's a2port: a decimal number from 1 to 65535, as strtonum reads it.
 func parsePort(s string) (int, bool) {
-	p, err := strconv.Atoi(s)
-	if err != nil || p <= 0 || p > 65535 || strings.TrimSpace(s) != s || strings.HasPrefix(s, "+") {
+	p, ok := strtonum(s, 0, 65535)
+	return p, ok && p > 0
+}
+
+// strtonum reads a decimal integer as OpenBSD's strtonum does (leading white space and a sign
+// allowed, nothing after the digits) and checks it is within [min, max].
+func strtonum(s string, min, max int64) (int, bool) {
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "+"), "-")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
 		return 0, false
 	}
-	return p, true
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < min || n > max {
+		return 0, false
+	}
+	return int(n), true
 }
 
 // parseSSHURI recognises ssh://[user@]host[:port] as OpenSSH's parse_ssh_uri does. isURI is

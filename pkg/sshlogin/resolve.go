@@ -276,6 +276,13 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		r.exec(pos, "%s: %v", keywordName(kw), err)
 		return
 	}
+	if kw == "identityagent" {
+		// OpenSSH expands ${VAR} here once, to refuse a variable that is not set.
+		if _, err := r.dollarExpand(args[0]); err != nil {
+			r.exec(pos, "IdentityAgent: %v", err)
+			return
+		}
+	}
 	if !*active {
 		return
 	}
@@ -537,7 +544,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 	}
 	c.HostName = canonicalHost(c.HostName, c.AddressFamily)
 	if v, ok := get("port"); ok {
-		c.Port, _ = strconv.Atoi(v)
+		c.Port, _ = parsePort(v)
 	}
 	if v, ok := get("user"); ok {
 		c.User = v
@@ -566,7 +573,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}
 	}
 	if v, ok := get("connectionattempts"); ok {
-		c.ConnectionAttempts, _ = strconv.Atoi(v)
+		c.ConnectionAttempts, _ = strtonum(v, 0, 1<<31-1)
 	}
 	if v, ok := get("serveraliveinterval"); ok {
 		if secs, _ := parseTime(v); secs > 0 {
@@ -576,7 +583,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		c.ServerAliveInterval = 300 * time.Second // OpenSSH's default in batch mode
 	}
 	if v, ok := get("serveralivecountmax"); ok {
-		c.ServerAliveCountMax, _ = strconv.Atoi(v)
+		c.ServerAliveCountMax, _ = strtonum(v, 0, 1<<31-1)
 	}
 	if v, ok := get("bindaddress"); ok {
 		c.BindAddress = v
@@ -683,14 +690,9 @@ func (r *resolver) finish(inv *Invocation) *Config {
 	}
 	if v, ok := get("identityagent"); ok {
 		switch {
-		case v == "SSH_AUTH_SOCK":
-		case v == "none":
-			c.IdentityAgent = "none"
-		case strings.HasPrefix(v, "$"):
-			c.IdentityAgent = r.env.getenv(v[1:])
-			if c.IdentityAgent == "" {
-				c.IdentityAgent = "none"
-			}
+		case v == "SSH_AUTH_SOCK", strings.HasPrefix(v, "$") && !strings.HasPrefix(v, "${"), v == "none":
+			// As written: the agent code reads the variable when it connects.
+			c.IdentityAgent = v
 		default:
 			c.IdentityAgent = expand("identityagent", v)
 		}
@@ -999,8 +1001,12 @@ func validate(kw string, args []string) error {
 		}
 		return one()
 	case "connectionattempts", "serveralivecountmax":
-		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		n, ok := strtonum(v, 0, 1<<31-1)
+		if !ok {
 			return fmt.Errorf("bad number %q", v)
+		}
+		if kw == "connectionattempts" && n == 0 {
+			return fmt.Errorf("invalid number of ConnectionAttempts")
 		}
 		return one()
 	case "connecttimeout", "serveraliveinterval":
@@ -1053,14 +1059,14 @@ func validate(kw string, args []string) error {
 				return fmt.Errorf("invalid environment name %q", a)
 			}
 		}
-	case "identityagent":
-		if strings.HasPrefix(v, "$") && v != "$" && !validEnvName(v[1:]) {
-			return fmt.Errorf("invalid environment name %q", v)
+	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms":
+		if err := validAlgorithms(kw, v); err != nil {
+			return err
 		}
 		return one()
 	case "userknownhostsfile", "globalknownhostsfile", "preferredauthentications":
 		return nil
-	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "hostname", "user",
+	case "identityagent", "hostname", "user",
 		"hostkeyalias", "bindaddress", "proxyjump", "identityfile", "certificatefile":
 		return one()
 	}
@@ -1251,4 +1257,32 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// validAlgorithms checks an algorithm list as OpenSSH 9.2's readconf does: a "-" list is not
+// checked; otherwise every name must be supported, and only HostKeyAlgorithms may use
+// wildcards (each matching some algorithm).
+func validAlgorithms(kw, spec string) error {
+	if strings.HasPrefix(spec, "-") {
+		return nil
+	}
+	list := spec
+	if strings.HasPrefix(spec, "+") || strings.HasPrefix(spec, "^") {
+		list = spec[1:]
+	}
+	all := map[string]string{"ciphers": sshAllCiphers, "macs": sshAllMACs,
+		"kexalgorithms": sshAllKex, "hostkeyalgorithms": sshAllHostKeyAlgs}[kw]
+	for _, name := range strings.Split(list, ",") {
+		ok := false
+		for _, a := range strings.Split(all, ",") {
+			if a == name || kw == "hostkeyalgorithms" && strings.ContainsAny(name, "*?") && matchPattern(a, name, false) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("unsupported algorithm %q in %q", name, spec)
+		}
+	}
+	return nil
 }

@@ -439,6 +439,14 @@ func TestResolveExecReason(t *testing.T) {
 		{"garbage", "Port 22 23\n", nil, "garbage at end of line", nil},
 		{"bad percent", "HostName %z.example\n", nil, "HostName: unknown key %z", nil},
 		{"bad yes/no", "BatchMode perhaps\n", nil, "BatchMode", nil},
+		{"cipher wildcard", "Ciphers aes*\n", nil, "Ciphers: unsupported algorithm", nil},
+		{"cipher removal unchecked", "Ciphers -nonesuch\n", nil, "", nil},
+		{"hostkey wildcard", "HostKeyAlgorithms ssh-ed25519*\n", nil, "", nil},
+		{"hostkey wildcard matching nothing", "HostKeyAlgorithms nonesuch*\n", nil, "HostKeyAlgorithms: unsupported", nil},
+		{"agent unset variable", "Host other\n  IdentityAgent ${NOPE}/x\n", nil, "IdentityAgent: environment variable \"NOPE\" not set", nil},
+		{"agent legacy variable", "IdentityAgent $NOPE\n", nil, "", nil},
+		{"connection attempts 0", "ConnectionAttempts 0\n", nil, "invalid number of ConnectionAttempts", nil},
+		{"port with sign", "Port +22\n", nil, "", nil},
 		{"localforward", "LocalForward 8080 localhost:80\n", nil, "LocalForward", nil},
 		{"remotecommand", "RemoteCommand ls\n", nil, "RemoteCommand", nil},
 		{"requesttty force", "RequestTTY force\n", nil, "RequestTTY", nil},
@@ -497,7 +505,7 @@ func TestResolveValues(t *testing.T) {
 	c := resolveText(t, `
 Host h
   HostName %h.Example.ORG
-  IdentityAgent $SOCK
+  IdentityAgent ${SOCK}
   IdentityFile ~/id_%r
   IdentityFile "~/with space"
   UserKnownHostsFile none
@@ -505,7 +513,7 @@ Host h
   ConnectTimeout 1h1s
   ServerAliveInterval 2m
   PreferredAuthentications publickey,password
-  Ciphers aes*-ctr
+  Ciphers aes256-ctr,aes128-ctr
   ProxyJump none
   ProxyCommand nc %h %p
 `, nil, "-i", "/nonexistent/key", "-l", "bob", "h")
@@ -525,7 +533,7 @@ Host h
 		{"ConnectTimeout", c.ConnectTimeout.String(), "1h0m1s"},
 		{"ServerAliveInterval", c.ServerAliveInterval.String(), "2m0s"},
 		{"PreferredAuthentications", c.PreferredAuthentications, []string{"publickey", "password"}},
-		{"Ciphers", c.Ciphers, []string{"aes128-ctr", "aes192-ctr", "aes256-ctr"}},
+		{"Ciphers", c.Ciphers, []string{"aes256-ctr", "aes128-ctr"}},
 		{"ProxyJump", c.ProxyJump, ""},
 		{"User", c.User, "bob"},
 		{"HostKeyAlgorithms", c.HostKeyAlgorithms, []string(nil)},
@@ -764,6 +772,9 @@ func TestOracleRandom(t *testing.T) {
 	value := func(kw string) string {
 		switch kw {
 		case "Port", "ConnectionAttempts", "ServerAliveCountMax":
+			if rng.IntN(10) == 0 {
+				return pick("0", "-1", "65536", "abc", "1x", "007", "+5", "99999999999")
+			}
 			return fmt.Sprint(1 + rng.IntN(3000))
 		case "User":
 			return pick("alice", "bob", "c_d", "e.f")
@@ -835,9 +846,21 @@ func TestOracleRandom(t *testing.T) {
 					m = "all"
 				}
 				fmt.Fprintf(&b, "Match %s\n", m)
+			case 2:
+				if rng.IntN(4) == 0 {
+					// Lines ssh refuses: socketpipe must leave them to ssh.
+					fmt.Fprintf(&b, "%s\n", pick("Frobnicate yes", "BatchMode maybe", "Port", "Host",
+						"ConnectTimeout 1x", `User "unterminated`, "AddressFamily inet5", "StrictHostKeyChecking sometimes",
+						"LogLevel LOUD", "SetEnv NOEQUALS", "SendEnv A=B", "Ciphers nonesuch", "MACs +nonesuch",
+						"KexAlgorithms !curve25519-sha256", "Match", "Match host", "Match all all",
+						"HostName %z", "IdentityAgent $1BAD", "ServerAliveInterval -5", "PubkeyAuthentication maybe"))
+					continue
+				}
+				fallthrough
 			default:
 				kw := kws[rng.IntN(len(kws))]
-				fmt.Fprintf(&b, "  %s %s\n", kw, value(kw))
+				sep := pick(" ", "=", " = ", "\t")
+				fmt.Fprintf(&b, "%s%s%s%s\n", pick("  ", "", "\t"), pick(kw, strings.ToLower(kw), strings.ToUpper(kw)), sep, value(kw))
 			}
 		}
 		config := b.String()
