@@ -831,10 +831,14 @@ func TestOracleRandom(t *testing.T) {
 		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel"}
 
 	dir := t.TempDir()
-	for i := 0; i < n; i++ {
+	// lines writes up to max random lines; Include lines name files of the same run.
+	lines := func(max int, incDir string) string {
 		var b strings.Builder
-		for l := rng.IntN(12); l > 0; l-- {
-			switch rng.IntN(8) {
+		for l := rng.IntN(max); l > 0; l-- {
+			switch rng.IntN(9) {
+			case 8:
+				fmt.Fprintf(&b, "Include %s\n", filepath.Join(incDir, pick("f0", "f1", "f*", "missing", "f?")))
+				continue
 			case 0:
 				fmt.Fprintf(&b, "Host %s %s\n", pattern(), pattern())
 			case 1:
@@ -863,7 +867,23 @@ func TestOracleRandom(t *testing.T) {
 				fmt.Fprintf(&b, "%s%s%s%s\n", pick("  ", "", "\t"), pick(kw, strings.ToLower(kw), strings.ToUpper(kw)), sep, value(kw))
 			}
 		}
-		config := b.String()
+		return b.String()
+	}
+	for i := 0; i < n; i++ {
+		incDir := filepath.Join(dir, fmt.Sprint("inc", i))
+		if err := os.MkdirAll(incDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		config := lines(12, incDir)
+		for _, f := range []string{"f0", "f1"} {
+			if rng.IntN(2) == 0 {
+				inc := lines(6, incDir)
+				config += "# " + f + ":\n#   " + strings.ReplaceAll(inc, "\n", "\n#   ") + "\n"
+				if err := os.WriteFile(filepath.Join(incDir, f), []byte(inc), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		file := filepath.Join(dir, fmt.Sprintf("config%d", i))
 		if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 			t.Fatal(err)
