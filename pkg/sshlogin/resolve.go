@@ -92,7 +92,7 @@ type resolver struct {
 // Resolve applies the command line in inv over ssh_config with OpenSSH 9.2's semantics and
 // returns the configuration of the login. The command line comes first (-p, -l, -4/-6, -v/-q,
 // -i, then the -o options in order), then ~/.ssh/config, then the system file (or only the -F
-// file); for each keyword the first value found wins, except those OpenSSH accumulates
+// file, or none for -F none); for each keyword the first value found wins, except those OpenSSH accumulates
 // (IdentityFile, CertificateFile, SendEnv). Host and Match host/all blocks, Include with globs,
 // IgnoreUnknown and the % and ~ expansions are OpenSSH's.
 //
@@ -139,9 +139,12 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		r.apply(o[0], o[1], "command-line", 0, 0, &active, true, 0)
 	}
 
-	if inv.ConfigFile != "" {
+	switch {
+	case strings.EqualFold(inv.ConfigFile, "none"):
+		// ssh -F none reads no file at all.
+	case inv.ConfigFile != "":
 		r.readFile(inv.ConfigFile, confUser, 0, true)
-	} else {
+	default:
 		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
 		r.readFile(filepath.Join(env.systemDir(), "ssh_config"), 0, 0, false)
 	}

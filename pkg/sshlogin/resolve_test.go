@@ -959,3 +959,24 @@ func TestCanonicalHost(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveConfigFileNone(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{filepath.Join(dir, ".ssh", "config"), filepath.Join(dir, "etc", "ssh_config")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("Port 2\nProxyCommand nc %h %p\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for cf, port := range map[string]int{"none": 22, "NONE": 22, "": 2} {
+		c, err := Resolve(&Invocation{Host: "h", ConfigFile: cf}, testEnv(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Port != port || (c.ExecReason == "") != (port == 22) {
+			t.Errorf("-F %q: port %d, ExecReason %q", cf, c.Port, c.ExecReason)
+		}
+	}
+}
