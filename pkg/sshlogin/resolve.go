@@ -275,6 +275,18 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		return
 	}
 
+	if kw == "proxyjump" {
+		// OpenSSH reads the rest of the line, not words, and checks every hop's syntax.
+		v, _, _ := strings.Cut(rest, "#")
+		v = strings.TrimRight(v, " \t\r\n")
+		args = []string{v}
+		if !strings.EqualFold(v, "none") {
+			if _, err := parseProxyJump(v); err != nil {
+				r.exec(pos, "invalid ProxyJump %q: %v", v, err)
+				return
+			}
+		}
+	}
 	if err := validate(kw, args); err != nil {
 		r.exec(pos, "%s: %v", keywordName(kw), err)
 		return
@@ -1070,7 +1082,7 @@ func validate(kw string, args []string) error {
 	case "userknownhostsfile", "globalknownhostsfile", "preferredauthentications":
 		return nil
 	case "identityagent", "hostname", "user",
-		"hostkeyalias", "bindaddress", "proxyjump", "identityfile", "certificatefile":
+		"hostkeyalias", "bindaddress", "identityfile", "certificatefile":
 		return one()
 	}
 	return nil
