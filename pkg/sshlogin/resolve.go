@@ -90,16 +90,24 @@ type resolver struct {
 }
 
 // Resolve applies the command line in inv over ssh_config with OpenSSH 9.2's semantics and
-// returns the configuration of the login. The command line comes first (-p, -l, -4/-6, -v/-q,
-// -i, then the -o options in order), then ~/.ssh/config, then the system file (or only the -F
-// file, or none for -F none); for each keyword the first value found wins, except those OpenSSH accumulates
-// (IdentityFile, CertificateFile, SendEnv). Host and Match host/all blocks, Include with globs,
-// IgnoreUnknown and the % and ~ expansions are OpenSSH's.
+// returns the configuration of the login. The command line comes first (-4/-6, -v/-q, -p, -l,
+// -i, then the -o options in order), then ~/.ssh/config, then the system file (only the -F
+// file instead, or nothing for -F none). For each keyword the first value found wins, except
+// that IdentityFile, CertificateFile and SendEnv accumulate, and SetEnv takes the first line
+// that applies. Host, Match host and Match all, Include with globs, IgnoreUnknown and the ~,
+// %-token and ${VAR} expansions are OpenSSH's; so are the defaults (as ssh -G prints them),
+// the hostname (lowercased, or an address in canonical form), the dropping of -i files that
+// do not exist, and the refusal of a user file or Include that others may write.
+//
+// IdentityAgent is "" when not configured, otherwise as ssh -G prints it: "none",
+// "SSH_AUTH_SOCK" or "$VAR" as written (the variable names the socket), or an expanded path.
+// Config.ProxyJump is the value as written ("" for none).
 //
 // Resolve does not fail on what a configuration says: anything it cannot honour in-process,
-// or cannot read, is reported in Config.ExecReason (naming the file and line) so that the
-// caller executes the ssh binary, which will do the right thing or say what is wrong. It
-// returns an error only for an Invocation without a host.
+// or that ssh itself would refuse, is reported in Config.ExecReason (naming the file and
+// line, or the -o option) so that the caller executes the ssh binary, which will do the right
+// thing or say what is wrong; the first such reason is kept. Resolve returns an error only for
+// an Invocation without a host.
 func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv == nil || inv.Host == "" {
 		return nil, errors.New("sshlogin: resolve: no host")
