@@ -54,6 +54,14 @@ func requireSSH(t *testing.T) string {
 		}
 		t.Skipf("no ssh binary: %v", err)
 	}
+	// The defaults and algorithm lists in gconfig.go are OpenSSH 9.2's.
+	out, _ := exec.Command(p, "-V").CombinedOutput()
+	if !strings.HasPrefix(string(out), "OpenSSH_9.2") {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the oracle is OpenSSH 9.2, whose defaults socketpipe prints; this is %s", out)
+		}
+		t.Skipf("ssh is not OpenSSH 9.2: %s", out)
+	}
 	return p
 }
 
