@@ -273,13 +273,7 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		return
 	}
 
-	switch kind {
-	case kwIgnored:
-		return
-	case kwExecAlways:
-		if *active {
-			r.exec(pos, "%s is not supported in-process", keywordName(kw))
-		}
+	if kind == kwIgnored {
 		return
 	}
 
@@ -1106,9 +1100,8 @@ func keywordName(kw string) string {
 
 // What socketpipe does with each ssh_config keyword of OpenSSH 9.2 (Debian's build).
 const (
-	kwHonoured   = iota + 1 // resolved into Config, or checked for values only ssh can serve
-	kwIgnored               // no effect on a non-interactive command over a socketpipe login
-	kwExecAlways            // any active use needs the ssh binary
+	kwHonoured = iota + 1 // resolved into Config, or checked for values only ssh can serve
+	kwIgnored             // no effect on a non-interactive command over a socketpipe login
 )
 
 var keywords = map[string]int{
