@@ -663,3 +663,71 @@ func TestHostCertificate(t *testing.T) {
 		t.Fatalf("got %v (%+v)", err, he)
 	}
 }
+
+func TestKeyboardInteractive(t *testing.T) {
+	s := newTestServer(t)
+	s.set(func() { s.kbdint = "xyzzy" })
+	h := newTestHome(t)
+	h.trust(s)
+	askpass := filepath.Join(h.dir, "askpass")
+	asked := filepath.Join(h.dir, "asked")
+	os.WriteFile(askpass, []byte("#!/bin/sh\necho \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
+	t.Setenv("SSH_ASKPASS", askpass)
+	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
+	out, stderr, err := run(t, h.command(s, "echo kbd"))
+	if err != nil || out != "kbd\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if b, _ := os.ReadFile(asked); string(b) != "Secret word: \n" {
+		t.Errorf("asked %q", b)
+	}
+	if !contains(s.authLog(), "keyboard-interactive+") {
+		t.Errorf("auth log %v", s.authLog())
+	}
+
+	// PreferredAuthentications without it, or KbdInteractiveAuthentication no: not tried.
+	for _, o := range []string{"PreferredAuthentications=publickey,password", "KbdInteractiveAuthentication=no"} {
+		_, _, err = run(t, h.command(s, "echo kbd", "-o", o))
+		var ae *AuthError
+		if !errors.As(err, &ae) || contains(ae.Tried, "keyboard-interactive") {
+			t.Errorf("%s: %v", o, err)
+		}
+	}
+}
+
+func TestDialOptions(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	c := h.command(s, "echo bound", "-o", "BindAddress=127.0.0.2", "-4")
+	out, _, err := run(t, c)
+	if err != nil || out != "bound\n" {
+		t.Fatalf("got %q, %v", out, err)
+	}
+	s.mu.Lock()
+	remote := s.remotes[len(s.remotes)-1]
+	s.mu.Unlock()
+	if !strings.HasPrefix(remote, "127.0.0.2:") || !strings.HasPrefix(c.LocalAddr().String(), "127.0.0.2:") {
+		t.Errorf("server saw %s, LocalAddr %v", remote, c.LocalAddr())
+	}
+
+	// IPv6 only, to an IPv4 address: no connection.
+	_, _, err = run(t, h.command(s, "echo no", "-6"))
+	if err == nil {
+		t.Error("-6 reached an IPv4 address")
+	}
+
+	// Two attempts at a closed port, a second apart.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c = Command([]string{"ssh", "-F", h.config, "-p", fmt.Sprint(port), "-o", "ConnectionAttempts=2", "127.0.0.1"}, "true")
+	c.Env = &h.env
+	t0 := time.Now()
+	_, _, err = run(t, c)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || time.Since(t0) < time.Second {
+		t.Errorf("got %v after %v", err, time.Since(t0))
+	}
+}
