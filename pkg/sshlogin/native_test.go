@@ -731,3 +731,39 @@ func TestDialOptions(t *testing.T) {
 		t.Errorf("got %v after %v", err, time.Since(t0))
 	}
 }
+
+func TestIdentitiesOnly(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	var keys []agent.AddedKey
+	for i := range 7 {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		keys = append(keys, agent.AddedKey{PrivateKey: priv, Comment: fmt.Sprint("stranger ", i)})
+	}
+	t.Setenv("SSH_AUTH_SOCK", startAgent(t, keys...))
+	_, pub, file := h.key("mine", "")
+	s.authorize(pub)
+
+	count := func() (n int) {
+		for _, m := range s.authLog() {
+			if strings.HasPrefix(m, "publickey") {
+				n++
+			}
+		}
+		return n
+	}
+	// The agent's seven keys come first, then the file.
+	out, _, err := run(t, h.command(s, "echo all", "-i", file))
+	if err != nil || out != "all\n" || count() < 8 {
+		t.Fatalf("without IdentitiesOnly: %q %v, %d publickey attempts", out, err, count())
+	}
+	before := count()
+	out, stderr, err := run(t, h.command(s, "echo only", "-i", file, "-o", "IdentitiesOnly=yes"))
+	if err != nil || out != "only\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if n := count() - before; n > 2 {
+		t.Errorf("%d publickey attempts with IdentitiesOnly", n)
+	}
+}

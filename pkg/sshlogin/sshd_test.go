@@ -329,6 +329,50 @@ func TestRealSSHD(t *testing.T) {
 		}
 	})
 
+	t.Run("ProxyJump through a second sshd", func(t *testing.T) {
+		jump := startSSHD(t)
+		h := newTestHome(t)
+		_, pub, _ := h.key("id_ed25519", "")
+		d.authorize(t, pub)
+		jump.authorize(t, pub)
+		os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s[127.0.0.1]:%d %s",
+			d.port, ssh.MarshalAuthorizedKey(d.hostKeys[ssh.KeyAlgoED25519]),
+			jump.port, ssh.MarshalAuthorizedKey(jump.hostKeys[ssh.KeyAlgoECDSA256]))), 0o600)
+		before, jumpBefore := d.accepted(), jump.accepted()
+		c := d.command(h, "echo $SSH_CONNECTION", "-o", fmt.Sprintf("ProxyJump=root@127.0.0.1:%d", jump.port))
+		out, stderr, err := run(t, c)
+		if err != nil || !strings.HasPrefix(out, "127.0.0.1 ") {
+			t.Fatalf("got %q, %v; stderr %q\n%s\n%s", out, err, stderr, jump.log, d.log)
+		}
+		if d.accepted()-before != 1 || jump.accepted()-jumpBefore != 1 {
+			t.Errorf("authentications: target %d, jump %d", d.accepted()-before, jump.accepted()-jumpBefore)
+		}
+	})
+
+	t.Run("IdentitiesOnly past a crowded agent", func(t *testing.T) {
+		h := newTestHome(t)
+		d.trust(h, ssh.KeyAlgoED25519)
+		var keys []agent.AddedKey
+		for i := range 7 {
+			_, priv, _ := ed25519.GenerateKey(rand.Reader)
+			keys = append(keys, agent.AddedKey{PrivateKey: priv, Comment: fmt.Sprint("stranger ", i)})
+		}
+		t.Setenv("SSH_AUTH_SOCK", startAgent(t, keys...))
+		_, pub, file := h.key("mine", "")
+		d.authorize(t, pub)
+		// sshd's MaxAuthTries (6) ends the connection before the file's key is offered.
+		_, _, err := run(t, d.command(h, "true", "-i", file))
+		var ae *AuthError
+		if !errors.As(err, &ae) || ae.Err == nil || !strings.Contains(ae.Hint(), "IdentitiesOnly") {
+			t.Fatalf("without IdentitiesOnly: %v", err)
+		}
+		t.Logf("as expected: %v", err)
+		out, stderr, err := run(t, d.command(h, "echo only", "-i", file, "-o", "IdentitiesOnly=yes"))
+		if err != nil || out != "only\n" {
+			t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+		}
+	})
+
 	t.Run("agent auth failure lists methods", func(t *testing.T) {
 		h := newTestHome(t)
 		d.trust(h, ssh.KeyAlgoED25519)
