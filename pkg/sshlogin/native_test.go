@@ -767,3 +767,24 @@ func TestIdentitiesOnly(t *testing.T) {
 		t.Errorf("%d publickey attempts with IdentitiesOnly", n)
 	}
 }
+
+func TestCheckHostIP(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	// The host is known by name; its address is recorded on the first login.
+	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[localhost]:%d %s", s.port, ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()))), 0o600)
+	login := []string{"ssh", "-F", h.config, "-p", fmt.Sprint(s.port), "-4", "-o", "CheckHostIP=yes",
+		"-o", "UserKnownHostsFile=" + h.knownHosts, "-o", "GlobalKnownHostsFile=/dev/null", "tester@localhost"}
+	c := Command(login, "echo ip")
+	c.Env = &h.env
+	out, stderr, err := run(t, c)
+	if err != nil || out != "ip\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	b, _ := os.ReadFile(h.knownHosts)
+	if !strings.Contains(string(b), fmt.Sprintf("[127.0.0.1]:%d ssh-ed25519", s.port)) || !strings.Contains(stderr, "for IP address") {
+		t.Errorf("known_hosts %q, stderr %q", b, stderr)
+	}
+}
