@@ -159,7 +159,7 @@ type nativeRun struct {
 // startNative logs in through the chain and starts the remote command.
 func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env Env) (*nativeRun, error) {
 	t0 := time.Now()
-	d := c.newDebug(inv, chain.cfg)
+	d := c.newDebug(chain.cfg)
 	for _, id := range inv.Identities {
 		// Resolve drops the -i files it cannot find; ssh warns about them.
 		if _, err := os.Stat(expandTilde(id, env)); err != nil {

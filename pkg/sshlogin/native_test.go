@@ -788,3 +788,29 @@ func TestCheckHostIP(t *testing.T) {
 		t.Errorf("known_hosts %q, stderr %q", b, stderr)
 	}
 }
+
+func TestVerboseAndQuiet(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	for _, tc := range []struct {
+		flags         []string
+		debug, warned bool
+	}{
+		{nil, false, true},
+		{[]string{"-v"}, true, true},
+		{[]string{"-q"}, false, false},
+		{[]string{"-v", "-q"}, false, false},
+		{[]string{"-q", "-v"}, true, true},
+	} {
+		os.Remove(h.knownHosts)
+		_, stderr, err := run(t, h.command(s, "echo x", append(tc.flags, "-o", "StrictHostKeyChecking=accept-new")...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(stderr, "debug1: Authenticated to") != tc.debug || strings.Contains(stderr, "Permanently added") != tc.warned {
+			t.Errorf("%v: stderr %q", tc.flags, stderr)
+		}
+	}
+}
