@@ -103,6 +103,7 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 		if f == "" || f == "none" || f == "/dev/null" {
 			continue
 		}
+		f = expandTilde(f, p.env)
 		if _, err := os.Stat(f); err == nil {
 			files = append(files, f)
 		}
