@@ -180,13 +180,14 @@ func (d *realSSHD) accepted() int {
 func TestRealSSHD(t *testing.T) {
 	d := startSSHD(t)
 
-	t.Run("ed25519 key, known RSA host key only", func(t *testing.T) {
+	t.Run("ed25519 key, known RSA host key only, no ssh on PATH", func(t *testing.T) {
 		h := newTestHome(t)
 		// The server offers ed25519 first by default; known_hosts holds its RSA key only.
 		d.trust(h, ssh.KeyAlgoRSA)
 		_, pub, _ := h.key("id_ed25519", "")
 		d.authorize(t, pub)
 		before := d.accepted()
+		t.Setenv("PATH", t.TempDir()) // no ssh binary to fall back on
 		out, stderr, err := run(t, d.command(h, "echo $((6*7)); exit 0"))
 		if err != nil || out != "42\n" {
 			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.log)
