@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -52,6 +53,14 @@ func requireSSH(t *testing.T) string {
 			t.Fatalf("ssh, the oracle for ssh_config resolution, is not installed: %v", err)
 		}
 		t.Skipf("no ssh binary: %v", err)
+	}
+	// The defaults and algorithm lists in gconfig.go are OpenSSH 9.2's.
+	out, _ := exec.Command(p, "-V").CombinedOutput()
+	if !strings.HasPrefix(string(out), "OpenSSH_9.2") {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the oracle is OpenSSH 9.2, whose defaults socketpipe prints; this is %s", out)
+		}
+		t.Skipf("ssh is not OpenSSH 9.2: %s", out)
 	}
 	return p
 }
@@ -213,6 +222,7 @@ func TestOracleConfigFile(t *testing.T) {
 			for _, args := range c.args {
 				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					t.Parallel()
 					full := append([]string{"-F", filepath.Join(dir, "config")}, args...)
 					cmd := exec.Command(sshPath, append([]string{"-G"}, full...)...)
 					cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
@@ -289,6 +299,7 @@ func TestOracleUserFiles(t *testing.T) {
 			for _, args := range c.args {
 				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					t.Parallel()
 					script := `mount --bind "$1" "$2" && mount --bind "$3" /etc/ssh && shift 3 && exec "$@"`
 					argv := append([]string{"-m", "sh", "-c", script, "sh", home, oe.pwHome, etc, sshPath, "-G"}, args...)
 					cmd := exec.Command("unshare", argv...)
@@ -436,6 +447,14 @@ func TestResolveExecReason(t *testing.T) {
 		{"garbage", "Port 22 23\n", nil, "garbage at end of line", nil},
 		{"bad percent", "HostName %z.example\n", nil, "HostName: unknown key %z", nil},
 		{"bad yes/no", "BatchMode perhaps\n", nil, "BatchMode", nil},
+		{"cipher wildcard", "Ciphers aes*\n", nil, "Ciphers: unsupported algorithm", nil},
+		{"cipher removal unchecked", "Ciphers -nonesuch\n", nil, "", nil},
+		{"hostkey wildcard", "HostKeyAlgorithms ssh-ed25519*\n", nil, "", nil},
+		{"hostkey wildcard matching nothing", "HostKeyAlgorithms nonesuch*\n", nil, "HostKeyAlgorithms: unsupported", nil},
+		{"agent unset variable", "Host other\n  IdentityAgent ${NOPE}/x\n", nil, "IdentityAgent: environment variable \"NOPE\" not set", nil},
+		{"agent legacy variable", "IdentityAgent $NOPE\n", nil, "", nil},
+		{"connection attempts 0", "ConnectionAttempts 0\n", nil, "invalid number of ConnectionAttempts", nil},
+		{"port with sign", "Port +22\n", nil, "", nil},
 		{"localforward", "LocalForward 8080 localhost:80\n", nil, "LocalForward", nil},
 		{"remotecommand", "RemoteCommand ls\n", nil, "RemoteCommand", nil},
 		{"requesttty force", "RequestTTY force\n", nil, "RequestTTY", nil},
@@ -494,7 +513,7 @@ func TestResolveValues(t *testing.T) {
 	c := resolveText(t, `
 Host h
   HostName %h.Example.ORG
-  IdentityAgent $SOCK
+  IdentityAgent ${SOCK}
   IdentityFile ~/id_%r
   IdentityFile "~/with space"
   UserKnownHostsFile none
@@ -502,7 +521,7 @@ Host h
   ConnectTimeout 1h1s
   ServerAliveInterval 2m
   PreferredAuthentications publickey,password
-  Ciphers aes*-ctr
+  Ciphers aes256-ctr,aes128-ctr
   ProxyJump none
   ProxyCommand nc %h %p
 `, nil, "-i", "/nonexistent/key", "-l", "bob", "h")
@@ -522,7 +541,7 @@ Host h
 		{"ConnectTimeout", c.ConnectTimeout.String(), "1h0m1s"},
 		{"ServerAliveInterval", c.ServerAliveInterval.String(), "2m0s"},
 		{"PreferredAuthentications", c.PreferredAuthentications, []string{"publickey", "password"}},
-		{"Ciphers", c.Ciphers, []string{"aes128-ctr", "aes192-ctr", "aes256-ctr"}},
+		{"Ciphers", c.Ciphers, []string{"aes256-ctr", "aes128-ctr"}},
 		{"ProxyJump", c.ProxyJump, ""},
 		{"User", c.User, "bob"},
 		{"HostKeyAlgorithms", c.HostKeyAlgorithms, []string(nil)},
@@ -720,5 +739,252 @@ func TestOracleThisMachine(t *testing.T) {
 			normalizeSSH(t, got, oe, oe.pwHome)
 			compareG(t, rebuild(got), cfg)
 		})
+	}
+}
+
+// TestOracleRandom compares with ssh -G over configurations generated from the keywords
+// socketpipe honours (fixed seed, so a failure is reproducible; ORACLE_RANDOM=n runs n).
+func TestOracleRandom(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	n := 60
+	if s := os.Getenv("ORACLE_RANDOM"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	if testing.Short() {
+		n = 20
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	hosts := []string{"a", "b", "ab", "abc", "AB", "x.example.com"}
+	pattern := func() string {
+		p := pick("a", "b", "ab", "a*", "*b", "?b", "a?c", "*", "*.example.com", "AB", "x*")
+		if rng.IntN(5) == 0 {
+			p = "!" + p
+		}
+		return p
+	}
+	algo := func(all string) string {
+		names := strings.Split(all, ",")
+		n1, n2 := names[rng.IntN(len(names))], names[rng.IntN(len(names))]
+		switch rng.IntN(5) {
+		case 0:
+			return "+" + n1
+		case 1:
+			return "-" + n1[:1+rng.IntN(len(n1))] + "*"
+		case 2:
+			return "^" + n1 + "," + n2
+		}
+		return n1 + "," + n2
+	}
+	value := func(kw string) string {
+		switch kw {
+		case "Port", "ConnectionAttempts", "ServerAliveCountMax":
+			if rng.IntN(10) == 0 {
+				return pick("0", "-1", "65536", "abc", "1x", "007", "+5", "99999999999")
+			}
+			return fmt.Sprint(1 + rng.IntN(3000))
+		case "User":
+			return pick("alice", "bob", "c_d", "e.f")
+		case "HostName":
+			return pick("%h.lan", "Real.Example", "%h", "10.0.0.1", "%%h%h", "127.1", "0:0::1", "FE80::1", "Ä.example")
+		case "IdentityFile", "CertificateFile":
+			return pick("~/.ssh/k_%h", "~/.ssh/k_%r_%p", "/keys/%u", "~/.ssh/k", "%d/k_%l")
+		case "UserKnownHostsFile":
+			return pick("~/.ssh/kh", "~/kh_%h ~/kh2", "/kh/%r", "none")
+		case "GlobalKnownHostsFile":
+			return pick("/etc/kh", "/etc/kh1 /etc/kh2")
+		case "IdentityAgent":
+			return pick("none", "~/agent_%h", "/run/agent.sock")
+		case "StrictHostKeyChecking":
+			return pick("yes", "no", "ask", "accept-new", "off", "true", "false")
+		case "AddressFamily":
+			return pick("any", "inet", "inet6")
+		case "ConnectTimeout", "ServerAliveInterval":
+			return pick("5", "1m", "2h3s", "none", "90")
+		case "BindAddress":
+			return pick("127.0.0.1", "::1")
+		case "PreferredAuthentications":
+			return pick("publickey", "publickey,password", "keyboard-interactive,publickey")
+		case "PubkeyAuthentication", "IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts",
+			"PasswordAuthentication", "KbdInteractiveAuthentication":
+			return pick("yes", "no")
+		case "Ciphers":
+			return algo(sshAllCiphers)
+		case "MACs":
+			return algo(sshAllMACs)
+		case "KexAlgorithms":
+			return algo(sshAllKex)
+		case "HostKeyAlgorithms":
+			return algo(sshAllHostKeyAlgs)
+		case "SetEnv":
+			return pick("A=1", "B=2 C=3", `D="x y"`, "A=9")
+		case "SendEnv":
+			return pick("LANG", "LC_*", "-LC_*", "X Y", "-X")
+		case "ProxyJump":
+			return pick("j1", "u@j2:2022", "j1,j2", "none")
+		case "HostKeyAlias":
+			return pick("alias1", "alias2")
+		case "LogLevel":
+			return pick("ERROR", "VERBOSE", "DEBUG2", "QUIET", "INFO")
+		}
+		panic(kw)
+	}
+	kws := []string{"Port", "ConnectionAttempts", "ServerAliveCountMax", "User", "HostName",
+		"IdentityFile", "CertificateFile", "UserKnownHostsFile", "GlobalKnownHostsFile",
+		"IdentityAgent", "StrictHostKeyChecking", "AddressFamily", "ConnectTimeout",
+		"ServerAliveInterval", "BindAddress", "PreferredAuthentications", "PubkeyAuthentication",
+		"IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts", "PasswordAuthentication",
+		"KbdInteractiveAuthentication", "Ciphers", "MACs", "KexAlgorithms", "HostKeyAlgorithms",
+		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel"}
+
+	dir := t.TempDir()
+	// lines writes up to max random lines; Include lines name files of the same run.
+	lines := func(max int, incDir string) string {
+		var b strings.Builder
+		for l := rng.IntN(max); l > 0; l-- {
+			switch rng.IntN(9) {
+			case 8:
+				fmt.Fprintf(&b, "Include %s\n", filepath.Join(incDir, pick("f0", "f1", "f*", "missing", "f?")))
+				continue
+			case 0:
+				fmt.Fprintf(&b, "Host %s %s\n", pattern(), pattern())
+			case 1:
+				m := "host " + strings.TrimPrefix(pattern(), "!") + "," + pattern()
+				if rng.IntN(3) == 0 {
+					m = "!" + m
+				}
+				if rng.IntN(4) == 0 {
+					m = "all"
+				}
+				fmt.Fprintf(&b, "Match %s\n", m)
+			case 2:
+				if rng.IntN(4) == 0 {
+					// Lines ssh refuses: socketpipe must leave them to ssh.
+					fmt.Fprintf(&b, "%s\n", pick("Frobnicate yes", "BatchMode maybe", "Port", "Host",
+						"ConnectTimeout 1x", `User "unterminated`, "AddressFamily inet5", "StrictHostKeyChecking sometimes",
+						"LogLevel LOUD", "SetEnv NOEQUALS", "SendEnv A=B", "Ciphers nonesuch", "MACs +nonesuch",
+						"KexAlgorithms !curve25519-sha256", "Match", "Match host", "Match all all",
+						"HostName %z", "IdentityAgent $1BAD", "ServerAliveInterval -5", "PubkeyAuthentication maybe"))
+					continue
+				}
+				fallthrough
+			default:
+				kw := kws[rng.IntN(len(kws))]
+				sep := pick(" ", "=", " = ", "\t")
+				fmt.Fprintf(&b, "%s%s%s%s\n", pick("  ", "", "\t"), pick(kw, strings.ToLower(kw), strings.ToUpper(kw)), sep, value(kw))
+			}
+		}
+		return b.String()
+	}
+	for i := 0; i < n; i++ {
+		incDir := filepath.Join(dir, fmt.Sprint("inc", i))
+		if err := os.MkdirAll(incDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		config := lines(12, incDir)
+		for _, f := range []string{"f0", "f1"} {
+			if rng.IntN(2) == 0 {
+				inc := lines(6, incDir)
+				config += "# " + f + ":\n#   " + strings.ReplaceAll(inc, "\n", "\n#   ") + "\n"
+				if err := os.WriteFile(filepath.Join(incDir, f), []byte(inc), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		file := filepath.Join(dir, fmt.Sprintf("config%d", i))
+		if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-F", file}
+		for o := rng.IntN(4); o > 0; o-- {
+			switch rng.IntN(6) {
+			case 0:
+				args = append(args, "-p", fmt.Sprint(1+rng.IntN(3000)))
+			case 1:
+				args = append(args, "-l", pick("carol", "dave"))
+			case 2:
+				args = append(args, pick("-4", "-6", "-v", "-q", "-vv"))
+			default:
+				kw := kws[rng.IntN(len(kws))]
+				args = append(args, "-o", kw+"="+value(kw))
+			}
+		}
+		args = append(args, pick(hosts...))
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				if t.Failed() {
+					t.Logf("args %q, config:\n%s", args, config)
+				}
+			}()
+			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, sshErr := cmd.Output()
+			inv, err := ParseArgs(args)
+			if err != nil {
+				t.Fatalf("ParseArgs(%q): %v", args, err)
+			}
+			env := Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
+				Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent")}
+			cfg, err := Resolve(inv, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sshErr != nil {
+				// ssh refused the configuration: socketpipe must hand it to ssh.
+				if cfg.ExecReason == "" {
+					t.Errorf("ssh -G failed (%v: %s) but ExecReason is empty", sshErr, stderr.String())
+				}
+				return
+			}
+			if cfg.ExecReason != "" {
+				t.Errorf("ExecReason %q, but ssh -G accepted it", cfg.ExecReason)
+				return
+			}
+			got := parseG(string(out))
+			normalizeSSH(t, got, oe, oe.pwHome)
+			compareG(t, rebuild(got), cfg)
+		})
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	// What ssh -G prints as hostname for these HostName values (OpenSSH 9.2, glibc).
+	for _, tt := range []struct{ in, family, want string }{
+		{"Foo.EXAMPLE.com", "any", "foo.example.com"}, {"%hX", "any", "%hX"}, {"A:B", "any", "A:B"},
+		{"A_B", "any", "a_b"}, {"Ä", "any", "Ä"}, {"127.1", "any", "127.0.0.1"},
+		{"0x7f.1", "any", "127.0.0.1"}, {"0X7F.1", "any", "127.0.0.1"}, {"010.0.0.1", "any", "8.0.0.1"},
+		{"1.2.3", "any", "1.2.0.3"}, {"12", "any", "0.0.0.12"}, {"999.1.1.1", "any", "999.1.1.1"},
+		{"1e100", "any", "1e100"}, {"a1.2", "any", "a1.2"}, {"0:0::1", "any", "::1"},
+		{"FE80::1", "any", "FE80::1"}, {"::FFFF:1.2.3.4", "any", "::FFFF:1.2.3.4"},
+		{"0:0::1", "inet", "0:0::1"}, {"0x7F.1", "inet6", "0x7f.1"}, {"1.2.3.4", "any", "1.2.3.4"},
+	} {
+		if got := canonicalHost(tt.in, tt.family); got != tt.want {
+			t.Errorf("canonicalHost(%q, %s) = %q, want %q", tt.in, tt.family, got, tt.want)
+		}
+	}
+}
+
+func TestResolveConfigFileNone(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{filepath.Join(dir, ".ssh", "config"), filepath.Join(dir, "etc", "ssh_config")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("Port 2\nProxyCommand nc %h %p\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for cf, port := range map[string]int{"none": 22, "NONE": 22, "": 2} {
+		c, err := Resolve(&Invocation{Host: "h", ConfigFile: cf}, testEnv(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Port != port || (c.ExecReason == "") != (port == 22) {
+			t.Errorf("-F %q: port %d, ExecReason %q", cf, c.Port, c.ExecReason)
+		}
 	}
 }
