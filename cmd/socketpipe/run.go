@@ -38,6 +38,12 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 	if len(args) > 1 && args[1] == "--serve" {
 		return serve(ctx, args[2:], stdin, stdout, stderr, sig)
 	}
+	if invokedAsSSH(args[0]) {
+		return runSSH(ctx, nil, args[1:], true, stdin, stdout, stderr, sig)
+	}
+	if i := sshFlag(args[1:]); i >= 0 {
+		return runSSH(ctx, args[1:1+i], args[2+i:], false, stdin, stdout, stderr, sig)
+	}
 	a, err := plumb.ParseArgs(args[1:])
 	if err != nil {
 		errorf(stderr, "%v", err)

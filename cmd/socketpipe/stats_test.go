@@ -45,6 +45,11 @@ func localLogin(t *testing.T) []string {
 	}
 }
 
+// failingLogin is a login that fails before the remote half starts. It takes in what it is
+// sent (in the background), as ssh does, so that the request always finds a reader: a login that
+// exits at once can make socketpipe fail writing the request instead.
+var failingLogin = []string{"-l", "{", "sh", "-c", "cat >/dev/null & exit 1", "}"}
+
 // runCLI runs socketpipe in-process and returns its exit status and standard error.
 func runCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
@@ -162,8 +167,8 @@ func TestStatsFailedRun(t *testing.T) {
 	}{
 		{
 			name: "login fails",
-			args: []string{"-l", "{", "false", "}", "-i", "{", "true", "}", "-r", "{", "cat", "}"},
-			exit: 2, err: `login failed: false exited with status 1 before the remote half started`,
+			args: append([]string{"-i", "{", "true", "}", "-r", "{", "cat", "}"}, failingLogin...),
+			exit: 2, err: `login failed: sh exited with status 1 before the remote half started`,
 		},
 		{
 			name: "remote fails",
@@ -211,7 +216,7 @@ func TestStatsFailedRun(t *testing.T) {
 
 // TestStatsStderr: "--stats -" writes the summary on standard error, after the error.
 func TestStatsStderr(t *testing.T) {
-	status, stderr := runCLI(t, "-l", "{", "false", "}", "-i", "{", "true", "}", "-r", "{", "cat", "}", "--stats", "-")
+	status, stderr := runCLI(t, append(failingLogin, "-i", "{", "true", "}", "-r", "{", "cat", "}", "--stats", "-")...)
 	if status != 2 {
 		t.Fatalf("status %d", status)
 	}

@@ -11,6 +11,7 @@ const usageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [-
                   [--remote-path path] [--cipher name] [--stats file]
                   [-i { input command ... }] -l { login command ... }
                   -r { remote command ... } [-o { output command ... }]
+       socketpipe [options] --ssh [ssh options] host command [argument ...]
        socketpipe --help | --version
 
 Runs the remote command on the host reached by the login command and connects it over a

@@ -152,7 +152,8 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
 	}
 	if err := ctl.Send(req); err != nil {
-		return rep, fmt.Errorf("sending the request to the remote half: %w", err)
+		// The login ended before it read anything: it never started the remote half.
+		return rep, &rendezvous.BannerError{Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
 	hello, err := ctl.Recv()
 	if err != nil {
@@ -403,7 +404,13 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 
 	var vanished error
 	msgs := rd.msgs
-	for inputDone != nil || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
+	// Our own stdin may never end (a terminal, a parent that keeps the pipe open): as ssh does,
+	// stop waiting for it once the remote command has ended and its output is all out.
+	stdinOnly := c.Input == nil && c.StdinToRemote && c.Stdin != nil
+	waitInput := func() bool {
+		return inputDone != nil && !(stdinOnly && outputDone == nil && statusSeen.Load())
+	}
+	for waitInput() || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
 		select {
 		case <-inputDone:
 			inputDone = nil

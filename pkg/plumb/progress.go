@@ -77,17 +77,18 @@ func (p *Progress) Watch(m *Meter) {
 			interval = 250 * time.Millisecond
 		}
 	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
 	p.mu.Lock()
-	p.stop, p.stopped = make(chan struct{}), make(chan struct{})
+	p.stop, p.stopped = stop, stopped
 	p.mu.Unlock()
 	go func() {
-		defer close(p.stopped)
+		defer close(stopped)
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		recent := []Sample{{}}
 		for {
 			select {
-			case <-p.stop:
+			case <-stop:
 				return
 			case <-t.C:
 			}
