@@ -1,0 +1,35 @@
+// Package harness runs socketpipe's end-to-end tests against real components: an OpenSSH sshd
+// started per test with generated keys in a temporary directory, hosts made of Linux network
+// namespaces joined by a bridge, nftables firewalls inside those hosts, hostile peers, and a
+// check that no process of a run is left behind.
+//
+// A typical test builds the binary, starts an sshd whose sessions find it on PATH, and runs a
+// command through ssh:
+//
+//	func TestEcho(t *testing.T) {
+//		dir := harness.BuildSocketpipe(t)
+//		marker := harness.NewMarker()
+//		sshd := harness.StartSSHD(t, harness.SSHDOptions{
+//			PathDirs: []string{dir},
+//			Env:      map[string]string{harness.MarkerEnv: marker},
+//		})
+//		out := sshd.Run(t, "echo", "ok") // ssh -F <config> sp-test echo ok
+//		...
+//		harness.WaitNoProcesses(t, marker, 10*time.Second)
+//	}
+//
+// Tests that need several addresses, a firewall or a cut link make a network:
+//
+//	nw := harness.NewNetwork(t, 2, harness.NetworkOptions{})
+//	a, b := nw.Hosts[0], nw.Hosts[1]
+//	sshd := harness.StartSSHD(t, harness.SSHDOptions{Netns: b.Name, ListenAddr: b.IPv4, Port: 22})
+//	b.DropInboundExcept(t, 22)
+//	out, err := a.Command(ctx, sshd.SSHArgs()...).Output()
+//
+// Everything needs root and the tools of Debian's openssh-server, openssh-client, iproute2 and
+// nftables packages. Each entry point calls [Require]: outside CI a missing prerequisite skips
+// the test; with CI=true it fails it, because a test that cannot run where it must is a failure.
+//
+// Packages whose tests use [BuildSocketpipe] or [BuildMain] should call [Main] from TestMain, so
+// the build directory is removed when the test binary ends.
+package harness

@@ -1,0 +1,137 @@
+package harness
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Prerequisites understood by [Require].
+const (
+	NeedRoot   = "root"       // running as uid 0 (sshd, namespaces and nft need it)
+	NeedSSHD   = "sshd"       // /usr/sbin/sshd (openssh-server)
+	NeedSSH    = "ssh"        // ssh on PATH (openssh-client)
+	NeedKeygen = "ssh-keygen" // ssh-keygen on PATH (openssh-client)
+	NeedIP     = "ip"         // ip on PATH (iproute2)
+	NeedNetns  = "netns"      // network namespaces and veth pairs can actually be created
+	NeedNft    = "nft"        // nft on PATH and nf_tables with conntrack usable inside a namespace
+	NeedGo     = "go"         // the go command, to build binaries
+)
+
+// SSHDPath is the OpenSSH server binary the harness runs. sshd re-executes itself for every
+// connection, so it must be an absolute path.
+var SSHDPath = "/usr/sbin/sshd"
+
+// InCI reports whether the tests run under continuous integration (CI=true), where a missing
+// prerequisite fails a test instead of skipping it.
+func InCI() bool {
+	v := strings.ToLower(os.Getenv("CI"))
+	return v != "" && v != "false" && v != "0"
+}
+
+// Require checks each named prerequisite (the Need* constants) and stops the test if one is
+// missing: with t.Fatalf under CI, with t.Skipf elsewhere. Unknown names fail the test.
+func Require(t testing.TB, what ...string) {
+	t.Helper()
+	var missing []string
+	for _, w := range what {
+		if err := checkPrereq(w); err != nil {
+			missing = append(missing, err.Error())
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := "harness: missing prerequisite: " + strings.Join(missing, "; ")
+	if InCI() {
+		t.Fatalf("%s (CI=true: a test that cannot run fails)", msg)
+	}
+	t.Skipf("%s (set CI=true to make this a failure)", msg)
+}
+
+var errUnknownPrereq = errors.New("unknown prerequisite")
+
+func checkPrereq(what string) error {
+	switch what {
+	case NeedRoot:
+		if os.Geteuid() != 0 {
+			return fmt.Errorf("not running as root (euid %d)", os.Geteuid())
+		}
+		return nil
+	case NeedSSHD:
+		if _, err := os.Stat(SSHDPath); err != nil {
+			return fmt.Errorf("%s not found (install openssh-server)", SSHDPath)
+		}
+		return nil
+	case NeedSSH, NeedKeygen:
+		if _, err := exec.LookPath(what); err != nil {
+			return fmt.Errorf("%s not on PATH (install openssh-client)", what)
+		}
+		return nil
+	case NeedIP:
+		if _, err := exec.LookPath("ip"); err != nil {
+			return errors.New("ip not on PATH (install iproute2)")
+		}
+		return nil
+	case NeedNft:
+		if _, err := exec.LookPath("nft"); err != nil {
+			return errors.New("nft not on PATH (install nftables)")
+		}
+		if err := checkPrereq(NeedNetns); err != nil {
+			return fmt.Errorf("nft: %w", err)
+		}
+		probeOnce.Do(probe)
+		return probeNftErr
+	case NeedNetns:
+		if err := checkPrereq(NeedRoot); err != nil {
+			return fmt.Errorf("network namespaces: %w", err)
+		}
+		if err := checkPrereq(NeedIP); err != nil {
+			return err
+		}
+		probeOnce.Do(probe)
+		return probeNetnsErr
+	case NeedGo:
+		if _, err := goCommand(); err != nil {
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("%w %q (harness bug)", errUnknownPrereq, what)
+}
+
+var (
+	probeOnce     sync.Once
+	probeNetnsErr error
+	probeNftErr   error
+)
+
+// probe creates a throwaway namespace with a veth pair and loads a conntrack rule into it, once
+// per process: binaries being present says nothing about a container without CAP_NET_ADMIN or a
+// kernel without nf_tables.
+func probe() {
+	name := "sp-probe-" + randomHex(4)
+	if err := addNetns(name); err != nil {
+		probeNetnsErr = fmt.Errorf("cannot create a network namespace: %v", err)
+		probeNftErr = probeNetnsErr
+		return
+	}
+	defer deleteNetns(name)
+	if out, err := exec.Command("ip", "-n", name, "link", "add", "p0", "type", "veth", "peer", "name", "p1").CombinedOutput(); err != nil {
+		probeNetnsErr = fmt.Errorf("cannot create a veth pair in a namespace: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+	if _, err := exec.LookPath("nft"); err != nil {
+		probeNftErr = err
+		return
+	}
+	script := "table inet sp_probe {\n chain input {\n  type filter hook input priority filter; policy accept;\n  ct state established,related accept\n  tcp dport 9 drop\n }\n}\n"
+	cmd := exec.Command("ip", "netns", "exec", name, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(script)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		probeNftErr = fmt.Errorf("nft cannot load a conntrack rule in a namespace: %v: %s", err, strings.TrimSpace(string(out)))
+	}
+}
