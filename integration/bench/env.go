@@ -216,7 +216,11 @@ func (e *Env) sumOf(path string) (Data, error) {
 // command is exec.CommandContext with the sessions' PATH first, so "spbench" resolves locally
 // as it does remotely.
 func (e *Env) command(ctx context.Context, argv ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	name := argv[0]
+	if p := filepath.Join(e.Bin, name); !strings.Contains(name, "/") && fileExists(p) {
+		name = p // exec.Command looks names up in our PATH, not in cmd.Env's
+	}
+	cmd := exec.CommandContext(ctx, name, argv[1:]...)
 	// Interrupted: let socketpipe end its remote half and commands as a user's Ctrl-C would.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
@@ -228,4 +232,9 @@ func (e *Env) command(ctx context.Context, argv ...string) *exec.Cmd {
 func OpenSSHVersion() (string, error) {
 	out, err := exec.Command("ssh", "-V").CombinedOutput()
 	return strings.TrimSpace(string(out)), err
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
