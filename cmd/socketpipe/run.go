@@ -161,8 +161,11 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	rep, err := c.Run(ctx, r, w)
 	if err != nil {
 		// Our own failure: end the login at once; the remote half then ends its command.
-		login.Close()
-		lerr := waitLogin(login, 5*time.Second)
+		// A login whose output simply ended is let finish, for its exit status.
+		if !errors.As(err, new(*rendezvous.BannerError)) {
+			login.Close()
+		}
+		lerr := waitLogin(login, 3*time.Second)
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
@@ -287,7 +290,9 @@ func serve(ctx context.Context, args []string, stdin, stdout, stderr *os.File, s
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
-		errorf(stderr, "remote half: %v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+		if !errors.As(err, new(*plumb.ReportedError)) {
+			errorf(stderr, "remote half: %v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+		}
 		return exitFailure
 	}
 	return 0

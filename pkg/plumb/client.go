@@ -269,7 +269,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			close(inputDone)
 		}()
 	case c.Input != nil:
-		pr, pw, err := os.Pipe()
+		pr, pw, err := relayPipe()
 		if err != nil {
 			return err
 		}
@@ -335,7 +335,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	case c.Output != nil:
 		var sinkR, sinkW *os.File
 		if l.relayed() {
-			pr, pw, err := os.Pipe()
+			pr, pw, err := relayPipe()
 			if err != nil {
 				return err
 			}

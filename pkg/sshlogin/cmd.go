@@ -177,6 +177,10 @@ func (c *Cmd) start(ctx context.Context) error {
 	}
 	t0 := time.Now()
 	inv, err := ParseArgs(c.Login[1:])
+	var unsupported *UnsupportedError
+	if errors.As(err, &unsupported) {
+		return c.startExec(ctx, strings.TrimPrefix(err.Error(), "sshlogin: "), true)
+	}
 	if err != nil {
 		return err
 	}

@@ -51,13 +51,14 @@ func getenv(env Env, name string) string {
 	if env.Getenv != nil {
 		return env.Getenv(name)
 	}
-	return os.Getenv(name)
+	return ""
 }
 
-// environ lists the login's environment as NAME=value, for SendEnv.
+// environ lists the login's environment as NAME=value, for SendEnv: the process's variable
+// names, with their values as env gives them.
 func environ(env Env) []string {
 	if env.Getenv == nil {
-		return os.Environ()
+		return nil
 	}
 	var out []string
 	for _, kv := range os.Environ() {

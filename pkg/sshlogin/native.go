@@ -536,16 +536,7 @@ func sessionEnv(cfg *Config, env Env) [][2]string {
 		if !ok {
 			continue
 		}
-		send := false
-		for _, p := range cfg.SendEnv {
-			if neg, ok := strings.CutPrefix(p, "-"); ok {
-				if wildcardMatch(neg, k) {
-					send = false
-				}
-			} else if wildcardMatch(p, k) {
-				send = true
-			}
-		}
+		send := slices.ContainsFunc(cfg.SendEnv, func(p string) bool { return wildcardMatch(p, k) })
 		if send && !slices.ContainsFunc(out, func(e [2]string) bool { return e[0] == k }) {
 			out = append(out, [2]string{k, v})
 		}
@@ -594,14 +585,19 @@ func (k *keepalive) start(client *ssh.Client, d *debug) {
 		t := time.NewTicker(k.interval)
 		defer t.Stop()
 		missed := 0
+		checked := time.Now().UnixNano()
 		for {
 			select {
 			case <-k.stopped:
 				return
 			case <-t.C:
 			}
-			if time.Since(time.Unix(0, k.conn.last.Load())) < k.interval {
-				missed = 0
+			now, seen := time.Now().UnixNano(), k.conn.last.Load()
+			if seen > checked {
+				missed = 0 // the server spoke since the last tick
+			}
+			checked = now
+			if time.Duration(now-seen) < k.interval {
 				continue
 			}
 			missed++

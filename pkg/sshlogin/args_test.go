@@ -1,0 +1,154 @@
+package sshlogin
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseArgs(t *testing.T) {
+	tests := []struct {
+		args []string
+		want Invocation
+	}{
+		{[]string{"host"}, Invocation{Host: "host"}},
+		{[]string{"user@host", "ls", "-l"}, Invocation{Host: "host", User: "user", Command: []string{"ls", "-l"}}},
+		{[]string{"a@b@host"}, Invocation{Host: "host", User: "a@b"}},
+		{[]string{"-p", "2222", "-l", "bob", "h"}, Invocation{Host: "h", User: "bob", Port: 2222}},
+		{[]string{"-p2222", "-lbob", "h"}, Invocation{Host: "h", User: "bob", Port: 2222}},
+		{[]string{"-p", "1", "-p", "2", "h"}, Invocation{Host: "h", Port: 1}},
+		{[]string{"-l", "a", "b@h"}, Invocation{Host: "h", User: "a"}},
+		{[]string{"b@h", "-l", "a"}, Invocation{Host: "h", User: "b"}},
+		// -o Port before -p: ssh keeps the -o value, so -p is dropped.
+		{[]string{"-o", "Port=9", "-p", "7", "h"}, Invocation{Host: "h", Options: [][2]string{{"port", "9"}}}},
+		{[]string{"-p", "7", "-o", "Port=9", "h"}, Invocation{Host: "h", Port: 7, Options: [][2]string{{"port", "9"}}}},
+		{[]string{"-o", "User x", "-l", "y", "z@h"}, Invocation{Host: "h", Options: [][2]string{{"user", "x"}}}},
+		{[]string{"-oUSER = x", "h"}, Invocation{Host: "h", Options: [][2]string{{"user", "x"}}}},
+		{[]string{"-o", "IdentityFile \"/a b\"", "h"}, Invocation{Host: "h", Options: [][2]string{{"identityfile", "\"/a b\""}}}},
+		{[]string{"ssh://u@h:2200"}, Invocation{Host: "h", User: "u", Port: 2200}},
+		{[]string{"ssh://[::1]"}, Invocation{Host: "::1"}},
+		{[]string{"-i", "k1", "-ik2", "h"}, Invocation{Host: "h", Identities: []string{"k1", "k2"}}},
+		{[]string{"-F", "/dev/null", "h"}, Invocation{Host: "h", ConfigFile: "/dev/null"}},
+		{[]string{"-4Tn", "h"}, Invocation{Host: "h", AddressFamily: "inet", Flags: []string{"-T", "-n"}}},
+		{[]string{"-4", "-6", "h"}, Invocation{Host: "h", AddressFamily: "inet6"}},
+		{[]string{"-vvv", "-q", "-C", "-x", "-a", "-k", "h"}, Invocation{Host: "h", Verbose: 3, Quiet: true, Compression: true, Flags: []string{"-x", "-a", "-k"}}},
+		{[]string{"-q", "-v", "h"}, Invocation{Host: "h", Verbose: 1}},
+		{[]string{"-b", "1.1.1.1", "-o", "BindAddress=2.2.2.2", "-b3.3.3.3", "h"}, Invocation{Host: "h", Options: [][2]string{{"bindaddress", "3.3.3.3"}, {"bindaddress", "2.2.2.2"}}}},
+		{[]string{"-J", "j1,j2", "h"}, Invocation{Host: "h", Options: [][2]string{{"proxyjump", "j1,j2"}}}},
+		// Options after the host, then the command.
+		{[]string{"h", "-p", "5", "ls", "-p", "6"}, Invocation{Host: "h", Port: 5, Command: []string{"ls", "-p", "6"}}},
+		// -- before the host: the words after it are the command, options or not.
+		{[]string{"--", "h", "-p", "5"}, Invocation{Host: "h", Command: []string{"-p", "5"}}},
+		{[]string{"h", "--", "-p", "5"}, Invocation{Host: "h", Command: []string{"-p", "5"}}},
+		{[]string{"-o", "", "h"}, Invocation{Host: "h"}},
+	}
+	for _, tt := range tests {
+		got, err := ParseArgs(tt.args)
+		if err != nil {
+			t.Errorf("ParseArgs(%q): %v", tt.args, err)
+			continue
+		}
+		if !reflect.DeepEqual(*got, tt.want) {
+			t.Errorf("ParseArgs(%q)\n got  %+v\n want %+v", tt.args, *got, tt.want)
+		}
+	}
+}
+
+func TestParseArgsErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		msg  string // ssh's words, in ArgError.Msg
+	}{
+		{[]string{"-z", "h"}, "unknown option -- z"},
+		{[]string{"-4z", "h"}, "unknown option -- z"},
+		{[]string{"-P", "tag", "h"}, "unknown option -- P"},
+		{[]string{"h", "-p"}, "option requires an argument -- p"},
+		{[]string{"-p", "abc", "h"}, "Bad port 'abc'"},
+		{[]string{"-p", "0", "h"}, "Bad port '0'"},
+		{[]string{"-p", "65536", "h"}, "Bad port '65536'"},
+		{[]string{}, "missing destination host"},
+		{[]string{"-v"}, "missing destination host"},
+		{[]string{"user@"}, "missing destination host"},
+		{[]string{"@h"}, "empty user name"},
+		{[]string{"x,y"}, "hostname contains invalid characters"},
+		{[]string{"--", "-h"}, "hostname contains invalid characters"},
+		{[]string{"-l", "-x", "h"}, "remote username contains invalid characters"},
+		{[]string{"-o", "User=-x", "h"}, "remote username contains invalid characters"},
+		{[]string{"-o", "Port", "h"}, `no argument after keyword "port"`},
+		{[]string{"-J", "a", "-J", "b", "h"}, "Only a single -J option is permitted"},
+		{[]string{"-o", "ProxyJump=a", "-J", "b", "h"}, "Only a single -J option is permitted"},
+		{[]string{"-1", "h"}, "SSH protocol v.1 is no longer supported"},
+		{[]string{"ssh://h/path"}, "bad ssh URI"},
+		{[]string{"ssh://h:0"}, "bad ssh URI"},
+		{[]string{"-A", "h"}, "agent forwarding (-A) is not supported"},
+	}
+	for _, tt := range tests {
+		inv, err := ParseArgs(tt.args)
+		var ae *ArgError
+		if !errors.As(err, &ae) {
+			t.Errorf("ParseArgs(%q) = %+v, %v; want *ArgError %q", tt.args, inv, err, tt.msg)
+			continue
+		}
+		if !strings.Contains(ae.Msg, tt.msg) {
+			t.Errorf("ParseArgs(%q): %q, want %q", tt.args, ae.Msg, tt.msg)
+		}
+		if !strings.HasPrefix(err.Error(), "sshlogin: ") {
+			t.Errorf("ParseArgs(%q): error %q lacks the package prefix", tt.args, err)
+		}
+	}
+}
+
+func TestParseArgsUnsupported(t *testing.T) {
+	tests := []struct {
+		args []string
+		opts []string
+		host string
+		cmd  []string
+	}{
+		{[]string{"-L", "8080:x:80", "h", "cmd"}, []string{"-L"}, "h", []string{"cmd"}},
+		{[]string{"-tt", "-N", "h"}, []string{"-t", "-N"}, "h", nil},
+		{[]string{"-G", "-p", "2", "h"}, []string{"-G"}, "h", nil},
+		{[]string{"h", "-R", "1:x:2", "-W", "a:1"}, []string{"-R", "-W"}, "h", nil},
+		{[]string{"-XY", "-S", "/tmp/sock", "-O", "check", "h"}, []string{"-X", "-Y", "-S", "-O"}, "h", nil},
+		{[]string{"-D1080", "-c", "aes128-ctr", "-m", "hmac-sha1", "-e", "none", "h"}, []string{"-D", "-c", "-m", "-e"}, "h", nil},
+		{[]string{"-fgsMKVy", "-E", "log", "-B", "eth0", "-I", "p11", "-Q", "cipher", "-w", "0", "h"},
+			[]string{"-f", "-g", "-s", "-M", "-K", "-V", "-y", "-E", "-B", "-I", "-Q", "-w"}, "h", nil},
+	}
+	for _, tt := range tests {
+		inv, err := ParseArgs(tt.args)
+		var ue *UnsupportedError
+		if !errors.As(err, &ue) {
+			t.Errorf("ParseArgs(%q): %v, want *UnsupportedError", tt.args, err)
+			continue
+		}
+		if !reflect.DeepEqual(ue.Options, tt.opts) || ue.Option != tt.opts[0] {
+			t.Errorf("ParseArgs(%q): unsupported %q (%q), want %q", tt.args, ue.Options, ue.Option, tt.opts)
+		}
+		if inv == nil || inv.Host != tt.host || !reflect.DeepEqual(inv.Command, tt.cmd) {
+			t.Errorf("ParseArgs(%q): invocation %+v, want host %q command %q", tt.args, inv, tt.host, tt.cmd)
+		}
+	}
+}
+
+func FuzzParseArgs(f *testing.F) {
+	for _, s := range []string{
+		"host", "-p 22 -l u h ls", "-o Port=1 -p2 u@h", "ssh://u@[::1]:22", "-4Tn -- h -x",
+		"-L 1:h:2 h", "-vvv -i k -J a,b h cmd", "-o", "-p", "h -o", "-A h", "x,y", "@",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		args := strings.Split(s, " ")
+		inv, err := ParseArgs(args)
+		var ue *UnsupportedError
+		switch {
+		case err == nil || errors.As(err, &ue):
+			if inv == nil || inv.Host == "" {
+				t.Fatalf("ParseArgs(%q) = %+v, %v: no host", args, inv, err)
+			}
+		case inv != nil:
+			t.Fatalf("ParseArgs(%q) = %+v with error %v", args, inv, err)
+		}
+	})
+}

@@ -1,0 +1,1157 @@
+package sshlogin
+
+import (
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	osuser "os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Env is what Resolve needs to know about the local side: where ~ is, who the local user is,
+// and the environment. DefaultEnv gives the running process's.
+type Env struct {
+	Home      string              // the local user's home directory: ~, %d and ~/.ssh/config
+	User      string              // the local user name: %u and the default User
+	UID       int                 // the local user id: %i
+	LocalHost string              // the local host name as gethostname(2) gives it: %l (%L is its first label)
+	Getenv    func(string) string // the environment, for ${VAR} in paths and Kerberos; nil: empty
+	SystemDir string              // the directory of the system ssh_config; "" means /etc/ssh
+}
+
+// DefaultEnv returns the Env of the running process. Like OpenSSH, it takes the home directory
+// from the password database rather than $HOME, falling back to $HOME when there is none.
+func DefaultEnv() Env {
+	env := Env{UID: os.Getuid(), Getenv: os.Getenv}
+	if u, err := osuser.Current(); err == nil {
+		env.Home, env.User = u.HomeDir, u.Username
+	}
+	if env.Home == "" {
+		env.Home = os.Getenv("HOME")
+	}
+	if env.User == "" {
+		env.User = os.Getenv("USER")
+	}
+	env.LocalHost, _ = os.Hostname()
+	return env
+}
+
+func (e Env) getenv(k string) string {
+	if e.Getenv == nil {
+		return ""
+	}
+	return e.Getenv(k)
+}
+
+func (e Env) systemDir() string {
+	if e.SystemDir == "" {
+		return "/etc/ssh"
+	}
+	return e.SystemDir
+}
+
+// Flags of one config file, as OpenSSH's readconf has them.
+const (
+	confUser       = 1 << iota // user file (or -F): relative Includes are under ~/.ssh
+	confNeverMatch             // included from an inactive block: nothing in it applies
+	confCheckPerm              // refused if others may write it (user file and Includes)
+)
+
+const maxIncludeDepth = 16 // OpenSSH's READCONF_MAX_DEPTH
+
+// A value as first given, with where it came from (for ExecReason).
+type setting struct {
+	args []string
+	pos  string // "file line N" or "command line"
+}
+
+type resolver struct {
+	env     Env
+	hostArg string
+
+	first     map[string]setting // first-value-wins keywords, by lowercase keyword
+	ids       []pathEntry        // -i and IdentityFile, as written, in order
+	certs     []pathEntry
+	sendEnv   []string
+	setEnv    []string
+	setEnvSet bool
+	ignore    string // IgnoreUnknown pattern list, once set
+
+	execReason string
+}
+
+// Resolve applies the command line in inv over ssh_config with OpenSSH 9.2's semantics and
+// returns the configuration of the login. The command line comes first (-p, -l, -4/-6, -v/-q,
+// -i, then the -o options in order), then ~/.ssh/config, then the system file (or only the -F
+// file); for each keyword the first value found wins, except those OpenSSH accumulates
+// (IdentityFile, CertificateFile, SendEnv). Host and Match host/all blocks, Include with globs,
+// IgnoreUnknown and the % and ~ expansions are OpenSSH's.
+//
+// Resolve does not fail on what a configuration says: anything it cannot honour in-process,
+// or cannot read, is reported in Config.ExecReason (naming the file and line) so that the
+// caller executes the ssh binary, which will do the right thing or say what is wrong. It
+// returns an error only for an Invocation without a host.
+func Resolve(inv *Invocation, env Env) (*Config, error) {
+	if inv == nil || inv.Host == "" {
+		return nil, errors.New("sshlogin: resolve: no host")
+	}
+	r := &resolver{env: env, hostArg: inv.Host, first: map[string]setting{}}
+
+	// The command line, in the order that lets OpenSSH's first-wins come out right (ParseArgs
+	// already dropped -p/-l values that an earlier -o overrode). -4/-6 and -v/-q overwrite in
+	// ssh, so they go first.
+	const cl = "command line"
+	if inv.AddressFamily != "" {
+		r.first["addressfamily"] = setting{[]string{inv.AddressFamily}, cl}
+	}
+	switch {
+	case inv.Quiet: // ParseArgs clears it when a -v follows
+		r.first["loglevel"] = setting{[]string{"QUIET"}, cl}
+	case inv.Verbose > 0:
+		lv := [...]string{"DEBUG", "DEBUG2", "DEBUG3"}[min(inv.Verbose, 3)-1]
+		r.first["loglevel"] = setting{[]string{lv}, cl}
+	}
+	if inv.Port > 0 {
+		r.first["port"] = setting{[]string{strconv.Itoa(inv.Port)}, cl}
+	}
+	if inv.User != "" {
+		r.first["user"] = setting{[]string{inv.User}, cl}
+	}
+	for _, id := range inv.Identities {
+		// ssh checks -i files at once and drops, with a warning, those it cannot stat.
+		p := r.tilde(id)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		addPath(&r.ids, p, fromDashI)
+	}
+	active := true
+	for _, o := range inv.Options {
+		r.apply(o[0], o[1], "command-line", 0, 0, &active, true, 0)
+	}
+
+	if inv.ConfigFile != "" {
+		r.readFile(inv.ConfigFile, confUser, 0, true)
+	} else {
+		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
+		r.readFile(filepath.Join(env.systemDir(), "ssh_config"), 0, 0, false)
+	}
+	return r.finish(inv), nil
+}
+
+func (r *resolver) exec(pos, format string, args ...any) {
+	if r.execReason != "" {
+		return
+	}
+	msg := fmt.Sprintf(format, args...)
+	if pos != "" {
+		msg = pos + ": " + msg
+	}
+	r.execReason = msg
+}
+
+// readFile reads one config file. A missing file is no error, except for -F.
+func (r *resolver) readFile(name string, flags, depth int, mustExist bool) {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !mustExist {
+			return
+		}
+		r.exec("", "cannot read config file %s: %v", name, errors.Unwrap(err))
+		return
+	}
+	if flags&confCheckPerm != 0 {
+		// OpenSSH refuses a file that someone else could have written.
+		if st, err := os.Stat(name); err == nil {
+			sys, ok := st.Sys().(*syscall.Stat_t)
+			if st.Mode().Perm()&0o022 != 0 || ok && sys.Uid != 0 && int(sys.Uid) != r.env.UID {
+				r.exec("", "bad owner or permissions on %s", name)
+				return
+			}
+		}
+	}
+	active := flags&confNeverMatch == 0
+	for i, line := range strings.Split(string(b), "\n") {
+		kw, rest, ok := splitOption(line)
+		if kw == "" || strings.HasPrefix(kw, "#") {
+			continue
+		}
+		pos := fmt.Sprintf("%s line %d", name, i+1)
+		if !ok {
+			r.exec(pos, "no argument after keyword %q", kw)
+			continue
+		}
+		r.apply(kw, rest, name, i+1, flags, &active, false, depth)
+	}
+}
+
+// apply processes one keyword line, as OpenSSH's process_config_line does.
+func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, cmdline bool, depth int) {
+	pos := fmt.Sprintf("%s line %d", file, line)
+	if cmdline {
+		pos = "command line (-o " + kw + ")"
+	}
+	args, err := argvSplit(rest)
+	if err != nil {
+		r.exec(pos, "invalid quotes")
+		return
+	}
+	if len(args) == 0 {
+		r.exec(pos, "no argument after keyword %q", kw)
+		return
+	}
+	if canon, ok := keywordAlias[kw]; ok {
+		kw = canon
+	}
+	kind, known := keywords[kw]
+	if !known {
+		if r.ignore != "" && matchPatternList(kw, r.ignore, true) == 1 {
+			return
+		}
+		r.exec(pos, "unknown ssh_config keyword %q", kw)
+		return
+	}
+
+	switch kw {
+	case "host":
+		if cmdline {
+			r.exec(pos, "Host is not allowed on the command line")
+			return
+		}
+		*active = false
+		if flags&confNeverMatch != 0 {
+			return
+		}
+		for _, p := range args {
+			neg := strings.HasPrefix(p, "!")
+			if neg {
+				p = p[1:]
+			}
+			if matchPattern(r.hostArg, p, false) {
+				if neg {
+					*active = false
+					return
+				}
+				*active = true
+			}
+		}
+		return
+	case "match":
+		if cmdline {
+			r.exec(pos, "Match is not allowed on the command line")
+			return
+		}
+		m, ok := r.match(args, pos)
+		*active = ok && m && flags&confNeverMatch == 0
+		return
+	case "include":
+		if cmdline {
+			r.exec(pos, "Include is not allowed on the command line")
+			return
+		}
+		r.include(args, pos, flags, active, depth)
+		return
+	}
+
+	switch kind {
+	case kwIgnored:
+		return
+	case kwExecAlways:
+		if *active {
+			r.exec(pos, "%s is not supported in-process", keywordName(kw))
+		}
+		return
+	}
+
+	if err := validate(kw, args); err != nil {
+		r.exec(pos, "%s: %v", keywordName(kw), err)
+		return
+	}
+	if !*active {
+		return
+	}
+	switch kw {
+	case "identityfile":
+		addPath(&r.ids, args[0], origin(flags, cmdline))
+	case "certificatefile":
+		addPath(&r.certs, args[0], origin(flags, cmdline))
+	case "sendenv":
+		for _, a := range args {
+			if strings.HasPrefix(a, "-") {
+				out := r.sendEnv[:0]
+				for _, e := range r.sendEnv {
+					if !matchPattern(e, a[1:], false) {
+						out = append(out, e)
+					}
+				}
+				r.sendEnv = out
+				continue
+			}
+			r.sendEnv = append(r.sendEnv, a)
+		}
+	case "setenv":
+		if r.setEnvSet {
+			return
+		}
+		r.setEnvSet = true
+		for _, a := range args {
+			name, _, _ := strings.Cut(a, "=")
+			dup := false
+			for _, e := range r.setEnv {
+				if n, _, _ := strings.Cut(e, "="); n == name {
+					dup = true
+				}
+			}
+			if !dup {
+				r.setEnv = append(r.setEnv, a)
+			}
+		}
+	case "localforward", "remoteforward", "dynamicforward":
+		r.exec(pos, "%s is not supported in-process", keywordName(kw))
+	case "ignoreunknown":
+		if r.ignore == "" {
+			r.ignore = args[0]
+		}
+	case "proxyjump", "proxycommand":
+		// They compete: whichever comes first stops the other.
+		if _, ok := r.first["proxy"]; !ok {
+			r.first["proxy"] = setting{append([]string{kw}, args...), pos}
+		}
+	default:
+		if _, ok := r.first[kw]; !ok {
+			r.first[kw] = setting{args, pos}
+		}
+	}
+}
+
+// match evaluates the criteria of a Match line. Only "all" and "host" are understood; any other
+// criterion sets ExecReason (ok is false).
+func (r *resolver) match(args []string, pos string) (matched, ok bool) {
+	result := true
+	n := 0
+	for i := 0; i < len(args); i++ {
+		attr := args[i]
+		if strings.HasPrefix(attr, "#") {
+			break
+		}
+		neg := strings.HasPrefix(attr, "!")
+		if neg {
+			attr = attr[1:]
+		}
+		switch strings.ToLower(attr) {
+		case "all":
+			if n > 0 || (i+1 < len(args) && !strings.HasPrefix(args[i+1], "#")) {
+				r.exec(pos, "Match all cannot be combined with other criteria")
+				return false, false
+			}
+			return result && !neg, true
+		case "host":
+			n++
+			if i+1 >= len(args) || args[i+1] == "" || strings.HasPrefix(args[i+1], "#") {
+				r.exec(pos, "missing Match criteria for host")
+				return false, false
+			}
+			i++
+			host := r.hostArg
+			if s, ok := r.first["hostname"]; ok {
+				h, err := percentExpand(s.args[0], map[byte]string{'h': r.hostArg})
+				if err != nil {
+					r.exec(pos, "HostName: %v", err)
+					return false, false
+				}
+				host = h
+			}
+			m := matchPatternList(strings.ToLower(host), args[i], true) == 1
+			if m == neg {
+				result = false
+			}
+		default:
+			r.exec(pos, "Match %s is not supported in-process", attr)
+			return false, false
+		}
+	}
+	if n == 0 {
+		r.exec(pos, "Match without criteria")
+		return false, false
+	}
+	return result, true
+}
+
+func (r *resolver) include(args []string, pos string, flags int, active *bool, depth int) {
+	if depth+1 > maxIncludeDepth {
+		r.exec(pos, "too many recursive configuration includes")
+		return
+	}
+	for _, arg := range args {
+		if strings.HasPrefix(arg, "~") && flags&confUser == 0 {
+			r.exec(pos, "bad include path %s", arg)
+			return
+		}
+		path := arg
+		switch {
+		case strings.HasPrefix(arg, "~"):
+			path = r.tilde(arg)
+		case !filepath.IsAbs(arg) && flags&confUser != 0:
+			path = filepath.Join(r.env.Home, ".ssh", arg)
+		case !filepath.IsAbs(arg):
+			path = filepath.Join(r.env.systemDir(), arg)
+		}
+		matches, err := filepath.Glob(path)
+		if err != nil {
+			r.exec(pos, "glob failed for %s", path)
+			return
+		}
+		sort.Strings(matches)
+		// Host and Match lines in an included file change only that file's state (readFile
+		// keeps its own); from an inactive block nothing in it may match.
+		f := flags | confCheckPerm
+		if !*active {
+			f |= confNeverMatch
+		}
+		for _, m := range matches {
+			if st, err := os.Stat(m); err == nil && st.IsDir() {
+				r.exec(pos, "Include %s is a directory", m)
+				continue
+			}
+			r.readFile(m, f, depth+1, false)
+		}
+	}
+}
+
+// Where an identity or certificate file was named. OpenSSH drops a repeated file only when it
+// comes from the same kind of place (its add_identity_file's userprovided: 1 for -i, 2 for -o,
+// -F and the user file, 0 for the system file), so the same path may be listed twice.
+const (
+	fromSystem = iota
+	fromDashI
+	fromUser
+)
+
+type pathEntry struct {
+	path   string
+	origin int
+}
+
+func origin(flags int, cmdline bool) int {
+	if cmdline || flags&confUser != 0 {
+		return fromUser
+	}
+	return fromSystem
+}
+
+func addPath(list *[]pathEntry, p string, origin int) {
+	for _, e := range *list {
+		if e.path == p && e.origin == origin {
+			return
+		}
+	}
+	*list = append(*list, pathEntry{p, origin})
+}
+
+// tilde expands a leading ~ or ~/ with the home directory, and ~user with that user's.
+func (r *resolver) tilde(p string) string {
+	if !strings.HasPrefix(p, "~") {
+		return p
+	}
+	name, rest, _ := strings.Cut(p[1:], "/")
+	home := r.env.Home
+	if name != "" && name != r.env.User {
+		u, err := osuser.Lookup(name)
+		if err != nil {
+			return p
+		}
+		home = u.HomeDir
+	}
+	if rest == "" && !strings.Contains(p, "/") {
+		return home
+	}
+	return strings.TrimSuffix(home, "/") + "/" + rest
+}
+
+// finish turns the first values into a Config, with OpenSSH's defaults and expansions.
+func (r *resolver) finish(inv *Invocation) *Config {
+	c := &Config{
+		Host:                         inv.Host,
+		Port:                         22,
+		User:                         r.env.User,
+		StrictHostKeyChecking:        "ask",
+		ConnectionAttempts:           1,
+		ServerAliveCountMax:          3,
+		AddressFamily:                "any",
+		PasswordAuthentication:       true,
+		KbdInteractiveAuthentication: true,
+		PubkeyAuthentication:         true,
+		LogLevel:                     "INFO",
+	}
+	get := func(kw string) (string, bool) {
+		s, ok := r.first[kw]
+		if !ok {
+			return "", false
+		}
+		return s.args[0], true
+	}
+	flag := func(kw string, dst *bool) {
+		if v, ok := get(kw); ok {
+			*dst = parseFlag(v)
+		}
+	}
+
+	c.HostName = inv.Host
+	if v, ok := get("hostname"); ok {
+		h, err := percentExpand(v, map[byte]string{'h': inv.Host})
+		if err != nil {
+			r.exec(r.first["hostname"].pos, "HostName: %v", err)
+		} else {
+			c.HostName = h
+		}
+	}
+	c.HostName = strings.ToLower(c.HostName)
+	if v, ok := get("port"); ok {
+		c.Port, _ = strconv.Atoi(v)
+	}
+	if v, ok := get("user"); ok {
+		c.User = v
+	}
+	flag("identitiesonly", &c.IdentitiesOnly)
+	flag("checkhostip", &c.CheckHostIP)
+	flag("hashknownhosts", &c.HashKnownHosts)
+	flag("batchmode", &c.BatchMode)
+	flag("passwordauthentication", &c.PasswordAuthentication)
+	flag("kbdinteractiveauthentication", &c.KbdInteractiveAuthentication)
+	if v, ok := get("pubkeyauthentication"); ok {
+		c.PubkeyAuthentication = strings.ToLower(v) != "no" && strings.ToLower(v) != "false"
+	}
+	if v, ok := get("stricthostkeychecking"); ok {
+		c.StrictHostKeyChecking = map[string]string{
+			"yes": "yes", "true": "yes", "no": "no", "false": "no", "off": "no",
+			"ask": "ask", "accept-new": "accept-new",
+		}[strings.ToLower(v)]
+	}
+	if v, ok := get("hostkeyalias"); ok {
+		c.HostKeyAlias = v
+	}
+	if v, ok := get("connecttimeout"); ok {
+		if secs, _ := parseTime(v); secs > 0 {
+			c.ConnectTimeout = time.Duration(secs) * time.Second
+		}
+	}
+	if v, ok := get("connectionattempts"); ok {
+		c.ConnectionAttempts, _ = strconv.Atoi(v)
+	}
+	if v, ok := get("serveraliveinterval"); ok {
+		if secs, _ := parseTime(v); secs > 0 {
+			c.ServerAliveInterval = time.Duration(secs) * time.Second
+		}
+	} else if c.BatchMode {
+		c.ServerAliveInterval = 300 * time.Second // OpenSSH's default in batch mode
+	}
+	if v, ok := get("serveralivecountmax"); ok {
+		c.ServerAliveCountMax, _ = strconv.Atoi(v)
+	}
+	if v, ok := get("addressfamily"); ok {
+		c.AddressFamily = strings.ToLower(v)
+	}
+	if v, ok := get("bindaddress"); ok {
+		c.BindAddress = v
+	}
+	if v, ok := get("preferredauthentications"); ok {
+		c.PreferredAuthentications = strings.Split(v, ",")
+	}
+	if v, ok := get("loglevel"); ok {
+		c.LogLevel = strings.ToUpper(v)
+		if c.LogLevel == "DEBUG1" {
+			c.LogLevel = "DEBUG"
+		}
+		if c.LogLevel == "SILENT" {
+			c.LogLevel = "QUIET"
+		}
+	}
+	for _, a := range []struct {
+		kw       string
+		dst      *[]string
+		def, all string
+	}{
+		{"ciphers", &c.Ciphers, sshDefCiphers, sshAllCiphers},
+		{"kexalgorithms", &c.KexAlgorithms, sshDefKex, sshAllKex},
+		{"macs", &c.MACs, sshDefMACs, sshAllMACs},
+		{"hostkeyalgorithms", &c.HostKeyAlgorithms, sshDefHostKeyAlgs, sshAllHostKeyAlgs},
+	} {
+		if v, ok := get(a.kw); ok {
+			list, err := assembleAlgorithms(v, a.def, a.all)
+			if err != nil {
+				r.exec(r.first[a.kw].pos, "%s: %v", keywordName(a.kw), err)
+				continue
+			}
+			*a.dst = strings.Split(list, ",")
+		}
+	}
+	c.SetEnv = r.setEnv
+	c.SendEnv = r.sendEnv
+
+	if s, ok := r.first["proxy"]; ok {
+		switch {
+		case strings.EqualFold(s.args[1], "none"):
+		case s.args[0] == "proxycommand":
+			r.exec(s.pos, "ProxyCommand is not supported in-process")
+		default:
+			c.ProxyJump = s.args[1]
+		}
+	}
+
+	// Tokens for the paths, as OpenSSH 9.2's DEFAULT_CLIENT_PERCENT_EXPAND_ARGS (9.2 has no %j).
+	port := strconv.Itoa(c.Port)
+	short, _, _ := strings.Cut(r.env.LocalHost, ".")
+	alias := inv.Host
+	if c.HostKeyAlias != "" {
+		alias = c.HostKeyAlias
+	}
+	sum := sha1.Sum([]byte(r.env.LocalHost + c.HostName + port + c.User))
+	tokens := map[byte]string{
+		'C': hex.EncodeToString(sum[:]),
+		'L': short, 'i': strconv.Itoa(r.env.UID), 'k': alias, 'l': r.env.LocalHost,
+		'n': inv.Host, 'p': port, 'r': c.User, 'u': r.env.User, 'h': c.HostName,
+		'd': r.env.Home,
+	}
+	expand := func(kw, p string) string {
+		p = r.tilde(p)
+		out, err := percentExpand(p, tokens)
+		if err == nil {
+			out, err = r.dollarExpand(out)
+		}
+		if err != nil {
+			pos := ""
+			if s, ok := r.first[kw]; ok {
+				pos = s.pos
+			}
+			r.exec(pos, "%s: %v", keywordName(kw), err)
+			return p
+		}
+		return out
+	}
+
+	for _, id := range r.ids {
+		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id.path))
+	}
+	if len(r.ids) == 0 {
+		for _, id := range sshDefIdentityFiles {
+			c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
+		}
+	}
+	for _, f := range r.certs {
+		c.CertificateFiles = append(c.CertificateFiles, expand("certificatefile", f.path))
+	}
+	if s, ok := r.first["userknownhostsfile"]; ok {
+		for _, f := range s.args {
+			c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, expand("userknownhostsfile", f))
+		}
+	} else {
+		for _, f := range []string{"~/.ssh/known_hosts", "~/.ssh/known_hosts2"} {
+			c.UserKnownHostsFiles = append(c.UserKnownHostsFiles, expand("userknownhostsfile", f))
+		}
+	}
+	if s, ok := r.first["globalknownhostsfile"]; ok {
+		c.GlobalKnownHostsFiles = s.args
+	} else {
+		c.GlobalKnownHostsFiles = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+	}
+	if v, ok := get("identityagent"); ok {
+		switch {
+		case v == "SSH_AUTH_SOCK":
+		case v == "none":
+			c.IdentityAgent = "none"
+		case strings.HasPrefix(v, "$"):
+			c.IdentityAgent = r.env.getenv(v[1:])
+			if c.IdentityAgent == "" {
+				c.IdentityAgent = "none"
+			}
+		default:
+			c.IdentityAgent = expand("identityagent", v)
+		}
+	}
+
+	r.execSettings(c, tokens)
+	c.ExecReason = r.execReason
+	return c
+}
+
+// execSettings sets ExecReason for settings whose value asks for something only ssh can do.
+func (r *resolver) execSettings(c *Config, tokens map[byte]string) {
+	is := func(kw string, bad func(v string) bool) {
+		if s, ok := r.first[kw]; ok && bad(s.args[0]) {
+			r.exec(s.pos, "%s %s is not supported in-process", keywordName(kw), strings.Join(s.args, " "))
+		}
+	}
+	notNone := func(v string) bool { return !strings.EqualFold(v, "none") }
+	yes := func(v string) bool { return parseFlag(v) }
+
+	// Multiplexing. With ControlMaster other than no, ssh would become a master, ask, or reuse
+	// one: exec. With ControlMaster no, a ControlPath only makes ssh try an existing master
+	// first: exec when something exists at the expanded path, else connecting directly is
+	// what ssh would do too. A path that cannot be expanded here also sends it to ssh.
+	is("controlmaster", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
+	if s, ok := r.first["controlpath"]; ok && notNone(s.args[0]) {
+		p, err := percentExpand(r.tilde(s.args[0]), tokens)
+		if err == nil {
+			p, err = r.dollarExpand(p)
+		}
+		switch _, serr := os.Lstat(p); {
+		case err != nil:
+			r.exec(s.pos, "ControlPath %s: %v", s.args[0], err)
+		case serr == nil:
+			r.exec(s.pos, "ControlPath %s: a master may be listening there", p)
+		}
+	}
+	if s, ok := r.first["localcommand"]; ok && notNone(s.args[0]) {
+		if p, ok := r.first["permitlocalcommand"]; ok && parseFlag(p.args[0]) {
+			r.exec(s.pos, "LocalCommand with PermitLocalCommand yes is not supported in-process")
+		}
+	}
+	is("knownhostscommand", notNone)
+	is("pkcs11provider", notNone)
+	is("securitykeyprovider", func(v string) bool { return v != "internal" && v != "$SSH_SK_PROVIDER" })
+	is("hostbasedauthentication", yes)
+	is("canonicalizehostname", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
+	is("remotecommand", notNone)
+	is("requesttty", func(v string) bool { return strings.EqualFold(v, "force") })
+	is("sessiontype", func(v string) bool { return !strings.EqualFold(v, "default") })
+	is("forkafterauthentication", yes)
+	is("tunnel", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
+	is("bindinterface", func(string) bool { return true })
+	is("verifyhostkeydns", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
+	is("nohostauthenticationforlocalhost", yes)
+	is("revokedhostkeys", notNone)
+	is("gssapikeyexchange", yes)
+	// GSSAPI can only succeed with Kerberos credentials. Debian and Ubuntu ship
+	// "GSSAPIAuthentication yes" for every host, so without a credential cache it changes
+	// nothing: ssh would try it, fail at once and go on.
+	if s, ok := r.first["gssapiauthentication"]; ok && parseFlag(s.args[0]) && r.kerberosCredentials() {
+		r.exec(s.pos, "GSSAPIAuthentication yes with Kerberos credentials is not supported in-process")
+	}
+}
+
+// kerberosCredentials says whether a Kerberos credential cache may exist for this user.
+func (r *resolver) kerberosCredentials() bool {
+	if r.env.getenv("KRB5CCNAME") != "" {
+		return true
+	}
+	if _, err := os.Stat(fmt.Sprintf("/tmp/krb5cc_%d", r.env.UID)); err == nil {
+		return true
+	}
+	if b, err := os.ReadFile("/etc/krb5.conf"); err == nil && strings.Contains(string(b), "default_ccache_name") {
+		return true
+	}
+	return false
+}
+
+// dollarExpand replaces ${NAME} with the environment variable, as OpenSSH's dollar_expand.
+func (r *resolver) dollarExpand(s string) (string, error) {
+	var b strings.Builder
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			return b.String(), nil
+		}
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			return "", fmt.Errorf("unterminated ${ in %q", s)
+		}
+		name := s[i+2 : i+end]
+		if !validEnvName(name) {
+			return "", fmt.Errorf("invalid environment variable %q", name)
+		}
+		v := r.env.getenv(name)
+		if v == "" {
+			return "", fmt.Errorf("environment variable %q not set", name)
+		}
+		b.WriteString(s[:i])
+		b.WriteString(v)
+		s = s[i+end+1:]
+	}
+}
+
+func validEnvName(s string) bool {
+	if s == "" || (s[0] >= '0' && s[0] <= '9') {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// percentExpand replaces %x tokens; an unknown token is an error, as in OpenSSH.
+func percentExpand(s string, tokens map[byte]string) (string, error) {
+	if !strings.Contains(s, "%") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		if i >= len(s) {
+			return "", fmt.Errorf("invalid format %q: ends in %%", s)
+		}
+		if s[i] == '%' {
+			b.WriteByte('%')
+			continue
+		}
+		v, ok := tokens[s[i]]
+		if !ok {
+			return "", fmt.Errorf("unknown key %%%c in %q", s[i], s)
+		}
+		b.WriteString(v)
+	}
+	return b.String(), nil
+}
+
+// argvSplit splits the arguments of a config line as OpenSSH's argv_split does: white space
+// separates, single and double quotes group, backslash escapes quotes, backslash and space,
+// and a word starting with # ends the line.
+func argvSplit(s string) ([]string, error) {
+	var args []string
+	for i := 0; i < len(s); i++ {
+		if s[i] == ' ' || s[i] == '\t' {
+			continue
+		}
+		if s[i] == '#' {
+			break
+		}
+		var arg []byte
+		var quote byte
+		for ; i < len(s); i++ {
+			c := s[i]
+			switch {
+			case c == '\\' && i+1 < len(s) && (s[i+1] == '\'' || s[i+1] == '"' || s[i+1] == '\\' || (quote == 0 && s[i+1] == ' ')):
+				i++
+				arg = append(arg, s[i])
+			case quote == 0 && (c == ' ' || c == '\t'):
+				goto done
+			case quote == 0 && (c == '"' || c == '\''):
+				quote = c
+			case quote != 0 && c == quote:
+				quote = 0
+			default:
+				arg = append(arg, c)
+			}
+		}
+		if quote != 0 {
+			return nil, errors.New("invalid quotes")
+		}
+	done:
+		args = append(args, string(arg))
+	}
+	return args, nil
+}
+
+// matchPattern is OpenSSH's match_pattern: * and ? wildcards over the whole string.
+func matchPattern(s, p string, lower bool) bool {
+	if lower {
+		s, p = strings.ToLower(s), strings.ToLower(p)
+	}
+	for {
+		if p == "" {
+			return s == ""
+		}
+		if p[0] == '*' {
+			for len(p) > 0 && p[0] == '*' {
+				p = p[1:]
+			}
+			if p == "" {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if (p[0] == '?' || i < len(s) && s[i] == p[0]) && matchPattern(s[i:], p, false) {
+					return true
+				}
+			}
+			return false
+		}
+		if s == "" || (p[0] != '?' && p[0] != s[0]) {
+			return false
+		}
+		s, p = s[1:], p[1:]
+	}
+}
+
+// matchPatternList is OpenSSH's match_pattern_list: 1 if some pattern of the comma-separated
+// list matches and no negated one does, -1 if a negated one matches, 0 otherwise.
+func matchPatternList(s, list string, lower bool) int {
+	got := 0
+	for _, p := range strings.Split(list, ",") {
+		neg := strings.HasPrefix(p, "!")
+		if neg {
+			p = p[1:]
+		}
+		if matchPattern(s, p, lower) {
+			if neg {
+				return -1
+			}
+			got = 1
+		}
+	}
+	return got
+}
+
+func parseFlag(v string) bool {
+	switch strings.ToLower(v) {
+	case "yes", "true":
+		return true
+	}
+	return false
+}
+
+// parseTime is OpenSSH's convtime: seconds, or a sequence of numbers with s, m, h, d or w.
+// "none" is 0.
+func parseTime(s string) (int, error) {
+	if strings.EqualFold(s, "none") {
+		return 0, nil
+	}
+	if s == "" {
+		return 0, errors.New("empty time")
+	}
+	total := 0
+	for s != "" {
+		i := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+		if i == 0 {
+			return 0, fmt.Errorf("invalid time value")
+		}
+		n, err := strconv.Atoi(s[:i])
+		if err != nil {
+			return 0, err
+		}
+		mult := 1
+		s = s[i:]
+		if s != "" {
+			switch s[0] {
+			case 's', 'S':
+			case 'm', 'M':
+				mult = 60
+			case 'h', 'H':
+				mult = 3600
+			case 'd', 'D':
+				mult = 86400
+			case 'w', 'W':
+				mult = 604800
+			default:
+				return 0, fmt.Errorf("invalid time value")
+			}
+			s = s[1:]
+		}
+		total += n * mult
+		if total > 1<<31-1 {
+			return 0, fmt.Errorf("time value too large")
+		}
+	}
+	return total, nil
+}
+
+// validate checks a honoured keyword's value as OpenSSH would, so that a value ssh refuses
+// sends the login to ssh (which says what is wrong) rather than being half-understood.
+func validate(kw string, args []string) error {
+	one := func() error {
+		if len(args) > 1 {
+			return fmt.Errorf("garbage at end of line")
+		}
+		return nil
+	}
+	v := args[0]
+	switch kw {
+	case "port":
+		if _, ok := parsePort(v); !ok {
+			return fmt.Errorf("bad port %q", v)
+		}
+		return one()
+	case "connectionattempts", "serveralivecountmax":
+		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+			return fmt.Errorf("bad number %q", v)
+		}
+		return one()
+	case "connecttimeout", "serveraliveinterval":
+		if _, err := parseTime(v); err != nil {
+			return fmt.Errorf("%v %q", err, v)
+		}
+		return one()
+	case "identitiesonly", "checkhostip", "hashknownhosts", "batchmode", "passwordauthentication",
+		"kbdinteractiveauthentication", "gssapiauthentication", "gssapikeyexchange",
+		"hostbasedauthentication", "permitlocalcommand", "forkafterauthentication",
+		"nohostauthenticationforlocalhost":
+		switch strings.ToLower(v) {
+		case "yes", "no", "true", "false":
+			return one()
+		}
+		return fmt.Errorf("unsupported option %q", v)
+	case "pubkeyauthentication":
+		switch strings.ToLower(v) {
+		case "yes", "no", "true", "false", "unbound", "host-bound":
+			return one()
+		}
+		return fmt.Errorf("unsupported option %q", v)
+	case "stricthostkeychecking":
+		switch strings.ToLower(v) {
+		case "yes", "no", "true", "false", "off", "ask", "accept-new":
+			return one()
+		}
+		return fmt.Errorf("unsupported option %q", v)
+	case "addressfamily":
+		switch strings.ToLower(v) {
+		case "any", "inet", "inet6":
+			return one()
+		}
+		return fmt.Errorf("unsupported option %q", v)
+	case "loglevel":
+		switch strings.ToUpper(v) {
+		case "QUIET", "SILENT", "FATAL", "ERROR", "INFO", "VERBOSE", "DEBUG", "DEBUG1", "DEBUG2", "DEBUG3":
+			return one()
+		}
+		return fmt.Errorf("unsupported log level %q", v)
+	case "setenv":
+		for _, a := range args {
+			if !strings.Contains(a, "=") {
+				return fmt.Errorf("invalid environment %q", a)
+			}
+		}
+	case "sendenv":
+		for _, a := range args {
+			if strings.Contains(a, "=") {
+				return fmt.Errorf("invalid environment name %q", a)
+			}
+		}
+	case "identityagent":
+		if strings.HasPrefix(v, "$") && v != "$" && !validEnvName(v[1:]) {
+			return fmt.Errorf("invalid environment name %q", v)
+		}
+		return one()
+	case "userknownhostsfile", "globalknownhostsfile", "preferredauthentications":
+		return nil
+	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "hostname", "user",
+		"hostkeyalias", "bindaddress", "proxyjump", "identityfile", "certificatefile":
+		return one()
+	}
+	return nil
+}
+
+// keywordName gives a lowercase keyword OpenSSH's capitals, for messages.
+func keywordName(kw string) string {
+	if n, ok := keywordNames[kw]; ok {
+		return n
+	}
+	return kw
+}
+
+// What socketpipe does with each ssh_config keyword of OpenSSH 9.2 (Debian's build).
+const (
+	kwHonoured   = iota + 1 // resolved into Config, or checked for values only ssh can serve
+	kwIgnored               // no effect on a non-interactive command over a socketpipe login
+	kwExecAlways            // any active use needs the ssh binary
+)
+
+var keywords = map[string]int{
+	"host": kwHonoured, "match": kwHonoured, "include": kwHonoured, "ignoreunknown": kwHonoured,
+
+	"hostname": kwHonoured, "port": kwHonoured, "user": kwHonoured, "identityfile": kwHonoured,
+	"identitiesonly": kwHonoured, "identityagent": kwHonoured, "certificatefile": kwHonoured,
+	"userknownhostsfile": kwHonoured, "globalknownhostsfile": kwHonoured,
+	"stricthostkeychecking": kwHonoured, "hostkeyalgorithms": kwHonoured, "hostkeyalias": kwHonoured,
+	"checkhostip": kwHonoured, "hashknownhosts": kwHonoured, "batchmode": kwHonoured,
+	"connecttimeout": kwHonoured, "connectionattempts": kwHonoured,
+	"serveraliveinterval": kwHonoured, "serveralivecountmax": kwHonoured,
+	"addressfamily": kwHonoured, "bindaddress": kwHonoured, "preferredauthentications": kwHonoured,
+	"passwordauthentication": kwHonoured, "kbdinteractiveauthentication": kwHonoured,
+	"pubkeyauthentication": kwHonoured, "ciphers": kwHonoured, "kexalgorithms": kwHonoured,
+	"macs": kwHonoured, "setenv": kwHonoured, "sendenv": kwHonoured, "proxyjump": kwHonoured,
+	"loglevel": kwHonoured,
+
+	// Values checked in execSettings.
+	"proxycommand": kwHonoured, "controlmaster": kwHonoured, "controlpath": kwHonoured,
+	"localcommand": kwHonoured, "permitlocalcommand": kwHonoured, "knownhostscommand": kwHonoured,
+	"pkcs11provider": kwHonoured, "securitykeyprovider": kwHonoured,
+	"gssapiauthentication": kwHonoured, "gssapikeyexchange": kwHonoured,
+	"hostbasedauthentication": kwHonoured, "canonicalizehostname": kwHonoured,
+	"remotecommand": kwHonoured, "requesttty": kwHonoured, "sessiontype": kwHonoured,
+	"forkafterauthentication": kwHonoured, "tunnel": kwHonoured, "bindinterface": kwHonoured,
+	"verifyhostkeydns": kwHonoured, "nohostauthenticationforlocalhost": kwHonoured,
+	"revokedhostkeys": kwHonoured,
+	"localforward":    kwHonoured, "remoteforward": kwHonoured, "dynamicforward": kwHonoured,
+
+	// Agent and X11 forwarding stay off; the rest is interactive use, logging, tuning, or
+	// only matters with something above that already sends the login to ssh.
+	"forwardagent": kwIgnored, "forwardx11": kwIgnored, "forwardx11trusted": kwIgnored,
+	"forwardx11timeout": kwIgnored, "xauthlocation": kwIgnored, "exitonforwardfailure": kwIgnored,
+	"gatewayports": kwIgnored, "clearallforwardings": kwIgnored, "permitremoteopen": kwIgnored,
+	"addkeystoagent": kwIgnored, "escapechar": kwIgnored, "compression": kwIgnored,
+	"tcpkeepalive": kwIgnored, "numberofpasswordprompts": kwIgnored, "syslogfacility": kwIgnored,
+	"logverbose": kwIgnored, "casignaturealgorithms": kwIgnored, "enablesshkeysign": kwIgnored,
+	"rekeylimit": kwIgnored, "controlpersist": kwIgnored, "tunneldevice": kwIgnored,
+	"visualhostkey": kwIgnored, "ipqos": kwIgnored, "stdinnull": kwIgnored,
+	"proxyusefdpass": kwIgnored, "canonicaldomains": kwIgnored,
+	"canonicalizefallbacklocal": kwIgnored, "canonicalizemaxdots": kwIgnored,
+	"canonicalizepermittedcnames": kwIgnored, "streamlocalbindmask": kwIgnored,
+	"streamlocalbindunlink": kwIgnored, "fingerprinthash": kwIgnored, "updatehostkeys": kwIgnored,
+	"hostbasedacceptedalgorithms": kwIgnored, "pubkeyacceptedalgorithms": kwIgnored,
+	"requiredrsasize": kwIgnored, "enableescapecommandline": kwIgnored,
+	"kbdinteractivedevices": kwIgnored, "gssapidelegatecredentials": kwIgnored,
+	"gssapiclientidentity": kwIgnored, "gssapiserveridentity": kwIgnored,
+	"gssapirenewalforcesrekey": kwIgnored, "gssapitrustdns": kwIgnored,
+	"gssapikexalgorithms": kwIgnored,
+
+	// Deprecated or unsupported in OpenSSH 9.2: it warns and goes on.
+	"protocol": kwIgnored, "cipher": kwIgnored, "fallbacktorsh": kwIgnored,
+	"globalknownhostsfile2": kwIgnored, "userknownhostsfile2": kwIgnored,
+	"rhostsauthentication": kwIgnored, "useroaming": kwIgnored, "usersh": kwIgnored,
+	"useprivilegedport": kwIgnored, "useblacklistedkeys": kwIgnored,
+	"rsaauthentication": kwIgnored, "rhostsrsaauthentication": kwIgnored,
+	"compressionlevel": kwIgnored, "kerberosauthentication": kwIgnored,
+	"kerberostgtpassing": kwIgnored, "afstokenpassing": kwIgnored,
+}
+
+// OpenSSH's aliases of keywords.
+var keywordAlias = map[string]string{
+	"challengeresponseauthentication": "kbdinteractiveauthentication",
+	"skeyauthentication":              "kbdinteractiveauthentication",
+	"tisauthentication":               "kbdinteractiveauthentication",
+	"dsaauthentication":               "pubkeyauthentication",
+	"identityfile2":                   "identityfile",
+	"keepalive":                       "tcpkeepalive",
+	"smartcarddevice":                 "pkcs11provider",
+	"pubkeyacceptedkeytypes":          "pubkeyacceptedalgorithms",
+	"hostbasedkeytypes":               "hostbasedacceptedalgorithms",
+}
+
+var keywordNames = func() map[string]string {
+	m := map[string]string{}
+	for _, n := range []string{"Host", "Match", "Include", "IgnoreUnknown", "HostName", "Port",
+		"User", "IdentityFile", "IdentitiesOnly", "IdentityAgent", "CertificateFile",
+		"UserKnownHostsFile", "GlobalKnownHostsFile", "StrictHostKeyChecking", "HostKeyAlgorithms",
+		"HostKeyAlias", "CheckHostIP", "HashKnownHosts", "BatchMode", "ConnectTimeout",
+		"ConnectionAttempts", "ServerAliveInterval", "ServerAliveCountMax", "AddressFamily",
+		"BindAddress", "PreferredAuthentications", "PasswordAuthentication",
+		"KbdInteractiveAuthentication", "PubkeyAuthentication", "Ciphers", "KexAlgorithms", "MACs",
+		"SetEnv", "SendEnv", "ProxyJump", "LogLevel", "ProxyCommand", "ControlMaster",
+		"ControlPath", "LocalCommand", "PermitLocalCommand", "KnownHostsCommand", "PKCS11Provider",
+		"SecurityKeyProvider", "GSSAPIAuthentication", "GSSAPIKeyExchange",
+		"HostbasedAuthentication", "CanonicalizeHostname", "RemoteCommand", "RequestTTY",
+		"SessionType", "ForkAfterAuthentication", "Tunnel", "BindInterface", "VerifyHostKeyDNS",
+		"NoHostAuthenticationForLocalhost", "RevokedHostKeys", "LocalForward", "RemoteForward",
+		"DynamicForward"} {
+		m[strings.ToLower(n)] = n
+	}
+	return m
+}()

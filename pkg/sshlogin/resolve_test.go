@@ -1,0 +1,724 @@
+package sshlogin
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	osuser "os/user"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// The keywords WriteG prints: the oracle compares exactly these with ssh -G.
+var honouredG = func() map[string]bool {
+	var b bytes.Buffer
+	c := &Config{ProxyJump: "x", BindAddress: "x", HostKeyAlias: "x", IdentityAgent: "x",
+		PreferredAuthentications: []string{"x"}, IdentityFiles: []string{"x"},
+		CertificateFiles: []string{"x"}, SendEnv: []string{"x"}, SetEnv: []string{"x=1"}}
+	if err := c.WriteG(&b); err != nil {
+		panic(err)
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		k, _, _ := strings.Cut(l, " ")
+		m[k] = true
+	}
+	return m
+}()
+
+func parseG(out string) map[string][]string {
+	m := map[string][]string{}
+	for _, l := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(l, " ")
+		if !ok || !honouredG[k] {
+			continue
+		}
+		m[k] = append(m[k], v)
+	}
+	return m
+}
+
+// requireSSH returns the path of ssh, skipping the test when there is none (failing under CI).
+func requireSSH(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("ssh")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("ssh, the oracle for ssh_config resolution, is not installed: %v", err)
+		}
+		t.Skipf("no ssh binary: %v", err)
+	}
+	return p
+}
+
+type oracleEnv struct {
+	pwHome, pwUser, localHost string
+	uid                       int
+}
+
+func newOracleEnv(t *testing.T) oracleEnv {
+	u, err := osuser.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := os.Hostname()
+	return oracleEnv{pwHome: u.HomeDir, pwUser: u.Username, localHost: h, uid: os.Getuid()}
+}
+
+// normalizeSSH makes ssh -G's output comparable with WriteG's: ssh prints identityfile and
+// certificatefile as written (it expands them when it loads them), WriteG expanded; and in the
+// namespace run ssh's home is the password database's, mounted over by the test's.
+func normalizeSSH(t *testing.T, got map[string][]string, oe oracleEnv, home string) {
+	t.Helper()
+	first := func(k string) string {
+		if len(got[k]) == 0 {
+			return ""
+		}
+		return got[k][0]
+	}
+	short, _, _ := strings.Cut(oe.localHost, ".")
+	tok := map[byte]string{'h': first("hostname"), 'r': first("user"), 'p': first("port"),
+		'u': oe.pwUser, 'l': oe.localHost, 'L': short, 'd': home, 'n': first("host"),
+		'i': fmt.Sprint(oe.uid)}
+	for _, k := range []string{"identityfile", "certificatefile"} {
+		for i, v := range got[k] {
+			if v == "~" || strings.HasPrefix(v, "~/") {
+				v = home + v[1:]
+			}
+			x, err := percentExpand(v, tok)
+			if err != nil {
+				t.Fatalf("ssh printed %s %q: %v", k, v, err)
+			}
+			got[k][i] = x
+		}
+	}
+	if home != oe.pwHome {
+		for _, k := range []string{"identityfile", "certificatefile", "userknownhostsfile", "identityagent"} {
+			for i, v := range got[k] {
+				words := strings.Split(v, " ")
+				for j, w := range words {
+					if w == oe.pwHome || strings.HasPrefix(w, oe.pwHome+"/") {
+						words[j] = home + w[len(oe.pwHome):]
+					}
+				}
+				got[k][i] = strings.Join(words, " ")
+			}
+		}
+	}
+}
+
+func compareG(t *testing.T, sshOut string, mine *Config) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := mine.WriteG(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := parseG(sshOut)
+	got := parseG(b.String())
+	keys := map[string]bool{}
+	for k := range want {
+		keys[k] = true
+	}
+	for k := range got {
+		keys[k] = true
+	}
+	var sorted []string
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	sort.Strings(sorted)
+	for _, k := range sorted {
+		if fmt.Sprint(want[k]) != fmt.Sprint(got[k]) {
+			t.Errorf("%s:\n  ssh -G:     %q\n  socketpipe: %q", k, want[k], got[k])
+		}
+	}
+}
+
+type oracleCase struct {
+	name     string
+	userOnly bool // "user-files-only" in the comment: relative Includes, so no -F run
+	args     [][]string
+	files    map[string][]byte // config, system, and included files, by name
+}
+
+func loadOracleCases(t *testing.T) []oracleCase {
+	names, err := filepath.Glob("testdata/oracle/*.txtar")
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no oracle corpus: %v", err)
+	}
+	var cases []oracleCase
+	for _, n := range names {
+		data, err := os.ReadFile(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := parseTxtar(data)
+		c := oracleCase{name: strings.TrimSuffix(filepath.Base(n), ".txtar"), files: map[string][]byte{},
+			userOnly: strings.Contains(a.Comment, "user-files-only")}
+		for _, f := range a.Files {
+			if f.Name == "args" {
+				w, err := argvSplit(strings.TrimSpace(string(f.Data)))
+				if err != nil {
+					t.Fatalf("%s: args: %v", n, err)
+				}
+				c.args = append(c.args, w)
+				continue
+			}
+			c.files[f.Name] = f.Data
+		}
+		cases = append(cases, c)
+	}
+	return cases
+}
+
+func writeCase(t *testing.T, c oracleCase, dir string) {
+	for name, data := range c.files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data = bytes.ReplaceAll(data, []byte("@DIR@"), []byte(dir))
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func oracleGetenv(home string) func(string) string {
+	return func(k string) string {
+		if k == "HOME" {
+			return home
+		}
+		return ""
+	}
+}
+
+// TestOracleConfigFile compares Resolve+WriteG with `ssh -G -F file` over the corpus in
+// testdata/oracle, keyword by keyword, for the keywords socketpipe honours.
+func TestOracleConfigFile(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	for _, c := range loadOracleCases(t) {
+		if c.userOnly {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			writeCase(t, c, dir)
+			for _, args := range c.args {
+				args := withDir(args, dir)
+				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					full := append([]string{"-F", filepath.Join(dir, "config")}, args...)
+					cmd := exec.Command(sshPath, append([]string{"-G"}, full...)...)
+					cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
+					var stderr bytes.Buffer
+					cmd.Stderr = &stderr
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatalf("ssh -G %q: %v: %s", full, err, stderr.String())
+					}
+					inv, err := ParseArgs(full)
+					if err != nil {
+						t.Fatal(err)
+					}
+					env := Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
+						Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent")}
+					cfg, err := Resolve(inv, env)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if cfg.ExecReason != "" {
+						t.Errorf("ExecReason %q", cfg.ExecReason)
+					}
+					want := string(out)
+					got := parseG(want)
+					normalizeSSH(t, got, oe, oe.pwHome)
+					compareG(t, rebuild(got), cfg)
+				})
+			}
+		})
+	}
+}
+
+// TestOracleUserFiles runs ssh -G without -F, so that it reads ~/.ssh/config and
+// /etc/ssh/ssh_config. ssh takes ~ from the password database, not $HOME, so the test gives it
+// its files in a private mount namespace: a temporary home mounted over the user's, and a
+// temporary /etc/ssh. Each case's "config" is the user file and "system" the system file.
+func TestOracleUserFiles(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	if _, err := exec.LookPath("unshare"); err != nil || os.Getuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the user-file oracle needs root and unshare(1) (uid %d, %v)", os.Getuid(), err)
+		}
+		t.Skip("needs root and unshare(1) for a private mount namespace")
+	}
+	for _, c := range loadOracleCases(t) {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			home := filepath.Join(dir, "home")
+			etc := filepath.Join(dir, "etcssh")
+			for _, d := range []string{filepath.Join(home, ".ssh"), etc} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			files := map[string][]byte{}
+			for name, data := range c.files {
+				switch name {
+				case "config":
+					files["home/.ssh/config"] = data
+				case "system":
+					files["etcssh/ssh_config"] = data
+				default:
+					files[name] = data
+					if strings.HasPrefix(name, "ssh/") {
+						files["home/.ssh/"+name[4:]] = data
+					}
+					if strings.HasPrefix(name, "etc/") {
+						files["etcssh/"+name[4:]] = data
+					}
+				}
+			}
+			writeCase(t, oracleCase{files: files}, dir)
+			for _, args := range c.args {
+				args := withDir(args, dir)
+				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					script := `mount --bind "$1" "$2" && mount --bind "$3" /etc/ssh && shift 3 && exec "$@"`
+					argv := append([]string{"-m", "sh", "-c", script, "sh", home, oe.pwHome, etc, sshPath, "-G"}, args...)
+					cmd := exec.Command("unshare", argv...)
+					cmd.Env = []string{"PATH=/usr/bin:/bin:/usr/sbin:/sbin", "HOME=" + oe.pwHome}
+					var stderr bytes.Buffer
+					cmd.Stderr = &stderr
+					out, err := cmd.Output()
+					if err != nil {
+						t.Fatalf("ssh -G %q in a mount namespace: %v: %s", args, err, stderr.String())
+					}
+					inv, err := ParseArgs(args)
+					if err != nil {
+						t.Fatal(err)
+					}
+					env := Env{Home: home, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
+						Getenv: oracleGetenv(home), SystemDir: etc}
+					cfg, err := Resolve(inv, env)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if cfg.ExecReason != "" {
+						t.Errorf("ExecReason %q", cfg.ExecReason)
+					}
+					got := parseG(string(out))
+					normalizeSSH(t, got, oe, home)
+					compareG(t, rebuild(got), cfg)
+				})
+			}
+		})
+	}
+}
+
+func rebuild(m map[string][]string) string {
+	var b strings.Builder
+	for k, vs := range m {
+		for _, v := range vs {
+			fmt.Fprintf(&b, "%s %s\n", k, v)
+		}
+	}
+	return b.String()
+}
+
+type txtarFile struct {
+	Name string
+	Data []byte
+}
+
+// parseTxtar reads the txtar format ("-- name --" lines start files; text before the first
+// is a comment). go.sum lacks golang.org/x/tools, which go-internal's txtar wraps.
+func parseTxtar(data []byte) (a struct {
+	Comment string
+	Files   []txtarFile
+}) {
+	var cur *txtarFile
+	for _, line := range strings.SplitAfter(string(data), "\n") {
+		l := strings.TrimRight(line, "\n")
+		if strings.HasPrefix(l, "-- ") && strings.HasSuffix(l, " --") && len(l) > 6 {
+			a.Files = append(a.Files, txtarFile{Name: strings.TrimSpace(l[3 : len(l)-3])})
+			cur = &a.Files[len(a.Files)-1]
+			continue
+		}
+		if cur != nil {
+			cur.Data = append(cur.Data, line...)
+		} else {
+			a.Comment += line
+		}
+	}
+	return a
+}
+
+func testEnv(home string) Env {
+	return Env{Home: home, User: "me", UID: 1000, LocalHost: "local.example", SystemDir: filepath.Join(home, "etc"),
+		Getenv: func(k string) string { return map[string]string{"HOME": home, "SOCK": "/run/agent.sock"}[k] }}
+}
+
+// resolveText resolves args against a -F file holding config (and extra files beside it).
+func resolveText(t *testing.T, config string, extra map[string]string, args ...string) *Config {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string][]byte{"config": []byte(config)}
+	for k, v := range extra {
+		files[k] = []byte(v)
+	}
+	writeCase(t, oracleCase{files: files}, dir)
+	if strings.Contains(t.Name(), "writable") {
+		for k := range extra {
+			if err := os.Chmod(filepath.Join(dir, k), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inv, err := ParseArgs(append([]string{"-F", filepath.Join(dir, "config")}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Resolve(inv, testEnv(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestResolveExecReason(t *testing.T) {
+	tests := []struct {
+		name, config string
+		args         []string
+		want         string // substring of ExecReason; "" for none
+		extra        map[string]string
+	}{
+		{"proxycommand", "Host h\n  ProxyCommand nc %h %p\n", nil, "config line 2: ProxyCommand", nil},
+		{"proxycommand none", "ProxyCommand none\n", nil, "", nil},
+		{"proxyjump first", "ProxyJump j\nProxyCommand nc %h %p\n", nil, "", nil},
+		{"proxycommand elsewhere", "Host other\n  ProxyCommand nc %h %p\n", nil, "", nil},
+		{"proxycommand -o", "", []string{"-o", "ProxyCommand=nc %h %p"}, "command line (-o proxycommand): ProxyCommand", nil},
+		{"match exec", "Match exec \"true\"\n  Port 1\n", nil, "config line 1: Match exec", nil},
+		{"match final", "Host x\nMatch final\n", nil, "config line 2: Match final", nil},
+		{"match canonical", "Match canonical host h\n", nil, "Match canonical", nil},
+		{"match user", "Match user bob\n", nil, "Match user", nil},
+		{"match localuser", "Match localuser me\n", nil, "Match localuser", nil},
+		{"match originalhost", "Match originalhost h\n", nil, "Match originalhost", nil},
+		{"match negated exec", "Match !exec false\n", nil, "Match exec", nil},
+		{"match all extra", "Match all host h\n", nil, "cannot be combined", nil},
+		{"match host", "Match host h\n  Port 2\nMatch all\n  User u\n", nil, "", nil},
+		{"controlmaster", "ControlMaster auto\n", nil, "ControlMaster auto", nil},
+		{"controlpath absent", "ControlPath ~/.ssh/cm-%C\n", nil, "", nil},
+		{"controlpath present", "ControlPath @DIR@/cm-%r@%h:%p\n", nil, "ControlPath ", map[string]string{"cm-me@h:22": ""}},
+		{"controlpath bad token", "ControlPath ~/cm-%Z\n", nil, "unknown key %Z", nil},
+		{"controlpath with master", "ControlMaster auto\nControlPath ~/.ssh/cm-%C\n", nil, "ControlMaster auto", nil},
+		{"control off", "ControlMaster no\nControlPath none\n", nil, "", nil},
+		{"localcommand", "LocalCommand echo hi\n", nil, "", nil},
+		{"localcommand permitted", "PermitLocalCommand yes\nLocalCommand echo hi\n", nil, "config line 2: LocalCommand", nil},
+		{"knownhostscommand", "KnownHostsCommand /bin/kh %H\n", nil, "KnownHostsCommand", nil},
+		{"pkcs11", "PKCS11Provider /usr/lib/p11.so\n", nil, "PKCS11Provider", nil},
+		{"smartcarddevice", "SmartcardDevice /usr/lib/p11.so\n", nil, "PKCS11Provider", nil},
+		{"securitykeyprovider", "SecurityKeyProvider /usr/lib/sk.so\n", nil, "SecurityKeyProvider", nil},
+		{"securitykeyprovider internal", "SecurityKeyProvider internal\n", nil, "", nil},
+		{"gssapi without credentials", "GSSAPIAuthentication yes\n", nil, "", nil},
+		{"unknown keyword", "Host h\n  Frobnicate yes\n", nil, "config line 2: unknown ssh_config keyword \"frobnicate\"", nil},
+		{"unknown keyword elsewhere", "Host other\n  Frobnicate yes\n", nil, "unknown ssh_config keyword", nil},
+		{"ignoreunknown", "IgnoreUnknown Frob*,UseKeychain\nFrobnicate yes\nUseKeychain yes\n", nil, "", nil},
+		{"unknown -o", "", []string{"-o", "Frobnicate=yes"}, "unknown ssh_config keyword", nil},
+		{"bad port", "Host other\n  Port abc\n", nil, "config line 2: Port: bad port", nil},
+		{"bad quotes", "IdentityFile \"~/a b\n", nil, "config line 1: invalid quotes", nil},
+		{"no argument", "Port\n", nil, "config line 1: no argument", nil},
+		{"garbage", "Port 22 23\n", nil, "garbage at end of line", nil},
+		{"bad percent", "HostName %z.example\n", nil, "HostName: unknown key %z", nil},
+		{"bad yes/no", "BatchMode perhaps\n", nil, "BatchMode", nil},
+		{"localforward", "LocalForward 8080 localhost:80\n", nil, "LocalForward", nil},
+		{"remotecommand", "RemoteCommand ls\n", nil, "RemoteCommand", nil},
+		{"requesttty force", "RequestTTY force\n", nil, "RequestTTY", nil},
+		{"requesttty yes", "RequestTTY yes\n", nil, "", nil},
+		{"canonicalize", "CanonicalizeHostname yes\n", nil, "CanonicalizeHostname", nil},
+		{"hostbased", "HostbasedAuthentication yes\n", nil, "HostbasedAuthentication", nil},
+		{"tunnel", "Tunnel point-to-point\n", nil, "Tunnel", nil},
+		{"forwardagent ignored", "ForwardAgent yes\nForwardX11 yes\nCompression yes\n", nil, "", nil},
+		{"include", "Include @DIR@/inc/*\n", nil, "inc/a line 3: Match exec", map[string]string{"inc/a": "Port 1\n\nMatch exec true\n"}},
+		{"include inactive", "Host other\n  Include @DIR@/inc/*\n", nil, "", map[string]string{"inc/a": "ProxyCommand nc\n"}},
+		{"include writable by others", "Include @DIR@/inc/*\n", nil, "bad owner or permissions on", map[string]string{"inc/a": "Port 1\n"}},
+		{"include depth", "Include @DIR@/config\n", nil, "too many recursive", nil},
+		{"host on the command line", "", []string{"-o", "Host=x"}, "Host is not allowed", nil},
+		{"missing -F file", "", []string{"-F", "/nonexistent/config"}, "cannot read config file /nonexistent/config", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := resolveText(t, tt.config, tt.extra, append(tt.args, "h")...)
+			t.Logf("ExecReason: %s", c.ExecReason)
+			if tt.want == "" {
+				if c.ExecReason != "" {
+					t.Errorf("ExecReason %q, want none", c.ExecReason)
+				}
+				return
+			}
+			if !strings.Contains(c.ExecReason, tt.want) {
+				t.Errorf("ExecReason %q, want it to contain %q", c.ExecReason, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolveGSSAPIWithCredentials(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfg, []byte("GSSAPIAuthentication yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv(dir)
+	env.Getenv = func(k string) string {
+		if k == "KRB5CCNAME" {
+			return "FILE:/tmp/krb5cc_test"
+		}
+		return ""
+	}
+	c, err := Resolve(&Invocation{Host: "h", ConfigFile: cfg}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.ExecReason, "GSSAPIAuthentication") {
+		t.Errorf("ExecReason %q, want GSSAPIAuthentication", c.ExecReason)
+	}
+}
+
+func TestResolveValues(t *testing.T) {
+	c := resolveText(t, `
+Host h
+  HostName %h.Example.ORG
+  IdentityAgent $SOCK
+  IdentityFile ~/id_%r
+  IdentityFile "~/with space"
+  UserKnownHostsFile none
+  SetEnv A=1 A=2 B="x y"
+  ConnectTimeout 1h1s
+  ServerAliveInterval 2m
+  PreferredAuthentications publickey,password
+  Ciphers aes*-ctr
+  ProxyJump none
+  ProxyCommand nc %h %p
+`, nil, "-i", "/nonexistent/key", "-l", "bob", "h")
+	if c.ExecReason != "" {
+		t.Fatalf("ExecReason %q", c.ExecReason)
+	}
+	home := filepath.Dir(c.IdentityFiles[0])
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"HostName", c.HostName, "h.example.org"},
+		{"IdentityAgent", c.IdentityAgent, "/run/agent.sock"},
+		{"IdentityFiles", c.IdentityFiles, []string{home + "/id_bob", home + "/with space"}},
+		{"UserKnownHostsFiles", c.UserKnownHostsFiles, []string{"none"}},
+		{"SetEnv", c.SetEnv, []string{"A=1", "B=x y"}},
+		{"ConnectTimeout", c.ConnectTimeout.String(), "1h0m1s"},
+		{"ServerAliveInterval", c.ServerAliveInterval.String(), "2m0s"},
+		{"PreferredAuthentications", c.PreferredAuthentications, []string{"publickey", "password"}},
+		{"Ciphers", c.Ciphers, []string{"aes128-ctr", "aes192-ctr", "aes256-ctr"}},
+		{"ProxyJump", c.ProxyJump, ""},
+		{"User", c.User, "bob"},
+		{"HostKeyAlgorithms", c.HostKeyAlgorithms, []string(nil)},
+	}
+	for _, ch := range checks {
+		if fmt.Sprint(ch.got) != fmt.Sprint(ch.want) {
+			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestResolveDefaults(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Resolve(&Invocation{Host: "Box"}, testEnv(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Host: "Box", HostName: "box", Port: 22, User: "me",
+		IdentityFiles: []string{dir + "/.ssh/id_rsa", dir + "/.ssh/id_ecdsa", dir + "/.ssh/id_ecdsa_sk",
+			dir + "/.ssh/id_ed25519", dir + "/.ssh/id_ed25519_sk", dir + "/.ssh/id_xmss", dir + "/.ssh/id_dsa"},
+		UserKnownHostsFiles:   []string{dir + "/.ssh/known_hosts", dir + "/.ssh/known_hosts2"},
+		GlobalKnownHostsFiles: []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"},
+		StrictHostKeyChecking: "ask", ConnectionAttempts: 1, ServerAliveCountMax: 3, AddressFamily: "any",
+		PasswordAuthentication: true, KbdInteractiveAuthentication: true, PubkeyAuthentication: true,
+		LogLevel: "INFO",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults\n got  %+v\n want %+v", c, want)
+	}
+	if _, err := Resolve(&Invocation{}, testEnv(dir)); err == nil {
+		t.Error("Resolve without a host: no error")
+	}
+}
+
+func TestMatchPattern(t *testing.T) {
+	tests := []struct {
+		s, p string
+		want bool
+	}{
+		{"foo", "foo", true}, {"foo", "f?o", true}, {"fo", "f?o", false}, {"foo", "*", true},
+		{"", "*", true}, {"a.example.com", "*.example.com", true}, {"example.com", "*.example.com", false},
+		{"abc", "a*c", true}, {"ac", "a*c", true}, {"abd", "a*c", false}, {"aXbXc", "a*b*c", true},
+		{"Foo", "foo", false}, {"abc", "???", true}, {"abcd", "???", false}, {"a", "**a", true},
+	}
+	for _, tt := range tests {
+		if got := matchPattern(tt.s, tt.p, false); got != tt.want {
+			t.Errorf("matchPattern(%q, %q) = %v", tt.s, tt.p, got)
+		}
+	}
+	for _, tt := range []struct {
+		s, list string
+		want    int
+	}{
+		{"a.b", "*.b,!x.b", 1}, {"x.b", "*.b,!x.b", -1}, {"c", "a,b", 0}, {"B", "a,b", 1},
+	} {
+		if got := matchPatternList(tt.s, tt.list, true); got != tt.want {
+			t.Errorf("matchPatternList(%q, %q) = %d, want %d", tt.s, tt.list, got, tt.want)
+		}
+	}
+}
+
+func TestArgvSplit(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{`a b`, []string{"a", "b"}},
+		{`"a b" c`, []string{"a b", "c"}},
+		{`'a "b"' c`, []string{`a "b"`, "c"}},
+		{`a\ b`, []string{"a b"}},
+		{`a\"b`, []string{`a"b`}},
+		{`a\xb`, []string{`a\xb`}},
+		{`a # comment`, []string{"a"}},
+		{`a#b`, []string{"a#b"}},
+		{"\ta\t b ", []string{"a", "b"}},
+		{`""`, []string{""}},
+	}
+	for _, tt := range tests {
+		got, err := argvSplit(tt.in)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("argvSplit(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := argvSplit(`"a b`); err == nil {
+		t.Error(`argvSplit("a b): no error`)
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]int{"0": 0, "10": 10, "10s": 10, "1m": 60, "1h30m": 5400, "1w": 604800, "none": 0, "2D": 172800} {
+		if got, err := parseTime(in); err != nil || got != want {
+			t.Errorf("parseTime(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "1x", "-1", "99999999999"} {
+		if _, err := parseTime(in); err == nil {
+			t.Errorf("parseTime(%q): no error", in)
+		}
+	}
+}
+
+func TestAssembleAlgorithms(t *testing.T) {
+	const def, all = "a,b,c", "a,b,c,d,e1,e2"
+	for spec, want := range map[string]string{
+		"+d": "a,b,c,d", "+e*": "a,b,c,e1,e2", "-b": "a,c", "-a,c": "b", "-*": "", "^d,c": "d,c,a,b",
+		"e2,a": "e2,a", "x,b": "b",
+	} {
+		got, err := assembleAlgorithms(spec, def, all)
+		if err != nil || got != want {
+			t.Errorf("assembleAlgorithms(%q) = %q, %v; want %q", spec, got, err, want)
+		}
+	}
+	for _, spec := range []string{"x", "!a"} {
+		if _, err := assembleAlgorithms(spec, def, all); err == nil {
+			t.Errorf("assembleAlgorithms(%q): no error", spec)
+		}
+	}
+}
+
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{
+		"Host h\n  Port 2\n", "Match host h,!x\n  User u\nMatch all\n", "Host *\n  IdentityFile ~/%h\n",
+		"Include conf.d/*\n", "Match exec true\n", "HostName %h.%%\n", "SetEnv A=\"b c\"\n",
+		"Ciphers -aes*\nMACs ^hmac-sha1\n", "Port=\"22\"\n", "IgnoreUnknown x\nx y\n", "\"\n",
+	} {
+		f.Add(s, "h")
+	}
+	f.Fuzz(func(t *testing.T, config, host string) {
+		// An Include could name any file, even /dev/tty: keep includes inside the test home.
+		if strings.Contains(strings.ToLower(config), "include") && strings.ContainsAny(config, "/~.") {
+			t.Skip()
+		}
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, ".ssh", "conf.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".ssh", "config"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".ssh", "conf.d", "a"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		inv := &Invocation{Host: host}
+		c, err := Resolve(inv, testEnv(dir))
+		if host == "" {
+			if err == nil {
+				t.Fatal("no error for an empty host")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteG(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func withDir(args []string, dir string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, "@DIR@", dir)
+	}
+	return out
+}
+
+// TestOracleThisMachine compares DefaultEnv's resolution with ssh -G on this machine's own
+// files (~/.ssh/config, /etc/ssh/ssh_config and what they include), as the user would run it.
+func TestOracleThisMachine(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	for _, args := range [][]string{{"socketpipe-oracle.invalid"}, {"-p", "2022", "-l", "someone", "Other.Invalid"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			inv, err := ParseArgs(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Resolve(inv, DefaultEnv())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ExecReason != "" {
+				t.Skipf("this machine's configuration needs ssh: %s", cfg.ExecReason)
+			}
+			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("ssh -G %q: %v: %s", args, err, stderr.String())
+			}
+			got := parseG(string(out))
+			normalizeSSH(t, got, oe, oe.pwHome)
+			compareG(t, rebuild(got), cfg)
+		})
+	}
+}
