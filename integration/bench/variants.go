@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -27,9 +28,24 @@ type Variant struct {
 	Run func(ctx context.Context, e *Env, data Data) (Result, error)
 }
 
-// Extra variants are added to `make bench` after the standard ones, e.g. rsync or tar over
-// socketpipe's ssh mode. Register them from an init function in this package.
+// Extra variants are added to `make bench` after the standard ones, interleaved with them and
+// moving the same data file. Register them from an init function in this package.
 var Extra []Variant
+
+// ExtraReports run after the interleaved variants, each with its own workload and table, with
+// e.T as their testing.TB (a Fatal inside one ends that report only). This is the hook for
+// socketpipe --ssh against ssh with rsync and tar (BenchSSHMode, from the ssh mode work):
+//
+//	func init() {
+//		ExtraReports = append(ExtraReports, func(ctx context.Context, e *Env, runs int, w io.Writer) error {
+//			rows, err := BenchSSHMode(e.T, SSHModeOptions{Runs: runs})
+//			if err == nil {
+//				WriteSSHModeTable(w, rows)
+//			}
+//			return err
+//		})
+//	}
+var ExtraReports []func(ctx context.Context, e *Env, runs int, w io.Writer) error
 
 // RawTCP is the physical limit here: `cat data` whose standard output is one end of a
 // loopback TCP connection, and the sink whose standard input is the other end. No socketpipe,

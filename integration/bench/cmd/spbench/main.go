@@ -131,10 +131,22 @@ func runBench(ctx context.Context, env *bench.Env, big, tiny bench.Data, runs in
 	}
 	fmt.Fprintf(stdout, "\nmachine: %s\n", machine())
 	met := bench.Report(stdout, samples, big, tiny, runs)
+	failed := false
 	for _, s := range samples {
-		if s.Err != nil {
-			return 1 // a failed or wrong transfer is a failure of the run
+		failed = failed || s.Err != nil
+	}
+	for _, report := range bench.ExtraReports {
+		var err error
+		if terr := env.T.Do(func() { err = report(ctx, env, runs, stdout) }); terr != nil {
+			err = terr
 		}
+		if err != nil {
+			fmt.Fprintf(stdout, "\nfailed: %v\n", err)
+			failed = true
+		}
+	}
+	if failed {
+		return 1 // a failed or wrong transfer is a failure of the run
 	}
 	if !met {
 		fmt.Fprintf(stdout, "\nsome goals are missed (see issue 8 and the README)\n")
