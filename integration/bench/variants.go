@@ -116,6 +116,16 @@ func Socketpipe(key, name string, flags ...string) Variant {
 
 // RunSocketpipe runs one socketpipe transfer of data to the sink with flags added.
 func (e *Env) RunSocketpipe(ctx context.Context, data Data, flags ...string) (Result, error) {
+	r, _, err := e.runSocketpipe(ctx, data, flags...)
+	return r, err
+}
+
+// TraceSocketpipe is RunSocketpipe with -v, returning socketpipe's timeline (its standard error).
+func (e *Env) TraceSocketpipe(ctx context.Context, data Data, flags ...string) (Result, string, error) {
+	return e.runSocketpipe(ctx, data, append([]string{"-v"}, flags...)...)
+}
+
+func (e *Env) runSocketpipe(ctx context.Context, data Data, flags ...string) (Result, string, error) {
 	argv := []string{e.Socketpipe}
 	argv = append(argv, e.LoginFlags...)
 	argv = append(argv, flags...)
@@ -129,9 +139,9 @@ func (e *Env) RunSocketpipe(ctx context.Context, data Data, flags ...string) (Re
 	err := cmd.Run()
 	r := Result{Elapsed: time.Since(start), MaxRSS: maxRSS(cmd)}
 	if err != nil {
-		return r, fmt.Errorf("bench: socketpipe %s: %v: %s", strings.Join(flags, " "), err, errb.Bytes())
+		return r, errb.String(), fmt.Errorf("bench: socketpipe %s: %v: %s", strings.Join(flags, " "), err, errb.Bytes())
 	}
-	return r, check(out.String(), data)
+	return r, errb.String(), check(out.String(), data)
 }
 
 // SSHPipe is `cat data | ssh host spbench sink`: what socketpipe replaces, with OpenSSH's

@@ -44,6 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	sizeFlag := fs.String("size", envOr("BENCH_SIZE", "1GiB"), "bytes per transfer (K, M, G, KiB, MiB, GiB suffixes); env BENCH_SIZE")
 	runs := fs.Int("runs", atoiOr(os.Getenv("BENCH_RUNS"), 5), "interleaved rounds; env BENCH_RUNS")
 	verbose := fs.Bool("v", false, "say what the harness does")
+	startup := fs.Bool("startup", false, "trace where a tiny transfer's time goes (socketpipe -v) beside one ssh login")
 	forceExec := fs.Bool("x", false, "give socketpipe -x: execute ssh rather than log in natively")
 	if err := fs.Parse(args); err != nil {
 		return 1
@@ -91,7 +92,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "spbench: note: the native login failed here, so socketpipe executes ssh (-x): %v\n", strings.TrimSpace(err.Error()))
 	}
 	var status int
-	if *demo {
+	if *startup {
+		status = runStartup(ctx, env, tiny, stdout, stderr)
+	} else if *demo {
 		status = runDemo(ctx, env, big, stdout, stderr)
 	} else {
 		status = runBench(ctx, env, big, tiny, *runs, stdout, stderr)
@@ -119,6 +122,25 @@ func runDemo(ctx context.Context, env *bench.Env, data bench.Data, stdout, stder
 	}
 	fmt.Fprintf(stdout, "  cat data | %s spbench sink\n      %7.2f s  %6.0f MiB/s  checksum ok\n", login, ssh.Elapsed.Seconds(), mibps(data, ssh))
 	fmt.Fprintf(stdout, "\nsocketpipe: %.1f× faster than the ssh pipe (client peak RSS %.1f MiB)\n", ssh.Elapsed.Seconds()/sp.Elapsed.Seconds(), float64(sp.MaxRSS)/(1<<20))
+	return 0
+}
+
+// runStartup shows socketpipe's -v timeline of a tiny transfer, after a warm-up, beside the
+// time of one `ssh host true`.
+func runStartup(ctx context.Context, env *bench.Env, tiny bench.Data, stdout, stderr io.Writer) int {
+	env.RunSocketpipe(ctx, tiny)
+	r, trace, err := env.TraceSocketpipe(ctx, tiny)
+	if err != nil {
+		fmt.Fprintf(stderr, "spbench: error: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "socketpipe -v, tiny transfer, %.0f ms:\n%s\n", float64(r.Elapsed)/1e6, trace)
+	g, err := bench.SSHLogin().Run(ctx, env, tiny)
+	if err != nil {
+		fmt.Fprintf(stderr, "spbench: error: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "ssh host true: %.0f ms\n", float64(g.Elapsed)/1e6)
 	return 0
 }
 
