@@ -51,7 +51,7 @@ var ExtraReports []func(ctx context.Context, e *Env, runs int, w io.Writer) erro
 // loopback TCP connection, and the sink whose standard input is the other end. No socketpipe,
 // no ssh.
 func RawTCP() Variant {
-	return Variant{Key: "a", Name: "raw TCP, cat | sink over one loopback socket", Run: runRawTCP}
+	return Variant{Key: "a", Name: "raw TCP, cat → sink over one loopback socket", Run: runRawTCP}
 }
 
 func runRawTCP(ctx context.Context, e *Env, data Data) (Result, error) {
@@ -147,7 +147,7 @@ func (e *Env) runSocketpipe(ctx context.Context, data Data, flags ...string) (Re
 // SSHPipe is `cat data | ssh host spbench sink`: what socketpipe replaces, with OpenSSH's
 // default cipher.
 func SSHPipe() Variant {
-	return Variant{Key: "d", Name: "ssh pipe, cat | ssh host sink", Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+	return Variant{Key: "d", Name: "ssh pipe, cat → ssh host sink", Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
 		return e.RunSSHPipe(ctx, data)
 	}}
 }
