@@ -151,7 +151,7 @@ func runBench(ctx context.Context, env *bench.Env, big, tiny bench.Data, runs in
 	if ctx.Err() != nil {
 		return 130
 	}
-	fmt.Fprintf(stdout, "\nmachine: %s\n", machine())
+	fmt.Fprintf(stdout, "\nmachine: %s\nload average at the end (1, 5, 15 min): %s (a busy machine slows the CPU-bound ssh variants most)\n", machine(), loadavg())
 	met := bench.Report(stdout, samples, big, tiny, runs)
 	failed := false
 	for _, s := range samples {
@@ -208,6 +208,14 @@ func machine() string {
 	}
 	ssh, _ := bench.OpenSSHVersion()
 	return fmt.Sprintf("%s, %d CPUs, %s, %s, %s", model, runtime.NumCPU(), kernel, ssh, runtime.Version())
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], ", ")
+	}
+	return "unknown"
 }
 
 func cstr(b []int8) string {
