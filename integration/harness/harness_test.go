@@ -156,6 +156,30 @@ func TestBuildMain(t *testing.T) {
 	}
 }
 
+func TestSweepBuilds(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(pid int, start string) string {
+		d, err := os.MkdirTemp("", fmt.Sprintf("%s%d-%s-", buildDirPrefix, pid, start))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	stale := mk(dead.Process.Pid, "1")
+	live := mk(os.Getpid(), startTime(os.Getpid()))
+	sweepBuilds()
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("build directory %s of a dead owner survived the sweep", stale)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("build directory %s of this live process was swept: %v", live, err)
+	}
+}
+
 func TestSSHDLogin(t *testing.T) {
 	t.Parallel()
 	Require(t, NeedGo)
@@ -276,8 +300,10 @@ func TestSSHDStopKillsSessions(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if left := waitProcesses(marker, 1, within); len(left) != 1 || left[0].Cmdline[0] != "sleep" {
-		t.Fatalf("remote sleep with the marker: found %v", left)
+	// bash -c "sleep 1000" carries the marker too, until it execs sleep.
+	isSleep := func(ps []Process) bool { return len(ps) == 1 && ps[0].Cmdline[0] == "sleep" }
+	if found := waitProcesses(marker, isSleep, within); !isSleep(found) {
+		t.Fatalf("remote sleep with the marker: found %v", found)
 	}
 	s.Stop()
 	if left := NoProcesses(marker, within); len(left) != 0 {
@@ -291,12 +317,12 @@ func TestSSHDStopKillsSessions(t *testing.T) {
 	}
 }
 
-// waitProcesses polls until at least n processes carry marker, and returns them.
-func waitProcesses(marker string, n int, timeout time.Duration) []Process {
+// waitProcesses polls until the processes carrying marker satisfy ok, and returns them.
+func waitProcesses(marker string, ok func([]Process) bool, timeout time.Duration) []Process {
 	deadline := time.Now().Add(timeout)
 	for {
 		ps := FindProcesses(marker)
-		if len(ps) >= n || time.Now().After(deadline) {
+		if ok(ps) || time.Now().After(deadline) {
 			return ps
 		}
 		time.Sleep(20 * time.Millisecond)

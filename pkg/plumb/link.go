@@ -26,6 +26,7 @@ type link struct {
 	conn net.Conn // -e: the connection under the encryption
 
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
+	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
 
 	closeOnce sync.Once
 }
@@ -57,6 +58,7 @@ func (l *link) closeWrite() error {
 	l.closeOnce.Do(func() {
 		if l.sock != nil {
 			err = unix.Shutdown(int(l.sock.Fd()), unix.SHUT_WR)
+			l.shut.Store(err == nil)
 			if errors.Is(err, unix.ENOTCONN) {
 				err = nil
 			}

@@ -81,7 +81,7 @@ func (s *Server) Run(ctx context.Context) error {
 	res, err := rs.Run(ctx, ctl, rd.msgs)
 	if err != nil {
 		if errors.Is(err, rendezvous.ErrTimeout) {
-			err = fmt.Errorf("no data connection from the client within %v", time.Duration(req.TimeoutMS)*time.Millisecond)
+			err = fmt.Errorf("no data connection from the client within %v", time.Duration(req.TimeoutMS)*time.Millisecond+rendezvous.ServerGrace)
 		}
 		return fail(err)
 	}

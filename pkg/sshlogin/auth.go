@@ -451,6 +451,13 @@ func (a *authState) prepare() {
 	for _, f := range cfg.IdentityFiles {
 		fk := readPublicHalf(f, d)
 		if fk == nil {
+			d.printf("identity file %s type -1", f)
+			continue
+		}
+		if t := fk.pub.Type(); t == ssh.KeyAlgoSKED25519 || t == ssh.KeyAlgoSKECDSA256 {
+			// A FIDO key signs through a SecurityKeyProvider, which only ssh has.
+			d.printf("skipping security key %s: it needs the ssh binary", f)
+			a.note("security key %s skipped: it needs the ssh binary (socketpipe -x)", f)
 			continue
 		}
 		if c, err := readCert(f + "-cert.pub"); err == nil && bytes.Equal(c.Key.Marshal(), fk.pub.Marshal()) {

@@ -135,8 +135,10 @@ func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
 }
 
 // Start logs in and starts the remote command. When it returns nil, the login is done and
-// the remote command was accepted. The context cancels the dial and the authentication
-// and, once started, ends the session.
+// the remote command was requested; the pipes can be used. On the native path, as with
+// OpenSSH, Start does not wait for the server's answer to the request: a refusal ends the
+// session and Wait reports it. The context cancels the dial and the authentication and,
+// once started, ends the session.
 func (c *Cmd) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
@@ -226,9 +228,11 @@ func (c *Cmd) Wait() error {
 			c.stop()
 		}
 		c.mu.Lock()
-		if c.closeErr != nil {
+		if c.closeErr != nil && err != nil {
+			// Ended from this side: say so, unless the command had ended by itself with
+			// a status.
 			var ee *ExitError
-			if err == nil || !errors.As(err, &ee) || ee.Signal != "" {
+			if !errors.As(err, &ee) || ee.Signal != "" {
 				err = c.closeErr
 			}
 		}

@@ -113,7 +113,8 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 	}
 	var algos []string
 	if len(cfg.HostKeyAlgorithms) > 0 {
-		algos = algoList(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys)
+		imp := slices.Concat(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys)
+		algos = implemented(algoList(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
 	} else if known := db.HostKeyAlgorithms(lookup); len(known) > 0 {
 		algos = known
 		for _, a := range ssh.SupportedAlgorithms().HostKeys {

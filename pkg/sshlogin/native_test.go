@@ -55,6 +55,15 @@ func TestKeyFileAuth(t *testing.T) {
 	if n := s.logins.Load(); n != 1 {
 		t.Errorf("%d logins", n)
 	}
+
+	// A named identity file that is missing is a warning, as in OpenSSH.
+	_, pub2, file2 := h.key("named", "")
+	s.authorize(pub2)
+	missing := filepath.Join(h.dir, "missing")
+	out, stderr, err = run(t, h.command(s, "echo named", "-i", missing, "-i", file2))
+	if err != nil || out != "named\n" || !strings.Contains(stderr, "Warning: Identity file "+missing+" not accessible: no such file or directory.") {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
 }
 
 func TestOnlyAcceptedKeyIsParsed(t *testing.T) {
@@ -583,5 +592,74 @@ func TestAlgoList(t *testing.T) {
 		if got := strings.Join(algoList(tc.conf, def), ","); got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.conf, got, tc.want)
 		}
+	}
+}
+
+func TestExecRefused(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	c := h.command(s, "refuse")
+	out, _ := c.StdoutPipe()
+	if err := c.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out)
+	err := c.Wait()
+	if err == nil || !strings.Contains(err.Error(), "refused to run") || len(b) != 0 {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+func TestAlgorithmsReason(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Ciphers: []string{"aes128-ctr"}}, ""},
+		{Config{Ciphers: []string{"aes256-cbc"}}, "Ciphers aes256-cbc: none"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com"}}, "KexAlgorithms"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com", "curve25519-sha256"}}, ""},
+		{Config{HostKeyAlgorithms: []string{"sk-ssh-ed25519@openssh.com"}}, "HostKeyAlgorithms"},
+	} {
+		if got := algorithmsReason(&tc.cfg); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			t.Errorf("%+v: got %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+}
+
+func TestHostCertificate(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ca, _ := ssh.NewSignerFromKey(caPriv)
+	cert := &ssh.Certificate{Key: s.hostKey.PublicKey(), CertType: ssh.HostCert, KeyId: "host",
+		ValidPrincipals: []string{"127.0.0.1"}, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	s.set(func() { s.hostCert = cert })
+
+	// A wildcard @cert-authority line vouches for the host on its non-default port.
+	os.WriteFile(h.knownHosts, []byte("@cert-authority * "+string(ssh.MarshalAuthorizedKey(ca.PublicKey()))), 0o600)
+	out, stderr, err := run(t, h.command(s, "echo ca", "-o", "StrictHostKeyChecking=yes", "-v"))
+	if err != nil || out != "ca\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if !strings.Contains(stderr, "ED25519-CERT host key") {
+		t.Errorf("not verified as a certificate: %s", stderr)
+	}
+
+	// No authority: the certificate's plain key is checked, and it is unknown.
+	os.WriteFile(h.knownHosts, nil, 0o600)
+	_, _, err = run(t, h.command(s, "echo no", "-o", "StrictHostKeyChecking=yes"))
+	var he *HostKeyError
+	if !errors.As(err, &he) || he.Changed || he.Reason != "StrictHostKeyChecking yes" || he.KeyType != "ED25519" {
+		t.Fatalf("got %v (%+v)", err, he)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	osuser "os/user"
 	"path/filepath"
@@ -325,6 +326,11 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		if _, ok := r.first["proxy"]; !ok {
 			r.first["proxy"] = setting{append([]string{kw}, args...), pos}
 		}
+	case "connecttimeout", "serveraliveinterval":
+		// "none" is OpenSSH's unset value: a later line may still set it.
+		if _, ok := r.first[kw]; !ok && !strings.EqualFold(args[0], "none") {
+			r.first[kw] = setting{args, pos}
+		}
 	default:
 		if _, ok := r.first[kw]; !ok {
 			r.first[kw] = setting{args, pos}
@@ -346,6 +352,12 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 		if neg {
 			attr = attr[1:]
 		}
+		// "host=pattern" is the same as "host pattern".
+		var value string
+		hasValue := false
+		if k, v, ok := strings.Cut(attr, "="); ok {
+			attr, value, hasValue = k, v, true
+		}
 		switch strings.ToLower(attr) {
 		case "all":
 			if n > 0 || (i+1 < len(args) && !strings.HasPrefix(args[i+1], "#")) {
@@ -355,11 +367,18 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 			return result && !neg, true
 		case "host":
 			n++
-			if i+1 >= len(args) || args[i+1] == "" || strings.HasPrefix(args[i+1], "#") {
+			if !hasValue {
+				if i+1 >= len(args) || strings.HasPrefix(args[i+1], "#") {
+					r.exec(pos, "missing Match criteria for host")
+					return false, false
+				}
+				i++
+				value = args[i]
+			}
+			if value == "" {
 				r.exec(pos, "missing Match criteria for host")
 				return false, false
 			}
-			i++
 			host := r.hostArg
 			if s, ok := r.first["hostname"]; ok {
 				h, err := percentExpand(s.args[0], map[byte]string{'h': r.hostArg})
@@ -369,7 +388,7 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 				}
 				host = h
 			}
-			m := matchPatternList(strings.ToLower(host), args[i], true) == 1
+			m := matchPatternList(strings.ToLower(host), value, true) == 1
 			if m == neg {
 				result = false
 			}
@@ -513,7 +532,10 @@ func (r *resolver) finish(inv *Invocation) *Config {
 			c.HostName = h
 		}
 	}
-	c.HostName = strings.ToLower(c.HostName)
+	if v, ok := get("addressfamily"); ok {
+		c.AddressFamily = strings.ToLower(v)
+	}
+	c.HostName = canonicalHost(c.HostName, c.AddressFamily)
 	if v, ok := get("port"); ok {
 		c.Port, _ = strconv.Atoi(v)
 	}
@@ -555,9 +577,6 @@ func (r *resolver) finish(inv *Invocation) *Config {
 	}
 	if v, ok := get("serveralivecountmax"); ok {
 		c.ServerAliveCountMax, _ = strconv.Atoi(v)
-	}
-	if v, ok := get("addressfamily"); ok {
-		c.AddressFamily = strings.ToLower(v)
 	}
 	if v, ok := get("bindaddress"); ok {
 		c.BindAddress = v
@@ -1155,3 +1174,81 @@ var keywordNames = func() map[string]string {
 	}
 	return m
 }()
+
+// canonicalHost is what ssh does to the destination after HostName: a name is lowercased
+// (ASCII only, as C's tolower); an address keeps its case, and is rewritten in its canonical
+// numeric form when that differs other than in case ("127.1" is "127.0.0.1", "0:0::1" is "::1").
+func canonicalHost(host, family string) string {
+	fast := strings.ContainsAny(host, "%:") || strings.Trim(host, "0123456789.") == ""
+	canon, ok := numericAddr(host, family)
+	if !fast && !ok {
+		return asciiLower(host)
+	}
+	if ok && !strings.EqualFold(canon, host) {
+		return canon
+	}
+	return host
+}
+
+// numericAddr parses host as getaddrinfo(AI_NUMERICHOST) does: IPv4 in inet_aton's forms
+// (one to four parts, decimal, octal or hex) or IPv6 without a zone, in the address family.
+func numericAddr(host, family string) (string, bool) {
+	if host == "" || strings.Contains(host, "%") {
+		return "", false
+	}
+	if strings.Contains(host, ":") {
+		a, err := netip.ParseAddr(host)
+		if err != nil || family == "inet" {
+			return "", false
+		}
+		return a.String(), true
+	}
+	if family == "inet6" {
+		return "", false
+	}
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return "", false
+	}
+	var vals []uint64
+	for _, p := range parts {
+		base := 10
+		switch {
+		case strings.HasPrefix(p, "0x") || strings.HasPrefix(p, "0X"):
+			base, p = 16, p[2:]
+			if p == "" {
+				p = "0" // "0x" alone is 0 to inet_aton
+			}
+		case len(p) > 1 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		v, err := strconv.ParseUint(p, base, 32)
+		if err != nil || p == "" || strings.ContainsAny(p, "+-_") {
+			return "", false
+		}
+		vals = append(vals, v)
+	}
+	var addr uint64
+	for i, v := range vals[:len(vals)-1] {
+		if v > 255 {
+			return "", false
+		}
+		addr |= v << (24 - 8*i)
+	}
+	last := vals[len(vals)-1]
+	if last >= 1<<(8*(5-len(vals))) {
+		return "", false
+	}
+	addr |= last
+	return netip.AddrFrom4([4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)}).String(), true
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	osuser "os/user"
@@ -213,6 +214,7 @@ func TestOracleConfigFile(t *testing.T) {
 			for _, args := range c.args {
 				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					t.Parallel()
 					full := append([]string{"-F", filepath.Join(dir, "config")}, args...)
 					cmd := exec.Command(sshPath, append([]string{"-G"}, full...)...)
 					cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
@@ -289,6 +291,7 @@ func TestOracleUserFiles(t *testing.T) {
 			for _, args := range c.args {
 				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					t.Parallel()
 					script := `mount --bind "$1" "$2" && mount --bind "$3" /etc/ssh && shift 3 && exec "$@"`
 					argv := append([]string{"-m", "sh", "-c", script, "sh", home, oe.pwHome, etc, sshPath, "-G"}, args...)
 					cmd := exec.Command("unshare", argv...)
@@ -720,5 +723,196 @@ func TestOracleThisMachine(t *testing.T) {
 			normalizeSSH(t, got, oe, oe.pwHome)
 			compareG(t, rebuild(got), cfg)
 		})
+	}
+}
+
+// TestOracleRandom compares with ssh -G over configurations generated from the keywords
+// socketpipe honours (fixed seed, so a failure is reproducible; ORACLE_RANDOM=n runs n).
+func TestOracleRandom(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	n := 60
+	if s := os.Getenv("ORACLE_RANDOM"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	if testing.Short() {
+		n = 20
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	hosts := []string{"a", "b", "ab", "abc", "AB", "x.example.com"}
+	pattern := func() string {
+		p := pick("a", "b", "ab", "a*", "*b", "?b", "a?c", "*", "*.example.com", "AB", "x*")
+		if rng.IntN(5) == 0 {
+			p = "!" + p
+		}
+		return p
+	}
+	algo := func(all string) string {
+		names := strings.Split(all, ",")
+		n1, n2 := names[rng.IntN(len(names))], names[rng.IntN(len(names))]
+		switch rng.IntN(5) {
+		case 0:
+			return "+" + n1
+		case 1:
+			return "-" + n1[:1+rng.IntN(len(n1))] + "*"
+		case 2:
+			return "^" + n1 + "," + n2
+		}
+		return n1 + "," + n2
+	}
+	value := func(kw string) string {
+		switch kw {
+		case "Port", "ConnectionAttempts", "ServerAliveCountMax":
+			return fmt.Sprint(1 + rng.IntN(3000))
+		case "User":
+			return pick("alice", "bob", "c_d", "e.f")
+		case "HostName":
+			return pick("%h.lan", "Real.Example", "%h", "10.0.0.1", "%%h%h", "127.1", "0:0::1", "FE80::1", "Ä.example")
+		case "IdentityFile", "CertificateFile":
+			return pick("~/.ssh/k_%h", "~/.ssh/k_%r_%p", "/keys/%u", "~/.ssh/k", "%d/k_%l")
+		case "UserKnownHostsFile":
+			return pick("~/.ssh/kh", "~/kh_%h ~/kh2", "/kh/%r", "none")
+		case "GlobalKnownHostsFile":
+			return pick("/etc/kh", "/etc/kh1 /etc/kh2")
+		case "IdentityAgent":
+			return pick("none", "~/agent_%h", "/run/agent.sock")
+		case "StrictHostKeyChecking":
+			return pick("yes", "no", "ask", "accept-new", "off", "true", "false")
+		case "AddressFamily":
+			return pick("any", "inet", "inet6")
+		case "ConnectTimeout", "ServerAliveInterval":
+			return pick("5", "1m", "2h3s", "none", "90")
+		case "BindAddress":
+			return pick("127.0.0.1", "::1")
+		case "PreferredAuthentications":
+			return pick("publickey", "publickey,password", "keyboard-interactive,publickey")
+		case "PubkeyAuthentication", "IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts",
+			"PasswordAuthentication", "KbdInteractiveAuthentication":
+			return pick("yes", "no")
+		case "Ciphers":
+			return algo(sshAllCiphers)
+		case "MACs":
+			return algo(sshAllMACs)
+		case "KexAlgorithms":
+			return algo(sshAllKex)
+		case "HostKeyAlgorithms":
+			return algo(sshAllHostKeyAlgs)
+		case "SetEnv":
+			return pick("A=1", "B=2 C=3", `D="x y"`, "A=9")
+		case "SendEnv":
+			return pick("LANG", "LC_*", "-LC_*", "X Y", "-X")
+		case "ProxyJump":
+			return pick("j1", "u@j2:2022", "j1,j2", "none")
+		case "HostKeyAlias":
+			return pick("alias1", "alias2")
+		case "LogLevel":
+			return pick("ERROR", "VERBOSE", "DEBUG2", "QUIET", "INFO")
+		}
+		panic(kw)
+	}
+	kws := []string{"Port", "ConnectionAttempts", "ServerAliveCountMax", "User", "HostName",
+		"IdentityFile", "CertificateFile", "UserKnownHostsFile", "GlobalKnownHostsFile",
+		"IdentityAgent", "StrictHostKeyChecking", "AddressFamily", "ConnectTimeout",
+		"ServerAliveInterval", "BindAddress", "PreferredAuthentications", "PubkeyAuthentication",
+		"IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts", "PasswordAuthentication",
+		"KbdInteractiveAuthentication", "Ciphers", "MACs", "KexAlgorithms", "HostKeyAlgorithms",
+		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel"}
+
+	dir := t.TempDir()
+	for i := 0; i < n; i++ {
+		var b strings.Builder
+		for l := rng.IntN(12); l > 0; l-- {
+			switch rng.IntN(8) {
+			case 0:
+				fmt.Fprintf(&b, "Host %s %s\n", pattern(), pattern())
+			case 1:
+				m := "host " + strings.TrimPrefix(pattern(), "!") + "," + pattern()
+				if rng.IntN(3) == 0 {
+					m = "!" + m
+				}
+				if rng.IntN(4) == 0 {
+					m = "all"
+				}
+				fmt.Fprintf(&b, "Match %s\n", m)
+			default:
+				kw := kws[rng.IntN(len(kws))]
+				fmt.Fprintf(&b, "  %s %s\n", kw, value(kw))
+			}
+		}
+		config := b.String()
+		file := filepath.Join(dir, fmt.Sprintf("config%d", i))
+		if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-F", file}
+		for o := rng.IntN(4); o > 0; o-- {
+			switch rng.IntN(6) {
+			case 0:
+				args = append(args, "-p", fmt.Sprint(1+rng.IntN(3000)))
+			case 1:
+				args = append(args, "-l", pick("carol", "dave"))
+			case 2:
+				args = append(args, pick("-4", "-6", "-v", "-q", "-vv"))
+			default:
+				kw := kws[rng.IntN(len(kws))]
+				args = append(args, "-o", kw+"="+value(kw))
+			}
+		}
+		args = append(args, pick(hosts...))
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				if t.Failed() {
+					t.Logf("args %q, config:\n%s", args, config)
+				}
+			}()
+			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, sshErr := cmd.Output()
+			inv, err := ParseArgs(args)
+			if err != nil {
+				t.Fatalf("ParseArgs(%q): %v", args, err)
+			}
+			env := Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
+				Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent")}
+			cfg, err := Resolve(inv, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sshErr != nil {
+				// ssh refused the configuration: socketpipe must hand it to ssh.
+				if cfg.ExecReason == "" {
+					t.Errorf("ssh -G failed (%v: %s) but ExecReason is empty", sshErr, stderr.String())
+				}
+				return
+			}
+			if cfg.ExecReason != "" {
+				t.Errorf("ExecReason %q, but ssh -G accepted it", cfg.ExecReason)
+				return
+			}
+			got := parseG(string(out))
+			normalizeSSH(t, got, oe, oe.pwHome)
+			compareG(t, rebuild(got), cfg)
+		})
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	// What ssh -G prints as hostname for these HostName values (OpenSSH 9.2, glibc).
+	for _, tt := range []struct{ in, family, want string }{
+		{"Foo.EXAMPLE.com", "any", "foo.example.com"}, {"%hX", "any", "%hX"}, {"A:B", "any", "A:B"},
+		{"A_B", "any", "a_b"}, {"Ä", "any", "Ä"}, {"127.1", "any", "127.0.0.1"},
+		{"0x7f.1", "any", "127.0.0.1"}, {"0X7F.1", "any", "127.0.0.1"}, {"010.0.0.1", "any", "8.0.0.1"},
+		{"1.2.3", "any", "1.2.0.3"}, {"12", "any", "0.0.0.12"}, {"999.1.1.1", "any", "999.1.1.1"},
+		{"1e100", "any", "1e100"}, {"a1.2", "any", "a1.2"}, {"0:0::1", "any", "::1"},
+		{"FE80::1", "any", "FE80::1"}, {"::FFFF:1.2.3.4", "any", "::FFFF:1.2.3.4"},
+		{"0:0::1", "inet", "0:0::1"}, {"0x7F.1", "inet6", "0x7f.1"}, {"1.2.3.4", "any", "1.2.3.4"},
+	} {
+		if got := canonicalHost(tt.in, tt.family); got != tt.want {
+			t.Errorf("canonicalHost(%q, %s) = %q, want %q", tt.in, tt.family, got, tt.want)
+		}
 	}
 }

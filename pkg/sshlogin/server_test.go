@@ -30,6 +30,7 @@ type testServer struct {
 	port     int
 	password string
 	userCA   ssh.PublicKey
+	hostCert *ssh.Certificate // also offered as a host key when set
 
 	mu         sync.Mutex
 	authorized [][]byte
@@ -84,7 +85,7 @@ func (s *testServer) authLog() []string {
 
 func (s *testServer) config() *ssh.ServerConfig {
 	s.mu.Lock()
-	password, userCA := s.password, s.userCA
+	password, userCA, hostCert := s.password, s.userCA, s.hostCert
 	s.mu.Unlock()
 	cc := &ssh.CertChecker{
 		IsUserAuthority: func(k ssh.PublicKey) bool {
@@ -124,6 +125,13 @@ func (s *testServer) config() *ssh.ServerConfig {
 		}
 	}
 	cfg.AddHostKey(s.hostKey)
+	if hostCert != nil {
+		cs, err := ssh.NewCertSigner(hostCert, s.hostKey)
+		if err != nil {
+			panic(err)
+		}
+		cfg.AddHostKey(cs)
+	}
 	return cfg
 }
 
@@ -233,6 +241,10 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		case "exec":
 			var m struct{ Command string }
 			ssh.Unmarshal(r.Payload, &m)
+			if m.Command == "refuse" {
+				r.Reply(false, nil) // as sshd does, the channel stays open
+				continue
+			}
 			r.Reply(true, nil)
 			go ssh.DiscardRequests(reqs)
 			status, sig := runCanned(m.Command, ch, env)
