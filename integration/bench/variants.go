@@ -33,19 +33,10 @@ type Variant struct {
 var Extra []Variant
 
 // ExtraReports run after the interleaved variants, each with its own workload and table, with
-// e.T as their testing.TB (a Fatal inside one ends that report only). This is the hook for
-// socketpipe --ssh against ssh with rsync and tar (BenchSSHMode, from the ssh mode work):
-//
-//	func init() {
-//		ExtraReports = append(ExtraReports, func(ctx context.Context, e *Env, runs int, w io.Writer) error {
-//			rows, err := BenchSSHMode(e.T, SSHModeOptions{Runs: runs})
-//			if err == nil {
-//				WriteSSHModeTable(w, rows)
-//			}
-//			return err
-//		})
-//	}
-var ExtraReports []func(ctx context.Context, e *Env, runs int, w io.Writer) error
+// e.T as their testing.TB (a Fatal inside one ends that report only); size and runs are
+// BENCH_SIZE and BENCH_RUNS. sshmode_report.go registers socketpipe --ssh against ssh with
+// rsync and tar.
+var ExtraReports []func(ctx context.Context, e *Env, size int64, runs int, w io.Writer) error
 
 // RawTCP is the physical limit here: `cat data` whose standard output is one end of a
 // loopback TCP connection, and the sink whose standard input is the other end. No socketpipe,

@@ -159,7 +159,7 @@ func runBench(ctx context.Context, env *bench.Env, big, tiny bench.Data, runs in
 	}
 	for _, report := range bench.ExtraReports {
 		var err error
-		if terr := env.T.Do(func() { err = report(ctx, env, runs, stdout) }); terr != nil {
+		if terr := env.T.Do(func() { err = report(ctx, env, big.Sum.N, runs, stdout) }); terr != nil {
 			err = terr
 		}
 		if err != nil {
