@@ -152,7 +152,8 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
 	}
 	if err := ctl.Send(req); err != nil {
-		return rep, fmt.Errorf("sending the request to the remote half: %w", err)
+		// The login ended before it read anything: it never started the remote half.
+		return rep, &rendezvous.BannerError{Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
 	hello, err := ctl.Recv()
 	if err != nil {
