@@ -14,7 +14,9 @@ BENCH_PKGS ?= ./pkg/...
 FUZZ_TARGETS := \
 	./pkg/plumb:FuzzParseArgs \
 	./pkg/rendezvous:FuzzControl \
-	./pkg/rendezvous:FuzzOpenReader
+	./pkg/rendezvous:FuzzOpenReader \
+	./pkg/sshlogin:FuzzParseArgs \
+	./pkg/sshlogin:FuzzResolve
 
 .PHONY: all build build-all test unit race integration fuzz demo bench install clean
 
