@@ -25,8 +25,6 @@ import (
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
-func TestMain(m *testing.M) { harness.Main(m) }
-
 // deployEnv is an sshd whose sessions have no socketpipe on PATH, and the local binary.
 type deployEnv struct {
 	t      testing.TB
@@ -64,14 +62,14 @@ func newDeployEnv(t testing.TB, pathDirs ...string) *deployEnv {
 	return e
 }
 
-type result struct {
+type deployResult struct {
 	stdout, stderr string
 	code           int
 	took           time.Duration
 }
 
 // run runs socketpipe -v with extra options, logging in natively and echoing a word remotely.
-func (e *deployEnv) run(extra ...string) result {
+func (e *deployEnv) run(extra ...string) deployResult {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -85,7 +83,7 @@ func (e *deployEnv) run(extra ...string) result {
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	t0 := time.Now()
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(t0)}
+	r := deployResult{stdout: out.String(), stderr: errb.String(), took: time.Since(t0)}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
@@ -95,7 +93,7 @@ func (e *deployEnv) run(extra ...string) result {
 }
 
 // mustRun runs and requires success.
-func (e *deployEnv) mustRun(extra ...string) result {
+func (e *deployEnv) mustRun(extra ...string) deployResult {
 	e.t.Helper()
 	r := e.run(extra...)
 	if r.code != 0 || r.stdout != "deployed-ok\n" {
@@ -104,7 +102,7 @@ func (e *deployEnv) mustRun(extra ...string) result {
 	return r
 }
 
-func uploaded(r result) bool { return strings.Contains(r.stderr, "uploaded socketpipe") }
+func uploaded(r deployResult) bool { return strings.Contains(r.stderr, "uploaded socketpipe") }
 
 type fileID struct {
 	ino   uint64
@@ -241,7 +239,7 @@ func TestDeployConcurrentFirstRuns(t *testing.T) {
 	t.Parallel()
 	e := newDeployEnv(t)
 	const n = 8
-	results := make([]result, n)
+	results := make([]deployResult, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -506,7 +504,7 @@ func BenchmarkDeployStartup(b *testing.B) {
 	})
 }
 
-func (e *deployEnv) mustRunB(b *testing.B) result {
+func (e *deployEnv) mustRunB(b *testing.B) deployResult {
 	b.Helper()
 	saved := e.t
 	e.t = b

@@ -38,6 +38,12 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 	if len(args) > 1 && args[1] == "--serve" {
 		return serve(ctx, args[2:], stdin, stdout, stderr, sig)
 	}
+	if invokedAsSSH(args[0]) {
+		return runSSH(ctx, nil, args[1:], true, stdin, stdout, stderr, sig)
+	}
+	if i := sshFlag(args[1:]); i >= 0 {
+		return runSSH(ctx, args[1:1+i], args[2+i:], false, stdin, stdout, stderr, sig)
+	}
 	a, err := plumb.ParseArgs(args[1:])
 	if err != nil {
 		errorf(stderr, "%v", err)
@@ -52,7 +58,9 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 		version(stdout)
 		return 0
 	}
-	return client(ctx, a, stdin, stdout, stderr, sig)
+	rec := newRunRecord(a, stderr)
+	status := client(ctx, a, stdin, stdout, stderr, sig, rec)
+	return rec.finish(status, sig(), rec.stderr)
 }
 
 // withSignals returns a context cancelled by SIGINT, SIGTERM or SIGHUP, and a function that
@@ -120,11 +128,13 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
-	logf := logger(stderr, a.Verbose)
+// client is the local half's run. Its messages go through rec, which -v and --stats follow.
+func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
+	msgs := rec.stderr
+	logf := logger(msgs, a.Verbose)
 	if a.Encrypt {
 		if _, err := rendezvous.ChooseCipher(a.Cipher); err != nil {
-			errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+			errorf(msgs, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
 			return exitUsage
 		}
 	}
@@ -137,21 +147,22 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	login.Logf = logf
 	w, err := login.StdinPipe()
 	if err != nil {
-		errorf(stderr, "%v", err)
+		errorf(msgs, "%v", err)
 		return exitFailure
 	}
 	r, err := login.StdoutPipe()
 	if err != nil {
-		errorf(stderr, "%v", err)
+		errorf(msgs, "%v", err)
 		return exitFailure
 	}
 	if err := login.Start(ctx); err != nil {
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
-		reportLoginError(stderr, a.Login, err)
+		reportLoginError(msgs, a.Login, err)
 		return exitFailure
 	}
+	rec.loginStarted(login.Native())
 	c := &plumb.Client{
 		Input: a.Input, Remote: a.Remote, Output: a.Output,
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
@@ -160,24 +171,25 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 		LocalAddr: login.LocalAddr(), RemoteAddr: login.RemoteAddr(), Native: login.Native(),
 		Logf: logf,
 	}
+	rec.watch(c)
 	rep, err := c.Run(ctx, dep.reader(r), w)
 	half := login // the session the remote half runs in
 	if err != nil && login.Native() {
 		rep, half, w, err = dep.recover(ctx, login, w, c, err)
 	}
+	rec.rep = rep
 	if err != nil {
 		// Our own failure: end the login at once; the remote half then ends its command.
-		// A remote half that never spoke has ended, or its login is ending: its status
-		// (127: not found) says why, and closing first would lose it.
+		// A login whose output simply ended is let finish, for its exit status.
 		if !errors.As(err, new(*rendezvous.BannerError)) {
 			login.Close()
 		}
-		lerr := waitLogin(half, 5*time.Second)
+		lerr := waitLogin(half, 3*time.Second)
 		login.Close()
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
-		reportRunError(stderr, a, err, lerr)
+		reportRunError(msgs, a, err, lerr)
 		return exitFailure
 	}
 	// Done: closing the control channel lets the remote half exit.
@@ -191,7 +203,7 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	}
 	status, stage := rep.Status()
 	if stage != nil {
-		errorf(stderr, "%v", rep.StageError())
+		errorf(msgs, "%v", rep.StageError())
 	}
 	return status
 }
@@ -301,7 +313,9 @@ func serve(ctx context.Context, args []string, stdin, stdout, stderr *os.File, s
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
-		errorf(stderr, "remote half: %v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+		if !errors.As(err, new(*plumb.ReportedError)) {
+			errorf(stderr, "remote half: %v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+		}
 		return exitFailure
 	}
 	return 0

@@ -8,9 +8,10 @@ import (
 )
 
 const usageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
-                  [--remote-path path] [--no-deploy] [--cipher name]
+                  [--remote-path path] [--no-deploy] [--cipher name] [--stats file]
                   [-i { input command ... }] -l { login command ... }
                   -r { remote command ... } [-o { output command ... }]
+       socketpipe [options] --ssh [ssh options] host command [argument ...]
        socketpipe --help | --version
 
 Runs the remote command on the host reached by the login command and connects it over a
@@ -30,7 +31,8 @@ separate words and may nest. Without -o the remote output goes to standard outpu
   -e                         encrypt and authenticate the data connection
   --cipher name              -e cipher: aes-256-gcm or chacha20-poly1305 (default: by CPU)
   -x                         execute the login command even when it is ssh
-  -v                         tell what happens, on standard error
+  -v                         tell what happens, on standard error, with the progress
+  --stats file               write a JSON summary of the run to file (- for standard error)
   --remote-path path         the socketpipe binary on the remote host (default socketpipe)
   --no-deploy                never copy socketpipe to a remote host that lacks it (native
                              ssh login copies it into ~/.cache/socketpipe there by default)

@@ -29,8 +29,29 @@ type build struct {
 	err  error
 }
 
+// buildDirPrefix starts the name of each process's build directory in os.TempDir(), followed by
+// the owner's pid and start time, so that a later process can remove the directories of owners
+// that ended without Main (no TestMain, or killed by go test -timeout).
+const buildDirPrefix = "socketpipe-harness-build-"
+
+// sweepBuilds removes the build directories whose owning process is gone.
+func sweepBuilds() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), buildDirPrefix+"*-*-*"))
+	for _, d := range dirs {
+		f := strings.SplitN(strings.TrimPrefix(filepath.Base(d), buildDirPrefix), "-", 3)
+		pid, err := strconv.Atoi(f[0])
+		if err != nil || len(f) != 3 || f[1] == "" {
+			continue
+		}
+		if startTime(pid) != f[1] {
+			os.RemoveAll(d)
+		}
+	}
+}
+
 // Main runs the tests and then removes what the harness kept for the whole process (built
-// binaries). Call it from TestMain:
+// binaries; without Main they are removed by the next test binary that builds). Call it from
+// TestMain:
 //
 //	func TestMain(m *testing.M) { harness.Main(m) }
 func Main(m *testing.M) {
@@ -118,7 +139,8 @@ func buildMain(pkgDir string) (string, error) {
 	}
 	builds.mu.Lock()
 	if builds.root == "" {
-		builds.root, err = os.MkdirTemp("", "socketpipe-harness-build-")
+		sweepBuilds()
+		builds.root, err = os.MkdirTemp("", fmt.Sprintf("%s%d-%s-", buildDirPrefix, os.Getpid(), startTime(os.Getpid())))
 	}
 	root := builds.root
 	n := builds.next
@@ -135,11 +157,15 @@ func buildMain(pkgDir string) (string, error) {
 	if err := os.Chmod(root, 0o755); err != nil {
 		return "", fmt.Errorf("harness: %w", err)
 	}
-	args := []string{"build", "-o", filepath.Join(out, filepath.Base(pkgDir))}
+	// -buildvcs=false: a checkout copied without git, or a CI image without the git binary,
+	// must not fail the build; tests do not need the VCS stamp.
+	args := []string{"build", "-buildvcs=false", "-o", filepath.Join(out, filepath.Base(pkgDir))}
 	args = append(args, strings.Fields(os.Getenv(BuildFlagsEnv))...)
 	args = append(args, ".")
 	cmd := exec.Command(goBin, args...)
 	cmd.Dir = pkgDir
+	// Static, as `make build` makes it: what users run, and what self-deploy uploads.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if output, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("harness: go %s in %s: %v\n%s", strings.Join(args, " "), pkgDir, err, output)
 	}

@@ -30,6 +30,22 @@
 // nftables packages. Each entry point calls [Require]: outside CI a missing prerequisite skips
 // the test; with CI=true it fails it, because a test that cannot run where it must is a failure.
 //
+// Hostile peers are [Stranger]s; processes left behind are found by [MarkerEnv] in their
+// environment ([ProcessesWithMarker], [WaitNoProcesses]). All namespaces share the test's pid
+// namespace, so one scan covers every host.
+//
+// Things about sshd as root worth knowing when reading a failing test:
+//   - sshd ignores the client's environment; SetEnv in sshd_config (SSHDOptions.Env) is how a
+//     value reaches the remote processes. SetEnv counts only once in sshd_config, so the harness
+//     writes a single line with every variable.
+//   - Sessions start in root's home directory from /etc/passwd (/root), whatever HOME says.
+//   - Root's login shell, bash, sources $HOME/.bashrc even for `ssh host command`; with the
+//     clean HOME a test controls it, with KeepHome the machine's own rc files run (and may be slow).
+//   - sshd's per-connection processes call setsid and overwrite their environment with the
+//     process title, so they are found as descendants of the listener, not by environment.
+//   - Each SSHD log starts with one connection that closes before key exchange: the harness's
+//     check that sshd answers with its banner.
+//
 // Packages whose tests use [BuildSocketpipe] or [BuildMain] should call [Main] from TestMain, so
 // the build directory is removed when the test binary ends.
 package harness

@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -26,6 +30,68 @@ func TestRequireUnknownName(t *testing.T) {
 	if err := checkPrereq(NeedRoot); (err == nil) != (os.Geteuid() == 0) {
 		t.Fatalf("checkPrereq(root) = %v with euid %d", err, os.Geteuid())
 	}
+}
+
+// TestRequireOutsideRoot runs TestRequireChild as user nobody: without CI it must skip, with
+// CI=true it must fail.
+func TestRequireOutsideRoot(t *testing.T) {
+	Require(t, NeedRoot)
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not found") // not a prerequisite of the harness itself
+	}
+	// The test binary lives in a directory only root may enter: copy it where nobody can run it.
+	dir, err := os.MkdirTemp("", "harness-require-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.ReadFile("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "harness.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ci       string
+		wantExit int
+		want     string
+	}{
+		{"", 0, "--- SKIP: TestRequireChild"},
+		{"true", 1, "--- FAIL: TestRequireChild"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		cmd := exec.CommandContext(ctx, "setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+			bin, "-test.run=^TestRequireChild$", "-test.v")
+		cmd.Dir = dir
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/", "SP_HARNESS_REQUIRE_CHILD=1", "CI=" + tc.ci}
+		out, err := cmd.CombinedOutput()
+		cancel()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		if code != tc.wantExit || !strings.Contains(string(out), tc.want) || !strings.Contains(string(out), "not running as root") {
+			t.Errorf("as nobody with CI=%q: exit %d, want %d and %q naming the missing prerequisite; output:\n%s",
+				tc.ci, code, tc.wantExit, tc.want, out)
+		}
+	}
+}
+
+// TestRequireChild is run by TestRequireOutsideRoot.
+func TestRequireChild(t *testing.T) {
+	if os.Getenv("SP_HARNESS_REQUIRE_CHILD") != "1" {
+		t.Skip("run by TestRequireOutsideRoot")
+	}
+	Require(t, NeedRoot)
+	t.Log("Require returned although the prerequisite is missing")
 }
 
 func TestModuleRoot(t *testing.T) {
@@ -87,6 +153,30 @@ func TestBuildMain(t *testing.T) {
 	broken := writeTinyMain(t, "broken", "package main\n\nfunc main() { undefined() }\n")
 	if _, err := buildMain(broken); err == nil || !strings.Contains(err.Error(), "undefined") {
 		t.Fatalf("building a broken main: %v, want the compiler's error", err)
+	}
+}
+
+func TestSweepBuilds(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	mk := func(pid int, start string) string {
+		d, err := os.MkdirTemp("", fmt.Sprintf("%s%d-%s-", buildDirPrefix, pid, start))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	stale := mk(dead.Process.Pid, "1")
+	live := mk(os.Getpid(), startTime(os.Getpid()))
+	sweepBuilds()
+	if _, err := os.Stat(stale); err == nil {
+		t.Errorf("build directory %s of a dead owner survived the sweep", stale)
+	}
+	if _, err := os.Stat(live); err != nil {
+		t.Errorf("build directory %s of this live process was swept: %v", live, err)
 	}
 }
 
@@ -158,6 +248,48 @@ func TestSSHDRefusesOtherKeys(t *testing.T) {
 	}
 }
 
+func TestSSHDOptions(t *testing.T) {
+	t.Parallel()
+	other := filepath.Join(t.TempDir(), "other")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", other).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	pub, err := os.ReadFile(other + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := StartSSHD(t, SSHDOptions{
+		KeepHome:       true,
+		Alias:          "elsewhere",
+		AuthorizedKeys: []string{strings.TrimSpace(string(pub))},
+		// Before the harness's own "PermitRootLogin yes", so it wins; the Match block must
+		// still come last for sshd to accept the file.
+		ExtraConfig: []string{"PermitRootLogin prohibit-password", "Match User nobody", "\tPermitTTY no"},
+	})
+	if args := s.SSHArgs(); args[len(args)-1] != "elsewhere" {
+		t.Fatalf("SSHArgs with Alias: %q", args)
+	}
+	if cfg, _ := os.ReadFile(s.Config); !strings.HasPrefix(strings.SplitN(string(cfg), "\n", 2)[1], "PermitRootLogin prohibit-password\n") {
+		t.Errorf("ExtraConfig does not come first:\n%s", cfg)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	// One login only: with KeepHome it runs root's real .bashrc, which may be slow.
+	out, err := exec.CommandContext(ctx, "ssh", "-F", s.ClientConfig, "-o", "IdentitiesOnly=yes", "-o", "IdentityFile="+other, s.Alias, "echo", "$HOME").Output()
+	if err != nil {
+		t.Fatalf("login with the key from AuthorizedKeys: %q, %v", out, err)
+	}
+	if got := strings.TrimSpace(string(out)); !strings.HasSuffix(got, "\n/root") && got != "/root" {
+		t.Errorf("HOME with KeepHome = %q, want /root", got)
+	}
+	if n := s.AuthCount(); n != 1 {
+		t.Errorf("AuthCount = %d, want 1", n)
+	}
+	if !strings.Contains(s.Log(), "Accepted publickey for root") || !strings.Contains(s.Log(), ssh256(t, other+".pub")) {
+		t.Errorf("the login did not use the key from AuthorizedKeys; log:\n%s", s.Log())
+	}
+}
+
 func TestSSHDStopKillsSessions(t *testing.T) {
 	t.Parallel()
 	marker := NewMarker()
@@ -168,8 +300,10 @@ func TestSSHDStopKillsSessions(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if left := waitProcesses(marker, 1, within); len(left) != 1 || left[0].Cmdline[0] != "sleep" {
-		t.Fatalf("remote sleep with the marker: found %v", left)
+	// bash -c "sleep 1000" carries the marker too, until it execs sleep.
+	isSleep := func(ps []Process) bool { return len(ps) == 1 && ps[0].Cmdline[0] == "sleep" }
+	if found := waitProcesses(marker, isSleep, within); !isSleep(found) {
+		t.Fatalf("remote sleep with the marker: found %v", found)
 	}
 	s.Stop()
 	if left := NoProcesses(marker, within); len(left) != 0 {
@@ -183,12 +317,12 @@ func TestSSHDStopKillsSessions(t *testing.T) {
 	}
 }
 
-// waitProcesses polls until at least n processes carry marker, and returns them.
-func waitProcesses(marker string, n int, timeout time.Duration) []Process {
+// waitProcesses polls until the processes carrying marker satisfy ok, and returns them.
+func waitProcesses(marker string, ok func([]Process) bool, timeout time.Duration) []Process {
 	deadline := time.Now().Add(timeout)
 	for {
 		ps := FindProcesses(marker)
-		if len(ps) >= n || time.Now().After(deadline) {
+		if ok(ps) || time.Now().After(deadline) {
 			return ps
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -199,7 +333,7 @@ func TestProcessesWithMarker(t *testing.T) {
 	t.Parallel()
 	marker := NewMarker()
 	cmd := exec.Command("sleep", "1000")
-	cmd.Env = append(os.Environ(), MarkerEnv+"="+marker)
+	cmd.Env = EnvWithMarker(marker)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -321,10 +455,34 @@ func TestNetwork(t *testing.T) {
 		}
 	}
 
+	connects := func(addr string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), probe)
+		defer cancel()
+		c, err := a.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	// Each probe of a blocked port takes the whole bound: run them at once.
+	probeAll := func(try func(string) error, addrs ...string) []error {
+		errs := make([]error, len(addrs))
+		var wg sync.WaitGroup
+		for i, addr := range addrs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[i] = try(addr)
+			}()
+		}
+		wg.Wait()
+		return errs
+	}
+
 	b.DropInboundExcept(t, 22)
-	for _, addr := range addrs {
-		if err := reach(addr); err == nil {
-			t.Errorf("%s reachable from %s although %s drops all but port 22", addr, a.Name, b.Name)
+	for i, err := range probeAll(connects, addrs...) {
+		if err == nil {
+			t.Errorf("%s reachable from %s although %s drops all but port 22", addrs[i], a.Name, b.Name)
 		}
 	}
 	if _, err := ssh(s.SSHArgs()); err != nil {
@@ -356,16 +514,10 @@ func TestNetwork(t *testing.T) {
 
 	// A cut link stops even what the firewall let through, and comes back on restore.
 	b.CutLink(t)
-	{
-		ctx, cancel := context.WithTimeout(context.Background(), probe)
-		_, err := a.DialContext(ctx, "tcp", s.Addr)
-		cancel()
+	for i, err := range probeAll(connects, s.Addr, addrs[0], addrs[1]) {
 		if err == nil {
-			t.Errorf("sshd at %s reachable through a cut link", s.Addr)
+			t.Errorf("%s reachable through a cut link", []string{s.Addr, addrs[0], addrs[1]}[i])
 		}
-	}
-	if err := reach(addrs[0]); err == nil {
-		t.Errorf("%s reachable through a cut link", addrs[0])
 	}
 	b.RestoreLink(t)
 	if err := reach(addrs[0]); err != nil {
@@ -425,6 +577,7 @@ func TestStranger(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer careful.Close()
+	hungUp := make(chan error, 10)
 	go func() {
 		for {
 			c, err := careful.Accept()
@@ -432,9 +585,10 @@ func TestStranger(t *testing.T) {
 				return
 			}
 			go func() {
-				defer c.Close()
 				c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
-				io.Copy(io.Discard, io.LimitReader(c, 64))
+				_, err := io.Copy(io.Discard, io.LimitReader(c, 64))
+				hungUp <- err // before Close: the stranger sees EOF only after this
+				c.Close()
 			}()
 		}
 	}()
@@ -442,8 +596,16 @@ func TestStranger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Received) != 0 || !r.ClosedByPeer || r.Lifetime < 300*time.Millisecond {
+	if len(r.Received) != 0 || !r.ClosedByPeer {
 		t.Fatalf("Silent against a careful listener: %+v", r)
+	}
+	select {
+	case err := <-hungUp:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("the careful listener ended a silent connection with %v, want its read deadline", err)
+		}
+	default:
+		t.Fatal("Silent returned before the listener hung up")
 	}
 	r, err = st.Garbage(ctx, careful.Addr().String(), 1<<20)
 	if err != nil {
@@ -452,6 +614,7 @@ func TestStranger(t *testing.T) {
 	if r.ReceivedN != 0 || !r.ClosedByPeer {
 		t.Fatalf("Garbage against a careful listener: %+v", r)
 	}
+	<-hungUp
 
 	// A connection the test closes itself is not "closed by peer".
 	c, err := st.Connect(ctx, careless.Addr().String())
@@ -485,4 +648,132 @@ func TestStrangerFromHost(t *testing.T) {
 	if err != nil || string(r.Received) != "hi\n" {
 		t.Fatalf("stranger in %s to %s: %+v, %v", a.Name, l.Addr(), r, err)
 	}
+}
+
+func TestSweepStale(t *testing.T) {
+	Require(t, NeedNetns)
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	stale := "sp-stale" + randomHex(3)
+	live := "sp-live" + randomHex(3)
+	for _, ns := range []string{stale, live} {
+		if err := addNetns(ns); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); err == nil {
+				deleteNetns(ns)
+			}
+			forgetOwner(ns)
+		})
+	}
+	if err := recordOwner(live, []string{live}); err != nil {
+		t.Fatal(err)
+	}
+	content := "owner " + strconv.Itoa(dead.Process.Pid) + " 1\n" + stale + "\n"
+	if err := os.WriteFile(filepath.Join(stateDir, stale), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sweepStale()
+	if _, err := os.Stat(filepath.Join(netnsRunDir, stale)); err == nil {
+		t.Errorf("namespace %s of a dead owner survived the sweep", stale)
+	}
+	if _, err := os.Stat(filepath.Join(stateDir, stale)); err == nil {
+		t.Errorf("state file of a dead owner survived the sweep")
+	}
+	if _, err := os.Stat(filepath.Join(netnsRunDir, live)); err != nil {
+		t.Errorf("namespace %s of this live process was swept: %v", live, err)
+	}
+}
+
+// ssh256 is the SHA256 fingerprint of a public key file, as sshd logs it.
+func ssh256(t *testing.T, pub string) string {
+	out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", pub).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(out))
+	if len(f) < 2 {
+		t.Fatalf("ssh-keygen -l: %q", out)
+	}
+	return f[1]
+}
+
+// TestKilledTestBinary kills a test binary that holds an sshd and a network, as `go test
+// -timeout` does (no Cleanup runs), and checks that the sshd dies with it and that the next
+// sweep removes its namespaces.
+func TestKilledTestBinary(t *testing.T) {
+	Require(t, NeedRoot, NeedSSHD, NeedNetns)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	child := exec.CommandContext(ctx, "/proc/self/exe", "-test.run=^TestKilledTestBinaryChild$", "-test.v")
+	child.Env = append(os.Environ(), "SP_HARNESS_KILLED_CHILD=1")
+	stdin, err := child.StdinPipe() // the child blocks reading it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var sshdPID int
+	var namespaces []string
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "SSHD_PID="); ok {
+			sshdPID, _ = strconv.Atoi(v)
+		}
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "NETNS="); ok {
+			namespaces = append(namespaces, v)
+		}
+		if strings.Contains(line, "READY") {
+			break
+		}
+	}
+	if sshdPID == 0 || len(namespaces) == 0 {
+		child.Process.Kill()
+		child.Wait()
+		t.Fatalf("the child did not report its sshd and namespaces (pid %d, %v)", sshdPID, namespaces)
+	}
+	child.Process.Kill()
+	child.Wait()
+
+	deadline := time.Now().Add(within)
+	for !isZombie(sshdPID) && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !isZombie(sshdPID) {
+		syscall.Kill(sshdPID, syscall.SIGKILL)
+		t.Errorf("sshd (pid %d) outlived its killed test binary", sshdPID)
+	}
+	for _, ns := range namespaces {
+		if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); err != nil {
+			t.Fatalf("namespace %s gone before the sweep (%v): the test proves nothing", ns, err)
+		}
+	}
+	sweepStale()
+	for _, ns := range namespaces {
+		if _, err := os.Stat(filepath.Join(netnsRunDir, ns)); err == nil {
+			deleteNetns(ns)
+			t.Errorf("namespace %s of the killed test binary survived the sweep", ns)
+		}
+	}
+}
+
+// TestKilledTestBinaryChild is run by TestKilledTestBinary.
+func TestKilledTestBinaryChild(t *testing.T) {
+	if os.Getenv("SP_HARNESS_KILLED_CHILD") != "1" {
+		t.Skip("run by TestKilledTestBinary")
+	}
+	nw := NewNetwork(t, 1, NetworkOptions{})
+	s := StartSSHD(t, SSHDOptions{Netns: nw.Hosts[0].Name, ListenAddr: nw.Hosts[0].IPv4})
+	fmt.Printf("SSHD_PID=%d\nNETNS=%s\nNETNS=%s\nREADY\n", s.PID(), nw.Switch, nw.Hosts[0].Name)
+	io.Copy(io.Discard, os.Stdin) // until killed
 }

@@ -81,14 +81,28 @@ func NewNetwork(t testing.TB, n int, opts NetworkOptions) *Network {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sweepOnce.Do(sweepStale)
 	nw := &Network{Name: "sp-" + randomHex(3), Subnet: x}
 	nw.Switch = nw.Name + "-sw"
+	names := []string{nw.Switch}
+	for i := 0; i < n; i++ {
+		names = append(names, fmt.Sprintf("%s-h%d", nw.Name, i))
+	}
+	if err := recordOwner(nw.Name, names); err != nil {
+		freeSubnet(x)
+		t.Fatalf("harness: %v", err)
+	}
 	var created []string
 	t.Cleanup(func() {
+		failed := false
 		for i := len(created) - 1; i >= 0; i-- {
 			if err := deleteNetns(created[i]); err != nil {
 				t.Errorf("harness: %v", err)
+				failed = true
 			}
+		}
+		if !failed {
+			forgetOwner(nw.Name)
 		}
 		freeSubnet(x)
 	})
@@ -111,7 +125,7 @@ func NewNetwork(t testing.TB, n int, opts NetworkOptions) *Network {
 	run("ip", "-n", nw.Switch, "link", "set", "br0", "up")
 	for i := 0; i < n; i++ {
 		h := &Host{
-			Name:  fmt.Sprintf("%s-h%d", nw.Name, i),
+			Name:  names[i+1],
 			IPv4:  fmt.Sprintf("10.213.%d.%d", x, i+1),
 			IPv6:  netip.MustParseAddr(fmt.Sprintf("fd53:5350:0:%x::%x", x, i+1)).String(),
 			Link:  "eth0",

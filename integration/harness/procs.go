@@ -25,6 +25,12 @@ const MarkerEnv = "SOCKETPIPE_TEST_MARKER"
 // NewMarker returns a fresh random marker (128 bits, hex).
 func NewMarker() string { return randomHex(16) }
 
+// EnvWithMarker returns this process's environment plus MarkerEnv=marker, for exec.Cmd.Env
+// of the local commands of a run.
+func EnvWithMarker(marker string) []string {
+	return append(os.Environ(), MarkerEnv+"="+marker)
+}
+
 // Process is a running process found by [FindProcesses].
 type Process struct {
 	PID     int

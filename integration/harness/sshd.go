@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -26,14 +25,13 @@ import (
 // DefaultAlias is the Host alias of the client configuration written by [StartSSHD].
 const DefaultAlias = "sp-test"
 
-// sshdIDEnv is set in the environment of sshd itself and, through SetEnv, of every session, so
-// that stopping an SSHD can find and kill everything it started.
+// sshdIDEnv is set through SetEnv in every session, so that stopping an SSHD finds the session
+// processes that outlived their sshd parent.
 const sshdIDEnv = "SOCKETPIPE_HARNESS_SSHD"
 
-// Bounds on waiting for sshd; generous because CI machines are small and busy.
-const (
-	sshdStartTimeout = 60 * time.Second
-)
+// sshdStartTimeout bounds waiting for sshd to listen; generous because CI machines are small
+// and busy.
+const sshdStartTimeout = 60 * time.Second
 
 // SSHDOptions configures [StartSSHD]. The zero value is an sshd on 127.0.0.1, an ephemeral
 // port, in the test's own network namespace.
@@ -85,12 +83,10 @@ type SSHD struct {
 	ClientConfig string   // ssh_config: Host Alias with everything needed to log in
 	Config       string   // path of sshd_config
 	Alias        string   // the Host alias in ClientConfig
+	LogFile      string   // sshd's standard error (-e), its log
 
 	id       string
 	cmd      *exec.Cmd
-	log      *logBuffer
-	logDone  chan struct{} // closed when the log reader has seen EOF
-	logR     *os.File
 	exited   chan struct{}
 	stopOnce sync.Once
 }
@@ -252,39 +248,26 @@ func (s *SSHD) start(opts SSHDOptions, port int) error {
 	if s.Netns != "" {
 		argv = append([]string{"ip", "netns", "exec", s.Netns}, argv...)
 	}
-	pr, pw, err := os.Pipe()
+	// sshd writes its log straight into a file rather than a pipe we copy from: whatever sshd
+	// logged before a client saw its effect (an authentication, say) is then already readable.
+	s.LogFile = filepath.Join(s.Dir, fmt.Sprintf("sshd-%d.log", port))
+	logFile, err := os.OpenFile(s.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	logFile, err := os.Create(filepath.Join(s.Dir, fmt.Sprintf("sshd-%d.log", port)))
-	if err != nil {
-		pr.Close()
-		pw.Close()
-		return err
-	}
-	s.log = newLogBuffer()
-	s.logR = pr
-	s.logDone = make(chan struct{})
-	go func() {
-		defer close(s.logDone)
-		defer logFile.Close()
-		io.Copy(io.MultiWriter(s.log, logFile), pr)
-	}()
+	defer logFile.Close()
 
 	cmd := exec.Command(argv[0], argv[1:]...)
 	// A clean environment: nothing of the test process (a marker, say) must make sshd's own
 	// processes look like part of a run. The id lets Stop find every process sshd started.
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", sshdIDEnv + "=" + s.id}
-	cmd.Stdout = pw
-	cmd.Stderr = pw
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
 	// Pdeathsig: if the test binary dies (a -timeout panic skips every Cleanup), sshd goes too.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		pw.Close()
-		pr.Close()
 		return fmt.Errorf("starting sshd: %w", err)
 	}
-	pw.Close()
 	s.cmd = cmd
 	s.exited = make(chan struct{})
 	go func() {
@@ -311,7 +294,7 @@ func (s *SSHD) waitReady() error {
 	for i, a := range s.Addrs {
 		want[i] = fmt.Sprintf("Server listening on %s port %d.", a, s.Port)
 	}
-	err := s.log.waitFor(ctx, s.exited, func(log string) bool {
+	err := s.waitLog(ctx, s.exited, func(log string) bool {
 		for _, w := range want {
 			if !strings.Contains(log, w) {
 				return false
@@ -473,8 +456,12 @@ func (s *SSHD) Run(t testing.TB, remote ...string) string {
 	return string(out)
 }
 
-// Log returns what sshd has logged so far.
-func (s *SSHD) Log() string { return s.log.String() }
+// Log returns what sshd has logged so far. It begins with the "Server listening" lines and the
+// connection the harness made to see sshd's banner.
+func (s *SSHD) Log() string {
+	b, _ := os.ReadFile(s.LogFile)
+	return string(b)
+}
 
 var acceptedRE = regexp.MustCompile(`(?m)^Accepted \S+ for \S+ from `)
 
@@ -486,7 +473,7 @@ func (s *SSHD) AuthCount() int { return len(acceptedRE.FindAllStringIndex(s.Log(
 func (s *SSHD) WaitLog(substr string, within time.Duration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
-	return s.log.waitFor(ctx, nil, func(l string) bool { return strings.Contains(l, substr) })
+	return s.waitLog(ctx, nil, func(l string) bool { return strings.Contains(l, substr) })
 }
 
 // PID is the process id of the listening sshd.
@@ -518,50 +505,20 @@ func (s *SSHD) kill() {
 	}
 	<-s.exited
 	KillMarked(sshdIDEnv + "=" + s.id)
-	select {
-	case <-s.logDone:
-	case <-time.After(5 * time.Second):
-		s.logR.Close() // someone outside our reach holds the log pipe open
-	}
 }
 
-// logBuffer collects sshd's log and wakes waiters when it grows.
-type logBuffer struct {
-	mu      sync.Mutex
-	buf     bytes.Buffer
-	changed chan struct{}
-}
-
-func newLogBuffer() *logBuffer { return &logBuffer{changed: make(chan struct{})} }
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.buf.Write(p)
-	close(l.changed)
-	l.changed = make(chan struct{})
-	return len(p), nil
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// waitFor waits until ok(log) holds, ctx ends, or exited is closed.
-func (l *logBuffer) waitFor(ctx context.Context, exited <-chan struct{}, ok func(string) bool) error {
+// waitLog polls sshd's log until ok(log) holds, ctx ends, or exited is closed.
+func (s *SSHD) waitLog(ctx context.Context, exited <-chan struct{}, ok func(string) bool) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
-		l.mu.Lock()
-		s, changed := l.buf.String(), l.changed
-		l.mu.Unlock()
-		if ok(s) {
+		if ok(s.Log()) {
 			return nil
 		}
 		select {
-		case <-changed:
+		case <-tick.C:
 		case <-exited:
-			if ok(l.String()) {
+			if ok(s.Log()) {
 				return nil
 			}
 			return errors.New("sshd exited")

@@ -53,7 +53,7 @@ var ErrNotYet = errors.New("not yet supported")
 
 // notYet names options reserved in the grammar whose feature is not built yet; their use is
 // an error, never silently accepted.
-var notYet = map[string]bool{"--stats": true}
+var notYet = map[string]bool{}
 
 // ParseArgs parses socketpipe's brace command line (without the program name). Options come in
 // any order; a brace block is a "{" word, the words of a command, and the matching "}" word;

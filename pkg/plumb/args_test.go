@@ -68,7 +68,7 @@ func TestParseArgsErrors(t *testing.T) {
 		{"-i { } -l { ssh h } -r { cat }", "empty command"},
 		{"-i { cat } -i { cat } -l { ssh h } -r { cat }", "given twice"},
 		{"} -i { cat } -l { ssh h } -r { cat }", "unexpected"},
-		{"-i { cat } -l { ssh h } -r { cat } --stats out.json", "not yet supported"},
+		{"-i { cat } -l { ssh h } -r { cat } --stats", "needs an argument"},
 		{"-i { cat } -l { ssh h } -r { cat } --ports 9-2", "bad port range"},
 		{"-i { cat } -l { ssh h } -r { cat } -b=1", "unknown option"},
 		{"-i { cat } -l { ssh h } -r { cat } --version=1", "takes no value"},

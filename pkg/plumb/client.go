@@ -31,7 +31,7 @@ type Client struct {
 	// StdinToRemote sends Stdin to the remote command when there is no Input; otherwise the
 	// remote command reads end of file at once.
 	StdinToRemote bool
-	Stdin         *os.File // socketpipe's own standard input
+	Stdin         *os.File // socketpipe's own standard input, also the input command's
 	Stdout        *os.File // socketpipe's own standard output: the data when there is no Output
 	Stderr        *os.File // the local commands' standard error
 
@@ -51,6 +51,10 @@ type Client struct {
 
 	// Logf receives the -v story; nil is silent.
 	Logf func(format string, args ...any)
+
+	// Watch, if set, is called when the transfer starts with a Meter of its progress, valid
+	// (and safe to read from another goroutine) until Run returns.
+	Watch func(*Meter)
 }
 
 // Report is what a run did: the data connection and how each stage ended.
@@ -58,8 +62,10 @@ type Report struct {
 	Mode          string   // back, reverse or ssh ("" if no data connection was made)
 	Why           string   // why that mode
 	Stages        []*Stage // input, remote, output in order (nil entries for absent stages)
-	ToRemote      int64    // bytes socketpipe relayed to the remote (relayed modes only)
-	FromRemote    int64    // bytes socketpipe relayed from the remote (relayed modes only)
+	ToRemote      int64    // data bytes sent to the remote command (kernel counts in plain mode)
+	FromRemote    int64    // data bytes received from the remote command
+	Encrypted     bool     // -e encrypted the data connection
+	TCP           *TCPInfo // the data connection at its end; nil unless plain TCP
 	Setup         time.Duration
 	Transfer      time.Duration
 	RemoteVersion string
@@ -146,7 +152,8 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
 	}
 	if err := ctl.Send(req); err != nil {
-		return rep, fmt.Errorf("sending the request to the remote half: %w", err)
+		// The login ended before it read anything: it never started the remote half.
+		return rep, &rendezvous.BannerError{Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
 	hello, err := ctl.Recv()
 	if err != nil {
@@ -219,9 +226,12 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	}
 	defer l.close()
 	xferStart := time.Now()
+	if c.Watch != nil {
+		c.Watch(&Meter{l: l, start: xferStart})
+	}
 	err = c.transfer(ctx, l, rd, rep)
 	rep.Transfer = time.Since(xferStart)
-	rep.ToRemote, rep.FromRemote = l.sent.Load(), l.received.Load()
+	l.count(rep, err == nil) // before l.close: the kernel's counts die with the socket
 	return rep, err
 }
 
@@ -254,7 +264,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	// Upstream: the input command (or our stdin) to the remote.
 	switch {
 	case c.Input != nil && !l.relayed():
-		p := command(c.Input, nil, l.sock, c.Stderr, false)
+		p := command(c.Input, c.Stdin, l.sock, c.Stderr, false)
 		if err := p.Start(); err != nil {
 			rep.Stages[0].setStartError(err)
 			l.closeWrite()
@@ -269,11 +279,11 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			close(inputDone)
 		}()
 	case c.Input != nil:
-		pr, pw, err := os.Pipe()
+		pr, pw, err := relayPipe()
 		if err != nil {
 			return err
 		}
-		p := command(c.Input, nil, pw, c.Stderr, false)
+		p := command(c.Input, c.Stdin, pw, c.Stderr, false)
 		err = p.Start()
 		pw.Close()
 		if err != nil {
@@ -335,7 +345,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	case c.Output != nil:
 		var sinkR, sinkW *os.File
 		if l.relayed() {
-			pr, pw, err := os.Pipe()
+			pr, pw, err := relayPipe()
 			if err != nil {
 				return err
 			}
@@ -394,7 +404,13 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 
 	var vanished error
 	msgs := rd.msgs
-	for inputDone != nil || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
+	// Our own stdin may never end (a terminal, a parent that keeps the pipe open): as ssh does,
+	// stop waiting for it once the remote command has ended and its output is all out.
+	stdinOnly := c.Input == nil && c.StdinToRemote && c.Stdin != nil
+	waitInput := func() bool {
+		return inputDone != nil && !(stdinOnly && outputDone == nil && statusSeen.Load())
+	}
+	for waitInput() || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
 		select {
 		case <-inputDone:
 			inputDone = nil

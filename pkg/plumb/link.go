@@ -26,6 +26,7 @@ type link struct {
 	conn net.Conn // -e: the connection under the encryption
 
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
+	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
 
 	closeOnce sync.Once
 }
@@ -57,6 +58,7 @@ func (l *link) closeWrite() error {
 	l.closeOnce.Do(func() {
 		if l.sock != nil {
 			err = unix.Shutdown(int(l.sock.Fd()), unix.SHUT_WR)
+			l.shut.Store(err == nil)
 			if errors.Is(err, unix.ENOTCONN) {
 				err = nil
 			}
@@ -121,8 +123,14 @@ func copyInto(w io.Writer, r io.Reader, n *atomic.Int64) (int64, error) {
 	return total, err
 }
 
-func isReaderFrom(w io.Writer) bool { _, ok := w.(*sealSender); return ok }
-func isWriterTo(r io.Reader) bool   { _, ok := r.(*rendezvous.OpenReader); return ok }
+func isReaderFrom(w io.Writer) bool {
+	switch w.(type) {
+	case *sealSender, *frameWriter:
+		return true
+	}
+	return false
+}
+func isWriterTo(r io.Reader) bool { _, ok := r.(*rendezvous.OpenReader); return ok }
 
 // frameWriter sends data frames on the control channel (ssh mode).
 type frameWriter struct {
@@ -146,6 +154,36 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 }
 
 func (f *frameWriter) Close() error { return f.ctl.WriteFrame(rendezvous.FrameEOF, nil) }
+
+// ReadFrom reads straight into a frame: one read and one write per frame, no extra copy.
+func (f *frameWriter) ReadFrom(r io.Reader) (int64, error) {
+	buf := make([]byte, rendezvous.FrameHeader+rendezvous.MaxDataFrame)
+	var total int64
+	for {
+		n, err := r.Read(buf[rendezvous.FrameHeader:])
+		if n > 0 {
+			if werr := f.ctl.WriteFramed(rendezvous.FrameData, buf[:rendezvous.FrameHeader+n]); werr != nil {
+				return total, werr
+			}
+			total += int64(n)
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// relayPipe returns a pipe with a large buffer, so a relay moves big chunks per system call.
+func relayPipe() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err == nil {
+		unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
+	return r, w, err
+}
 
 // peerClosed reports whether the other half has ended its stream on the socket (its FIN
 // arrived), without reading any data.

@@ -47,7 +47,9 @@ func (s *Server) Run(ctx context.Context) error {
 	hello := &rendezvous.Message{Type: rendezvous.MsgHello, Version: Version, Protocol: rendezvous.Protocol,
 		PID: os.Getpid(), SSHConnection: s.getenv("SSH_CONNECTION")}
 	fail := func(err error) error {
-		ctl.Send(&rendezvous.Message{Type: rendezvous.MsgError, Error: err.Error()})
+		if ctl.Send(&rendezvous.Message{Type: rendezvous.MsgError, Error: err.Error()}) == nil {
+			return &ReportedError{err}
+		}
 		return err
 	}
 	if req.Type != rendezvous.MsgRequest {
@@ -79,7 +81,7 @@ func (s *Server) Run(ctx context.Context) error {
 	res, err := rs.Run(ctx, ctl, rd.msgs)
 	if err != nil {
 		if errors.Is(err, rendezvous.ErrTimeout) {
-			err = fmt.Errorf("no data connection from the client within %v", time.Duration(req.TimeoutMS)*time.Millisecond)
+			err = fmt.Errorf("no data connection from the client within %v", time.Duration(req.TimeoutMS)*time.Millisecond+rendezvous.ServerGrace)
 		}
 		return fail(err)
 	}
@@ -122,10 +124,10 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 	var inW, outR *os.File
 	if l.relayed() {
 		var err error
-		if stdin, inW, err = os.Pipe(); err != nil {
+		if stdin, inW, err = relayPipe(); err != nil {
 			return statusError(err)
 		}
-		if outR, stdout, err = os.Pipe(); err != nil {
+		if outR, stdout, err = relayPipe(); err != nil {
 			return statusError(err)
 		}
 	} else {
@@ -236,6 +238,13 @@ wait:
 	}
 	return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: st.Exit, Signal: st.Signal, Error: st.Err}
 }
+
+// ReportedError is an error of the remote half that the client was told of; the remote half
+// need not print it too.
+type ReportedError struct{ Err error }
+
+func (e *ReportedError) Error() string { return e.Err.Error() }
+func (e *ReportedError) Unwrap() error { return e.Err }
 
 func statusError(err error) *rendezvous.Message {
 	return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: 126, Error: err.Error()}

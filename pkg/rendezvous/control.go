@@ -168,6 +168,26 @@ func (c *Conn) WriteFrame(typ byte, payload []byte) error {
 	return err
 }
 
+// FrameHeader is the size of a frame header: type and length.
+const FrameHeader = 5
+
+// WriteFramed writes a frame whose first FrameHeader bytes are reserved for the header, which
+// it fills in: the payload goes out in the same write, without a copy.
+func (c *Conn) WriteFramed(typ byte, frame []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.sentHead {
+		if _, err := io.WriteString(c.w, Magic); err != nil {
+			return err
+		}
+		c.sentHead = true
+	}
+	frame[0] = typ
+	binary.BigEndian.PutUint32(frame[1:FrameHeader], uint32(len(frame)-FrameHeader))
+	_, err := c.w.Write(frame)
+	return err
+}
+
 // skipBanner consumes everything up to and including the magic.
 func (c *Conn) skipBanner() error {
 	skipped := 0

@@ -254,6 +254,12 @@ func (c *Client) useSSH(ctl *Conn, why string) (*Result, error) {
 	return &Result{Mode: ModeSSH, Why: why}, nil
 }
 
+// ServerGrace is how much longer than the client the remote half waits for the data
+// connection. The client starts its clock only on the hello, after the remote half started
+// its own; without the grace the remote half would often give up first, and the user would
+// read its bare error instead of the client's, which names the likely cause (a firewall).
+const ServerGrace = 2 * time.Second
+
 // Server makes the data connection from the remote half's side.
 type Server struct {
 	Req      *Message
@@ -356,7 +362,7 @@ func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Res
 	}
 	var timeout <-chan time.Time
 	if s.Req.TimeoutMS > 0 {
-		t := time.NewTimer(time.Duration(s.Req.TimeoutMS) * time.Millisecond)
+		t := time.NewTimer(time.Duration(s.Req.TimeoutMS)*time.Millisecond + ServerGrace)
 		defer t.Stop()
 		timeout = t.C
 	}

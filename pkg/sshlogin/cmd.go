@@ -38,7 +38,8 @@ type Cmd struct {
 	Stderr io.Writer
 
 	// BatchMode never prompts: no passphrase, password or host key question
-	// (socketpipe -b; the same as ssh's BatchMode yes).
+	// (socketpipe -b; the same as ssh's BatchMode yes). When ssh is executed, it gets
+	// -oBatchMode=yes.
 	BatchMode bool
 
 	// ForceExec always executes the login command, even when it is ssh (socketpipe -x).
@@ -142,8 +143,10 @@ func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
 }
 
 // Start logs in and starts the remote command. When it returns nil, the login is done and
-// the remote command was accepted. The context cancels the dial and the authentication
-// and, once started, ends the session.
+// the remote command was requested; the pipes can be used. On the native path, as with
+// OpenSSH, Start does not wait for the server's answer to the request: a refusal ends the
+// session and Wait reports it. The context cancels the dial and the authentication and,
+// once started, ends the session.
 func (c *Cmd) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
@@ -187,6 +190,10 @@ func (c *Cmd) start(ctx context.Context) error {
 	}
 	t0 := time.Now()
 	inv, err := ParseArgs(c.Login[1:])
+	var unsupported *UnsupportedError
+	if errors.As(err, &unsupported) {
+		return c.startExec(ctx, strings.TrimPrefix(err.Error(), "sshlogin: "), true)
+	}
 	if err != nil {
 		return err
 	}
@@ -232,9 +239,11 @@ func (c *Cmd) Wait() error {
 			c.stop()
 		}
 		c.mu.Lock()
-		if c.closeErr != nil {
+		if c.closeErr != nil && err != nil {
+			// Ended from this side: say so, unless the command had ended by itself with
+			// a status.
 			var ee *ExitError
-			if err == nil || !errors.As(err, &ee) || ee.Signal != "" {
+			if !errors.As(err, &ee) || ee.Signal != "" {
 				err = c.closeErr
 			}
 		}

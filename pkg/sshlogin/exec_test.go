@@ -87,14 +87,18 @@ func TestExecPathStdinNotTerminal(t *testing.T) {
 
 func TestForceExec(t *testing.T) {
 	dir := t.TempDir()
-	fake, _ := fakeLogin(t)
+	fake, args := fakeLogin(t)
 	ssh := filepath.Join(dir, "ssh")
 	os.Symlink(fake, ssh)
 	c := Command([]string{ssh, "host"}, "echo forced")
 	c.ForceExec = true
+	c.BatchMode = true
 	out, _, err := run(t, c)
 	if err != nil || out != "forced\n" || c.Native() {
 		t.Fatalf("got %q, %v", out, err)
+	}
+	if b, _ := os.ReadFile(args); string(b) != "-oBatchMode=yes\nhost\necho forced\n" {
+		t.Errorf("ssh got %q", b)
 	}
 }
 
@@ -102,6 +106,7 @@ func TestExecReasonWithoutSSH(t *testing.T) {
 	h := newTestHome(t)
 	t.Setenv("PATH", t.TempDir())
 	c := Command([]string{"ssh", "-F", h.config, "-o", "ProxyCommand=nc %h %p", "host"}, "true")
+	c.Env = &h.env
 	_, _, err := run(t, c)
 	if err == nil || !strings.Contains(err.Error(), "ProxyCommand") && !strings.Contains(err.Error(), "proxycommand") {
 		t.Fatalf("got %v", err)
@@ -116,6 +121,7 @@ func TestExecReasonRunsSSH(t *testing.T) {
 	t.Setenv("PATH", dir+":"+os.Getenv("PATH"))
 	var logs []string
 	c := Command([]string{"ssh", "-F", h.config, "-o", "ProxyCommand=nc %h %p", "host"}, "echo via-ssh")
+	c.Env = &h.env
 	out, _, err := run(t, c)
 	_ = logs
 	if err != nil || out != "via-ssh\n" || c.Native() {

@@ -2,9 +2,11 @@ package sshlogin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,6 +37,12 @@ func resolveChain(inv *Invocation, cfg *Config, env Env, depth int) (*hop, strin
 			return nil, fmt.Sprintf("ProxyJump host %s: %s", cfg.Host, cfg.ExecReason), nil
 		}
 		return nil, cfg.ExecReason, nil
+	}
+	if reason := algorithmsReason(cfg); reason != "" {
+		if depth > 0 {
+			return nil, fmt.Sprintf("ProxyJump host %s: %s", cfg.Host, reason), nil
+		}
+		return nil, reason, nil
 	}
 	h := &hop{cfg: cfg}
 	jump := cfg.ProxyJump
@@ -71,6 +79,41 @@ func resolveChain(inv *Invocation, cfg *Config, env Env, depth int) (*hop, strin
 	return h, "", nil
 }
 
+// algorithmsReason is a reason to execute ssh when a configured algorithm list names none
+// that x/crypto implements: in-process, the handshake could only fail.
+func algorithmsReason(cfg *Config) string {
+	sup, insec := ssh.SupportedAlgorithms(), ssh.InsecureAlgorithms()
+	for _, l := range []struct {
+		name      string
+		conf, imp []string
+	}{
+		{"Ciphers", cfg.Ciphers, slices.Concat(sup.Ciphers, insec.Ciphers)},
+		{"KexAlgorithms", cfg.KexAlgorithms, slices.Concat(sup.KeyExchanges, insec.KeyExchanges)},
+		{"MACs", cfg.MACs, slices.Concat(sup.MACs, insec.MACs)},
+		{"HostKeyAlgorithms", cfg.HostKeyAlgorithms, slices.Concat(sup.HostKeys, insec.HostKeys)},
+	} {
+		list := algoList(l.conf, l.imp)
+		if len(l.conf) > 0 && !slices.ContainsFunc(list, func(a string) bool { return slices.Contains(l.imp, a) }) {
+			return fmt.Sprintf("%s %s: none of them is implemented in-process", l.name, strings.Join(list, ","))
+		}
+	}
+	return ""
+}
+
+// implemented keeps the algorithms x/crypto implements, so that a list of only foreign ones
+// is not taken as "the defaults".
+func implemented(list, imp []string) []string {
+	return slices.DeleteFunc(list, func(a string) bool { return !slices.Contains(imp, a) })
+}
+
+// expandTilde expands a leading ~/ to the home directory.
+func expandTilde(p string, env Env) string {
+	if rest, ok := strings.CutPrefix(p, "~/"); ok {
+		return env.Home + "/" + rest
+	}
+	return p
+}
+
 // parseJump takes apart one ProxyJump hop: [user@]host[:port] or ssh://[user@]host[:port].
 func parseJump(s string) (*Invocation, error) {
 	s = strings.TrimPrefix(s, "ssh://")
@@ -103,6 +146,8 @@ type nativeRun struct {
 	ka     *keepalive
 
 	ch       ssh.Channel
+	execDone chan struct{}  // the answer to the exec request came
+	execErr  error          // the server refused the exec request
 	copies   sync.WaitGroup // stdin, stdout and stderr copies
 	exited   chan struct{}  // closed when the channel's requests end
 	status   *ExitError     // nil: exit status 0 or none
@@ -120,7 +165,17 @@ type nativeRun struct {
 // startNative logs in through the chain and starts the remote command.
 func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env Env) (*nativeRun, error) {
 	t0 := time.Now()
-	d := c.newDebug(inv, chain.cfg)
+	d := c.newDebug(chain.cfg)
+	for _, id := range inv.Identities {
+		// Resolve drops the -i files it cannot find; ssh warns about them.
+		if _, err := os.Stat(expandTilde(id, env)); err != nil {
+			d.warnf("Warning: Identity file %s not accessible: %v.", id, errors.Unwrap(err))
+		}
+	}
+	if inv.Compression {
+		c.logf("ssh -C: compression is not available in-process; ignored")
+		d.printf("Compression (-C) is not available in-process; ignored")
+	}
 	n := &nativeRun{cfg: chain.cfg, env: env, d: d}
 	client, conn, err := c.connect(ctx, chain, env, d, n)
 	if err != nil {
@@ -180,7 +235,11 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env Env, d *debug, n *nativeR
 		}
 	}
 	d.printf("Connection established.")
-	c.logf("connected to %s (%s) in %v", cfg.Host, conn.RemoteAddr(), time.Since(t0).Round(time.Microsecond))
+	if h.via != nil {
+		c.logf("connected to %s (%s) through %s in %v", cfg.Host, addr, h.via.cfg.Host, time.Since(t0).Round(time.Microsecond))
+	} else {
+		c.logf("connected to %s (%s) in %v", cfg.Host, conn.RemoteAddr(), time.Since(t0).Round(time.Microsecond))
+	}
 
 	var ka *keepalive
 	if cfg.ServerAliveInterval > 0 {
@@ -249,7 +308,7 @@ func dial(ctx context.Context, cfg *Config) (net.Conn, error) {
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
 func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env, d *debug) (*ssh.Client, error) {
 	batch := c.BatchMode || cfg.BatchMode
-	p := &prompter{env: env, batch: batch, stderr: c.Stderr}
+	p := &prompter{ctx: ctx, env: env, batch: batch, stderr: c.Stderr}
 	hs := &handshakeState{}
 	hk, algos, err := c.hostKeyCheck(cfg, p, d, hs)
 	if err != nil {
@@ -274,14 +333,33 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env
 	cc.KeyExchanges = algoList(cfg.KexAlgorithms, ssh.SupportedAlgorithms().KeyExchanges)
 	cc.MACs = algoList(cfg.MACs, ssh.SupportedAlgorithms().MACs)
 
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port)), cc)
-	if !stop() {
-		if err == nil {
-			sc.Close()
-		}
+	// The handshake runs apart, so that an end of ctx returns at once even while a prompt
+	// or an agent holds the authentication up.
+	type result struct {
+		sc    ssh.Conn
+		chans <-chan ssh.NewChannel
+		reqs  <-chan *ssh.Request
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sc, chans, reqs, err := ssh.NewClientConn(conn, net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port)), cc)
+		done <- result{sc, chans, reqs, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		conn.Close()
+		p.abandon()
+		go func() {
+			if r := <-done; r.err == nil {
+				r.sc.Close()
+			}
+		}()
 		return nil, fmt.Errorf("sshlogin: login to %s: %w", cfg.Host, context.Cause(ctx))
 	}
+	sc, chans, reqs, err := r.sc, r.chans, r.reqs, r.err
 	if err != nil {
 		return nil, auth.wrap(err)
 	}
@@ -391,14 +469,19 @@ func (n *nativeRun) startSession(ctx context.Context, c *Cmd, cfg *Config, env E
 	n.exited = make(chan struct{})
 	go n.handleRequests(reqs)
 
+	// As OpenSSH does, do not wait for the answer to exec before sending input: that
+	// saves a round trip. A refusal closes the channel and Wait reports it.
 	d.printf("Sending command: %s", command)
-	ok, err := ch.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{command}))
-	if err != nil {
-		return fmt.Errorf("sshlogin: start remote command on %s: %w", cfg.Host, err)
-	}
-	if !ok {
-		return fmt.Errorf("sshlogin: %s refused to run the remote command", cfg.Host)
-	}
+	n.execDone = make(chan struct{})
+	go func() {
+		defer close(n.execDone)
+		ok, err := ch.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{command}))
+		if err == nil && !ok {
+			n.execErr = fmt.Errorf("sshlogin: %s refused to run the remote command", cfg.Host)
+			d.printf("exec request failed on channel 0")
+			ch.Close()
+		}
+	}()
 
 	// Standard input.
 	switch {
@@ -484,6 +567,10 @@ func (n *nativeRun) handleRequests(reqs <-chan *ssh.Request) {
 func (n *nativeRun) wait() error {
 	<-n.exited
 	n.copies.Wait()
+	<-n.execDone // the channel has ended, so the exec request has its answer or failed
+	if n.execErr != nil {
+		return n.execErr
+	}
 	if n.gotExit {
 		if n.status != nil {
 			return n.status
@@ -554,16 +641,7 @@ func sessionEnv(cfg *Config, env Env) [][2]string {
 		if !ok {
 			continue
 		}
-		send := false
-		for _, p := range cfg.SendEnv {
-			if neg, ok := strings.CutPrefix(p, "-"); ok {
-				if wildcardMatch(neg, k) {
-					send = false
-				}
-			} else if wildcardMatch(p, k) {
-				send = true
-			}
-		}
+		send := slices.ContainsFunc(cfg.SendEnv, func(p string) bool { return wildcardMatch(p, k) })
 		if send && !slices.ContainsFunc(out, func(e [2]string) bool { return e[0] == k }) {
 			out = append(out, [2]string{k, v})
 		}
@@ -612,14 +690,19 @@ func (k *keepalive) start(client *ssh.Client, d *debug) {
 		t := time.NewTicker(k.interval)
 		defer t.Stop()
 		missed := 0
+		checked := time.Now().UnixNano()
 		for {
 			select {
 			case <-k.stopped:
 				return
 			case <-t.C:
 			}
-			if time.Since(time.Unix(0, k.conn.last.Load())) < k.interval {
-				missed = 0
+			now, seen := time.Now().UnixNano(), k.conn.last.Load()
+			if seen > checked {
+				missed = 0 // the server spoke since the last tick
+			}
+			checked = now
+			if time.Duration(now-seen) < k.interval {
 				continue
 			}
 			missed++

@@ -41,7 +41,7 @@ func TestKeyFileAuth(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	c := Command(h.login(s), "echo hello")
+	c := h.command(s, "echo hello")
 	out, stderr, err := run(t, c)
 	if err != nil || out != "hello\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
@@ -54,6 +54,15 @@ func TestKeyFileAuth(t *testing.T) {
 	}
 	if n := s.logins.Load(); n != 1 {
 		t.Errorf("%d logins", n)
+	}
+
+	// A named identity file that is missing is a warning, as in OpenSSH.
+	_, pub2, file2 := h.key("named", "")
+	s.authorize(pub2)
+	missing := filepath.Join(h.dir, "missing")
+	out, stderr, err = run(t, h.command(s, "echo named", "-i", missing, "-i", file2))
+	if err != nil || out != "named\n" || !strings.Contains(stderr, "Warning: Identity file "+missing+" not accessible: no such file or directory.") {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
 }
 
@@ -68,7 +77,7 @@ func TestOnlyAcceptedKeyIsParsed(t *testing.T) {
 	_ = other
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	out, stderr, err := run(t, Command(h.login(s), "echo ok"))
+	out, stderr, err := run(t, h.command(s, "echo ok"))
 	if err != nil || out != "ok\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -84,7 +93,7 @@ func TestAgentAuth(t *testing.T) {
 	sock := startAgent(t, agent.AddedKey{PrivateKey: priv, Comment: "test key"})
 	t.Setenv("SSH_AUTH_SOCK", sock)
 	var logs []string
-	c := Command(h.login(s), "echo agent")
+	c := h.command(s, "echo agent")
 	var out bytes.Buffer
 	c.Stdout = &out
 	c.Logf = func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }
@@ -96,7 +105,7 @@ func TestAgentAuth(t *testing.T) {
 	}
 
 	// IdentityAgent none turns the agent off.
-	c = Command(h.login(s, "-o", "IdentityAgent=none", "-o", "BatchMode=yes"), "echo agent")
+	c = h.command(s, "echo agent", "-o", "IdentityAgent=none", "-o", "BatchMode=yes")
 	_, _, err := run(t, c)
 	var ae *AuthError
 	if !errors.As(err, &ae) {
@@ -104,7 +113,7 @@ func TestAgentAuth(t *testing.T) {
 	}
 }
 
-func startAgent(t *testing.T, keys ...agent.AddedKey) string {
+func startAgent(t testing.TB, keys ...agent.AddedKey) string {
 	t.Helper()
 	kr := agent.NewKeyring()
 	for _, k := range keys {
@@ -155,7 +164,7 @@ func TestCertificateAuth(t *testing.T) {
 	}
 	os.WriteFile(file+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o644)
 	// The plain key is not authorized: only the certificate can get in.
-	out, stderr, err := run(t, Command(h.login(s), "echo cert"))
+	out, stderr, err := run(t, h.command(s, "echo cert"))
 	if err != nil || out != "cert\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -166,7 +175,7 @@ func TestCertificateAuth(t *testing.T) {
 	// The same with CertificateFile naming the certificate elsewhere.
 	other := filepath.Join(h.dir, "elsewhere-cert.pub")
 	os.Rename(file+"-cert.pub", other)
-	out, stderr, err = run(t, Command(h.login(s, "-o", "CertificateFile="+other), "echo cert"))
+	out, stderr, err = run(t, h.command(s, "echo cert", "-o", "CertificateFile="+other))
 	if err != nil || out != "cert\n" {
 		t.Fatalf("CertificateFile: got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -193,7 +202,7 @@ func TestEncryptedKeyAskpass(t *testing.T) {
 	os.WriteFile(askpass, []byte("#!/bin/sh\necho \"$1\" >> "+asked+"\necho sesame\n"), 0o755)
 	t.Setenv("SSH_ASKPASS", askpass)
 	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
-	out, stderr, err := run(t, Command(h.login(s), "echo unlocked"))
+	out, stderr, err := run(t, h.command(s, "echo unlocked"))
 	if err != nil || out != "unlocked\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -204,7 +213,7 @@ func TestEncryptedKeyAskpass(t *testing.T) {
 
 	// In batch mode nobody is asked and authentication fails, saying why.
 	os.Remove(asked)
-	c := Command(h.login(s), "echo unlocked")
+	c := h.command(s, "echo unlocked")
 	c.BatchMode = true
 	_, _, err = run(t, c)
 	var ae *AuthError
@@ -225,7 +234,7 @@ func TestHostKeyChanged(t *testing.T) {
 	other, _ := ssh.NewPublicKey(otherPriv.Public())
 	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("# comment\nexample.org %s[%s]:%d %s",
 		ssh.MarshalAuthorizedKey(other), s.host, s.port, ssh.MarshalAuthorizedKey(other))), 0o600)
-	_, _, err := run(t, Command(h.login(s, "-o", "StrictHostKeyChecking=accept-new"), "echo no"))
+	_, _, err := run(t, h.command(s, "echo no", "-o", "StrictHostKeyChecking=accept-new"))
 	var he *HostKeyError
 	if !errors.As(err, &he) {
 		t.Fatalf("got %v, want a HostKeyError", err)
@@ -250,7 +259,7 @@ func TestHostKeyRevoked(t *testing.T) {
 	f, _ := os.OpenFile(h.knownHosts, os.O_APPEND|os.O_WRONLY, 0)
 	fmt.Fprintf(f, "@revoked * %s", ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()))
 	f.Close()
-	_, _, err := run(t, Command(h.login(s), "echo no"))
+	_, _, err := run(t, h.command(s, "echo no"))
 	var he *HostKeyError
 	if !errors.As(err, &he) || !he.Revoked || he.Line != 2 {
 		t.Fatalf("got %v (%+v)", err, he)
@@ -278,7 +287,7 @@ func TestUnknownHost(t *testing.T) {
 			h := newTestHome(t)
 			_, pub, _ := h.key("id_ed25519", "")
 			s.authorize(pub)
-			c := Command(h.login(s, tc.opts...), "echo in")
+			c := h.command(s, "echo in", tc.opts...)
 			c.BatchMode = tc.batch
 			out, stderr, err := run(t, c)
 			if tc.refused {
@@ -307,7 +316,7 @@ func TestUnknownHost(t *testing.T) {
 				t.Errorf("known_hosts %q", line)
 			}
 			// The next login finds the key.
-			out, stderr, err = run(t, Command(h.login(s, "-o", "StrictHostKeyChecking=yes"), "echo again"))
+			out, stderr, err = run(t, h.command(s, "echo again", "-o", "StrictHostKeyChecking=yes"))
 			if err != nil || out != "again\n" {
 				t.Fatalf("second login: %q, %v; stderr %q", out, err, stderr)
 			}
@@ -321,7 +330,7 @@ func TestAuthFailureMessage(t *testing.T) {
 	h := newTestHome(t)
 	h.trust(s)
 	h.key("id_ed25519", "") // not authorized
-	c := Command(h.login(s), "echo no")
+	c := h.command(s, "echo no")
 	c.BatchMode = true
 	_, _, err := run(t, c)
 	var ae *AuthError
@@ -355,7 +364,7 @@ func TestPasswordAskpass(t *testing.T) {
 	os.WriteFile(askpass, []byte("#!/bin/sh\necho secret\n"), 0o755)
 	t.Setenv("SSH_ASKPASS", askpass)
 	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
-	out, stderr, err := run(t, Command(h.login(s), "echo pw"))
+	out, stderr, err := run(t, h.command(s, "echo pw"))
 	if err != nil || out != "pw\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
@@ -370,16 +379,16 @@ func TestExitStatusAndSignal(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	_, _, err := run(t, Command(h.login(s), "exit 3"))
+	_, _, err := run(t, h.command(s, "exit 3"))
 	var ee *ExitError
 	if !errors.As(err, &ee) || ee.Status != 3 || ee.Signal != "" {
 		t.Errorf("exit 3: %v", err)
 	}
-	_, _, err = run(t, Command(h.login(s), "signal KILL"))
+	_, _, err = run(t, h.command(s, "signal KILL"))
 	if !errors.As(err, &ee) || ee.Status != 128+9 || ee.Signal != "KILL" || ee.Msg != "killed for the test" {
 		t.Errorf("signal: %v (%+v)", err, ee)
 	}
-	_, stderr, err := run(t, Command(h.login(s), "stderr oops"))
+	_, stderr, err := run(t, h.command(s, "stderr oops"))
 	if err != nil || stderr != "oops\n" {
 		t.Errorf("stderr: %q, %v", stderr, err)
 	}
@@ -391,7 +400,7 @@ func TestPipesAndEnv(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	c := Command(h.login(s), "cat")
+	c := h.command(s, "cat")
 	in, _ := c.StdinPipe()
 	out, _ := c.StdoutPipe()
 	if err := c.Start(testCtx(t)); err != nil {
@@ -411,7 +420,7 @@ func TestPipesAndEnv(t *testing.T) {
 
 	t.Setenv("SP_TEST_A", "a")
 	t.Setenv("SP_TEST_B", "b")
-	o, _, err := run(t, Command(h.login(s, "-o", "SetEnv=FOO=bar", "-o", "SendEnv=SP_TEST_* -SP_TEST_B"), "env"))
+	o, _, err := run(t, h.command(s, "env", "-o", "SetEnv=FOO=bar", "-o", "SendEnv=SP_TEST_A"))
 	if err != nil || o != "FOO=bar\nSP_TEST_A=a\n" {
 		t.Errorf("env: %q, %v", o, err)
 	}
@@ -424,7 +433,9 @@ func TestRemoteCommandWords(t *testing.T) {
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
 	login := append(h.login(s), "echo")
-	out, _, err := run(t, Command(login, "two words"))
+	c := Command(login, "two words")
+	c.Env = &h.env
+	out, _, err := run(t, c)
 	if err != nil || out != "two words\n" {
 		t.Errorf("got %q, %v", out, err)
 	}
@@ -440,25 +451,25 @@ func TestKeepaliveClosesDeadConnection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Resolve(inv, DefaultEnv())
+	cfg, err := Resolve(inv, h.env)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.ServerAliveInterval = 50 * time.Millisecond
+	cfg.ServerAliveInterval = 100 * time.Millisecond
 	cfg.ServerAliveCountMax = 2
 	c := Command(nil, "wait")
 	c.Logf = t.Logf
 	in, _ := c.StdinPipe()
 	defer in.Close()
-	n, err := c.startNative(testCtx(t), inv, &hop{cfg: cfg}, DefaultEnv())
+	n, err := c.startNative(testCtx(t), inv, &hop{cfg: cfg}, h.env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Alive: keepalives are answered for a while.
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(500 * time.Millisecond)
 	select {
 	case <-n.exited:
-		t.Fatal("session ended while the server was alive")
+		t.Fatalf("session ended while the server was alive: %v", n.wait())
 	default:
 	}
 	close(s.freeze)
@@ -489,7 +500,7 @@ func TestProxyJump(t *testing.T) {
 	// The hops' own settings come from the config file, as they would with OpenSSH.
 	os.WriteFile(h.config, []byte(fmt.Sprintf("Host 127.0.0.1\n  UserKnownHostsFile %s\n  GlobalKnownHostsFile /dev/null\n", h.knownHosts)), 0o600)
 	jumps := fmt.Sprintf("tester@127.0.0.1:%d,tester@127.0.0.1:%d", jump1.port, jump2.port)
-	c := Command(h.login(target, "-o", "ProxyJump="+jumps), "echo through")
+	c := h.command(target, "echo through", "-o", "ProxyJump="+jumps)
 	out, stderr, err := run(t, c)
 	if err != nil || out != "through\n" {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
@@ -507,7 +518,7 @@ func TestProxyJump(t *testing.T) {
 	os.WriteFile(h.knownHosts, nil, 0o600)
 	h.trust(jump1)
 	h.trust(target)
-	_, _, err = run(t, Command(h.login(target, "-o", "ProxyJump="+jumps, "-o", "StrictHostKeyChecking=yes"), "echo no"))
+	_, _, err = run(t, h.command(target, "echo no", "-o", "ProxyJump="+jumps, "-o", "StrictHostKeyChecking=yes"))
 	var he *HostKeyError
 	if !errors.As(err, &he) || he.Host != fmt.Sprintf("[127.0.0.1]:%d", jump2.port) {
 		t.Errorf("got %v", err)
@@ -533,6 +544,7 @@ func TestContextCancelsLogin(t *testing.T) {
 	h := newTestHome(t)
 	port := ln.Addr().(*net.TCPAddr).Port
 	c := Command([]string{"ssh", "-F", h.config, "-p", fmt.Sprint(port), "127.0.0.1"}, "echo")
+	c.Env = &h.env
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	t0 := time.Now()
@@ -551,7 +563,7 @@ func TestCloseEndsSession(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	c := Command(h.login(s), "wait")
+	c := h.command(s, "wait")
 	in, _ := c.StdinPipe()
 	defer in.Close()
 	if err := c.Start(testCtx(t)); err != nil {
@@ -579,6 +591,226 @@ func TestAlgoList(t *testing.T) {
 	} {
 		if got := strings.Join(algoList(tc.conf, def), ","); got != tc.want {
 			t.Errorf("%q: got %q, want %q", tc.conf, got, tc.want)
+		}
+	}
+}
+
+func TestExecRefused(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	c := h.command(s, "refuse")
+	out, _ := c.StdoutPipe()
+	if err := c.Start(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out)
+	err := c.Wait()
+	if err == nil || !strings.Contains(err.Error(), "refused to run") || len(b) != 0 {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+func TestAlgorithmsReason(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{}, ""},
+		{Config{Ciphers: []string{"aes128-ctr"}}, ""},
+		{Config{Ciphers: []string{"aes256-cbc"}}, "Ciphers aes256-cbc: none"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com"}}, "KexAlgorithms"},
+		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com", "curve25519-sha256"}}, ""},
+		{Config{HostKeyAlgorithms: []string{"sk-ssh-ed25519@openssh.com"}}, "HostKeyAlgorithms"},
+	} {
+		if got := algorithmsReason(&tc.cfg); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
+			t.Errorf("%+v: got %q, want %q", tc.cfg, got, tc.want)
+		}
+	}
+}
+
+func TestHostCertificate(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ca, _ := ssh.NewSignerFromKey(caPriv)
+	cert := &ssh.Certificate{Key: s.hostKey.PublicKey(), CertType: ssh.HostCert, KeyId: "host",
+		ValidPrincipals: []string{"127.0.0.1"}, ValidBefore: ssh.CertTimeInfinity}
+	if err := cert.SignCert(rand.Reader, ca); err != nil {
+		t.Fatal(err)
+	}
+	s.set(func() { s.hostCert = cert })
+
+	// A wildcard @cert-authority line vouches for the host on its non-default port.
+	os.WriteFile(h.knownHosts, []byte("@cert-authority * "+string(ssh.MarshalAuthorizedKey(ca.PublicKey()))), 0o600)
+	out, stderr, err := run(t, h.command(s, "echo ca", "-o", "StrictHostKeyChecking=yes", "-v"))
+	if err != nil || out != "ca\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if !strings.Contains(stderr, "ED25519-CERT host key") {
+		t.Errorf("not verified as a certificate: %s", stderr)
+	}
+
+	// No authority: the certificate's plain key is checked, and it is unknown.
+	os.WriteFile(h.knownHosts, nil, 0o600)
+	_, _, err = run(t, h.command(s, "echo no", "-o", "StrictHostKeyChecking=yes"))
+	var he *HostKeyError
+	if !errors.As(err, &he) || he.Changed || he.Reason != "StrictHostKeyChecking yes" || he.KeyType != "ED25519" {
+		t.Fatalf("got %v (%+v)", err, he)
+	}
+}
+
+func TestKeyboardInteractive(t *testing.T) {
+	s := newTestServer(t)
+	s.set(func() { s.kbdint = "xyzzy" })
+	h := newTestHome(t)
+	h.trust(s)
+	askpass := filepath.Join(h.dir, "askpass")
+	asked := filepath.Join(h.dir, "asked")
+	os.WriteFile(askpass, []byte("#!/bin/sh\necho \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
+	t.Setenv("SSH_ASKPASS", askpass)
+	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
+	out, stderr, err := run(t, h.command(s, "echo kbd"))
+	if err != nil || out != "kbd\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if b, _ := os.ReadFile(asked); string(b) != "Secret word: \n" {
+		t.Errorf("asked %q", b)
+	}
+	if !contains(s.authLog(), "keyboard-interactive+") {
+		t.Errorf("auth log %v", s.authLog())
+	}
+
+	// PreferredAuthentications without it, or KbdInteractiveAuthentication no: not tried.
+	for _, o := range []string{"PreferredAuthentications=publickey,password", "KbdInteractiveAuthentication=no"} {
+		_, _, err = run(t, h.command(s, "echo kbd", "-o", o))
+		var ae *AuthError
+		if !errors.As(err, &ae) || contains(ae.Tried, "keyboard-interactive") {
+			t.Errorf("%s: %v", o, err)
+		}
+	}
+}
+
+func TestDialOptions(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	c := h.command(s, "echo bound", "-o", "BindAddress=127.0.0.2", "-4")
+	out, _, err := run(t, c)
+	if err != nil || out != "bound\n" {
+		t.Fatalf("got %q, %v", out, err)
+	}
+	s.mu.Lock()
+	remote := s.remotes[len(s.remotes)-1]
+	s.mu.Unlock()
+	if !strings.HasPrefix(remote, "127.0.0.2:") || !strings.HasPrefix(c.LocalAddr().String(), "127.0.0.2:") {
+		t.Errorf("server saw %s, LocalAddr %v", remote, c.LocalAddr())
+	}
+
+	// IPv6 only, to an IPv4 address: no connection.
+	_, _, err = run(t, h.command(s, "echo no", "-6"))
+	if err == nil {
+		t.Error("-6 reached an IPv4 address")
+	}
+
+	// Two attempts at a closed port, a second apart.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c = Command([]string{"ssh", "-F", h.config, "-p", fmt.Sprint(port), "-o", "ConnectionAttempts=2", "127.0.0.1"}, "true")
+	c.Env = &h.env
+	t0 := time.Now()
+	_, _, err = run(t, c)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || time.Since(t0) < time.Second {
+		t.Errorf("got %v after %v", err, time.Since(t0))
+	}
+}
+
+func TestIdentitiesOnly(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	var keys []agent.AddedKey
+	for i := range 7 {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		keys = append(keys, agent.AddedKey{PrivateKey: priv, Comment: fmt.Sprint("stranger ", i)})
+	}
+	t.Setenv("SSH_AUTH_SOCK", startAgent(t, keys...))
+	_, pub, file := h.key("mine", "")
+	s.authorize(pub)
+
+	count := func() (n int) {
+		for _, m := range s.authLog() {
+			if strings.HasPrefix(m, "publickey") {
+				n++
+			}
+		}
+		return n
+	}
+	// The agent's seven keys come first, then the file.
+	out, _, err := run(t, h.command(s, "echo all", "-i", file))
+	if err != nil || out != "all\n" || count() < 8 {
+		t.Fatalf("without IdentitiesOnly: %q %v, %d publickey attempts", out, err, count())
+	}
+	before := count()
+	out, stderr, err := run(t, h.command(s, "echo only", "-i", file, "-o", "IdentitiesOnly=yes"))
+	if err != nil || out != "only\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if n := count() - before; n > 2 {
+		t.Errorf("%d publickey attempts with IdentitiesOnly", n)
+	}
+}
+
+func TestCheckHostIP(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	// The host is known by name; its address is recorded on the first login.
+	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[localhost]:%d %s", s.port, ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()))), 0o600)
+	login := []string{"ssh", "-F", h.config, "-p", fmt.Sprint(s.port), "-4", "-o", "CheckHostIP=yes",
+		"-o", "UserKnownHostsFile=" + h.knownHosts, "-o", "GlobalKnownHostsFile=/dev/null", "tester@localhost"}
+	c := Command(login, "echo ip")
+	c.Env = &h.env
+	out, stderr, err := run(t, c)
+	if err != nil || out != "ip\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	b, _ := os.ReadFile(h.knownHosts)
+	if !strings.Contains(string(b), fmt.Sprintf("[127.0.0.1]:%d ssh-ed25519", s.port)) || !strings.Contains(stderr, "for IP address") {
+		t.Errorf("known_hosts %q, stderr %q", b, stderr)
+	}
+}
+
+func TestVerboseAndQuiet(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	for _, tc := range []struct {
+		flags         []string
+		debug, warned bool
+	}{
+		{nil, false, true},
+		{[]string{"-v"}, true, true},
+		{[]string{"-q"}, false, false},
+		{[]string{"-v", "-q"}, false, false},
+		{[]string{"-q", "-v"}, true, true},
+	} {
+		os.Remove(h.knownHosts)
+		_, stderr, err := run(t, h.command(s, "echo x", append(tc.flags, "-o", "StrictHostKeyChecking=accept-new")...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(stderr, "debug1: Authenticated to") != tc.debug || strings.Contains(stderr, "Permanently added") != tc.warned {
+			t.Errorf("%v: stderr %q", tc.flags, stderr)
 		}
 	}
 }

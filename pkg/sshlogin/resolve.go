@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	osuser "os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -61,6 +63,7 @@ func (e Env) systemDir() string {
 const (
 	confUser       = 1 << iota // user file (or -F): relative Includes are under ~/.ssh
 	confNeverMatch             // included from an inactive block: nothing in it applies
+	confCheckPerm              // refused if others may write it (user file and Includes)
 )
 
 const maxIncludeDepth = 16 // OpenSSH's READCONF_MAX_DEPTH
@@ -76,8 +79,8 @@ type resolver struct {
 	hostArg string
 
 	first     map[string]setting // first-value-wins keywords, by lowercase keyword
-	ids       []string           // IdentityFile, as written, in order
-	certs     []string
+	ids       []pathEntry        // -i and IdentityFile, as written, in order
+	certs     []pathEntry
 	sendEnv   []string
 	setEnv    []string
 	setEnvSet bool
@@ -87,16 +90,24 @@ type resolver struct {
 }
 
 // Resolve applies the command line in inv over ssh_config with OpenSSH 9.2's semantics and
-// returns the configuration of the login. The command line comes first (-p, -l, -4/-6, -v/-q,
-// -i, then the -o options in order), then ~/.ssh/config, then the system file (or only the -F
-// file); for each keyword the first value found wins, except those OpenSSH accumulates
-// (IdentityFile, CertificateFile, SendEnv). Host and Match host/all blocks, Include with globs,
-// IgnoreUnknown and the % and ~ expansions are OpenSSH's.
+// returns the configuration of the login. The command line comes first (-4/-6, -v/-q, -p, -l,
+// -i, then the -o options in order), then ~/.ssh/config, then the system file (only the -F
+// file instead, or nothing for -F none). For each keyword the first value found wins, except
+// that IdentityFile, CertificateFile and SendEnv accumulate, and SetEnv takes the first line
+// that applies. Host, Match host and Match all, Include with globs, IgnoreUnknown and the ~,
+// %-token and ${VAR} expansions are OpenSSH's; so are the defaults (as ssh -G prints them),
+// the hostname (lowercased, or an address in canonical form), the dropping of -i files that
+// do not exist, and the refusal of a user file or Include that others may write.
+//
+// IdentityAgent is "" when not configured, otherwise as ssh -G prints it: "none",
+// "SSH_AUTH_SOCK" or "$VAR" as written (the variable names the socket), or an expanded path.
+// Config.ProxyJump is the value as written ("" for none).
 //
 // Resolve does not fail on what a configuration says: anything it cannot honour in-process,
-// or cannot read, is reported in Config.ExecReason (naming the file and line) so that the
-// caller executes the ssh binary, which will do the right thing or say what is wrong. It
-// returns an error only for an Invocation without a host.
+// or that ssh itself would refuse, is reported in Config.ExecReason (naming the file and
+// line, or the -o option) so that the caller executes the ssh binary, which will do the right
+// thing or say what is wrong; the first such reason is kept. Resolve returns an error only for
+// an Invocation without a host.
 func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv == nil || inv.Host == "" {
 		return nil, errors.New("sshlogin: resolve: no host")
@@ -111,11 +122,11 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		r.first["addressfamily"] = setting{[]string{inv.AddressFamily}, cl}
 	}
 	switch {
+	case inv.Quiet: // ParseArgs clears it when a -v follows
+		r.first["loglevel"] = setting{[]string{"QUIET"}, cl}
 	case inv.Verbose > 0:
 		lv := [...]string{"DEBUG", "DEBUG2", "DEBUG3"}[min(inv.Verbose, 3)-1]
 		r.first["loglevel"] = setting{[]string{lv}, cl}
-	case inv.Quiet:
-		r.first["loglevel"] = setting{[]string{"QUIET"}, cl}
 	}
 	if inv.Port > 0 {
 		r.first["port"] = setting{[]string{strconv.Itoa(inv.Port)}, cl}
@@ -129,17 +140,20 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
-		r.addUnique(&r.ids, p)
+		addPath(&r.ids, p, fromDashI)
 	}
 	active := true
 	for _, o := range inv.Options {
 		r.apply(o[0], o[1], "command-line", 0, 0, &active, true, 0)
 	}
 
-	if inv.ConfigFile != "" {
+	switch {
+	case strings.EqualFold(inv.ConfigFile, "none"):
+		// ssh -F none reads no file at all.
+	case inv.ConfigFile != "":
 		r.readFile(inv.ConfigFile, confUser, 0, true)
-	} else {
-		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser, 0, false)
+	default:
+		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
 		r.readFile(filepath.Join(env.systemDir(), "ssh_config"), 0, 0, false)
 	}
 	return r.finish(inv), nil
@@ -165,6 +179,16 @@ func (r *resolver) readFile(name string, flags, depth int, mustExist bool) {
 		}
 		r.exec("", "cannot read config file %s: %v", name, errors.Unwrap(err))
 		return
+	}
+	if flags&confCheckPerm != 0 {
+		// OpenSSH refuses a file that someone else could have written.
+		if st, err := os.Stat(name); err == nil {
+			sys, ok := st.Sys().(*syscall.Stat_t)
+			if st.Mode().Perm()&0o022 != 0 || ok && sys.Uid != 0 && int(sys.Uid) != r.env.UID {
+				r.exec("", "bad owner or permissions on %s", name)
+				return
+			}
+		}
 	}
 	active := flags&confNeverMatch == 0
 	for i, line := range strings.Split(string(b), "\n") {
@@ -249,28 +273,41 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		return
 	}
 
-	switch kind {
-	case kwIgnored:
-		return
-	case kwExecAlways:
-		if *active {
-			r.exec(pos, "%s is not supported in-process", keywordName(kw))
-		}
+	if kind == kwIgnored {
 		return
 	}
 
+	if kw == "proxyjump" {
+		// OpenSSH reads the rest of the line, not words, and checks every hop's syntax.
+		v, _, _ := strings.Cut(rest, "#")
+		v = strings.TrimRight(v, " \t\r\n")
+		args = []string{v}
+		if !strings.EqualFold(v, "none") {
+			if _, err := parseProxyJump(v); err != nil {
+				r.exec(pos, "invalid ProxyJump %q: %v", v, err)
+				return
+			}
+		}
+	}
 	if err := validate(kw, args); err != nil {
 		r.exec(pos, "%s: %v", keywordName(kw), err)
 		return
+	}
+	if kw == "identityagent" {
+		// OpenSSH expands ${VAR} here once, to refuse a variable that is not set.
+		if _, err := r.dollarExpand(args[0]); err != nil {
+			r.exec(pos, "IdentityAgent: %v", err)
+			return
+		}
 	}
 	if !*active {
 		return
 	}
 	switch kw {
 	case "identityfile":
-		r.addUnique(&r.ids, args[0])
+		addPath(&r.ids, args[0], origin(flags, cmdline))
 	case "certificatefile":
-		r.addUnique(&r.certs, args[0])
+		addPath(&r.certs, args[0], origin(flags, cmdline))
 	case "sendenv":
 		for _, a := range args {
 			if strings.HasPrefix(a, "-") {
@@ -313,6 +350,11 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		if _, ok := r.first["proxy"]; !ok {
 			r.first["proxy"] = setting{append([]string{kw}, args...), pos}
 		}
+	case "connecttimeout", "serveraliveinterval":
+		// "none" is OpenSSH's unset value: a later line may still set it.
+		if _, ok := r.first[kw]; !ok && !strings.EqualFold(args[0], "none") {
+			r.first[kw] = setting{args, pos}
+		}
 	default:
 		if _, ok := r.first[kw]; !ok {
 			r.first[kw] = setting{args, pos}
@@ -334,6 +376,12 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 		if neg {
 			attr = attr[1:]
 		}
+		// "host=pattern" is the same as "host pattern".
+		var value string
+		hasValue := false
+		if k, v, ok := strings.Cut(attr, "="); ok {
+			attr, value, hasValue = k, v, true
+		}
 		switch strings.ToLower(attr) {
 		case "all":
 			if n > 0 || (i+1 < len(args) && !strings.HasPrefix(args[i+1], "#")) {
@@ -343,11 +391,18 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 			return result && !neg, true
 		case "host":
 			n++
-			if i+1 >= len(args) || args[i+1] == "" || strings.HasPrefix(args[i+1], "#") {
+			if !hasValue {
+				if i+1 >= len(args) || strings.HasPrefix(args[i+1], "#") {
+					r.exec(pos, "missing Match criteria for host")
+					return false, false
+				}
+				i++
+				value = args[i]
+			}
+			if value == "" {
 				r.exec(pos, "missing Match criteria for host")
 				return false, false
 			}
-			i++
 			host := r.hostArg
 			if s, ok := r.first["hostname"]; ok {
 				h, err := percentExpand(s.args[0], map[byte]string{'h': r.hostArg})
@@ -357,7 +412,7 @@ func (r *resolver) match(args []string, pos string) (matched, ok bool) {
 				}
 				host = h
 			}
-			m := matchPatternList(strings.ToLower(host), args[i], true) == 1
+			m := matchPatternList(strings.ToLower(host), value, true) == 1
 			if m == neg {
 				result = false
 			}
@@ -400,7 +455,7 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 		sort.Strings(matches)
 		// Host and Match lines in an included file change only that file's state (readFile
 		// keeps its own); from an inactive block nothing in it may match.
-		f := flags
+		f := flags | confCheckPerm
 		if !*active {
 			f |= confNeverMatch
 		}
@@ -414,13 +469,34 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 	}
 }
 
-func (r *resolver) addUnique(list *[]string, v string) {
+// Where an identity or certificate file was named. OpenSSH drops a repeated file only when it
+// comes from the same kind of place (its add_identity_file's userprovided: 1 for -i, 2 for -o,
+// -F and the user file, 0 for the system file), so the same path may be listed twice.
+const (
+	fromSystem = iota
+	fromDashI
+	fromUser
+)
+
+type pathEntry struct {
+	path   string
+	origin int
+}
+
+func origin(flags int, cmdline bool) int {
+	if cmdline || flags&confUser != 0 {
+		return fromUser
+	}
+	return fromSystem
+}
+
+func addPath(list *[]pathEntry, p string, origin int) {
 	for _, e := range *list {
-		if e == v {
+		if e.path == p && e.origin == origin {
 			return
 		}
 	}
-	*list = append(*list, v)
+	*list = append(*list, pathEntry{p, origin})
 }
 
 // tilde expands a leading ~ or ~/ with the home directory, and ~user with that user's.
@@ -480,9 +556,12 @@ func (r *resolver) finish(inv *Invocation) *Config {
 			c.HostName = h
 		}
 	}
-	c.HostName = strings.ToLower(c.HostName)
+	if v, ok := get("addressfamily"); ok {
+		c.AddressFamily = strings.ToLower(v)
+	}
+	c.HostName = canonicalHost(c.HostName, c.AddressFamily)
 	if v, ok := get("port"); ok {
-		c.Port, _ = strconv.Atoi(v)
+		c.Port, _ = parsePort(v)
 	}
 	if v, ok := get("user"); ok {
 		c.User = v
@@ -511,7 +590,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}
 	}
 	if v, ok := get("connectionattempts"); ok {
-		c.ConnectionAttempts, _ = strconv.Atoi(v)
+		c.ConnectionAttempts, _ = strtonum(v, 0, 1<<31-1)
 	}
 	if v, ok := get("serveraliveinterval"); ok {
 		if secs, _ := parseTime(v); secs > 0 {
@@ -521,10 +600,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		c.ServerAliveInterval = 300 * time.Second // OpenSSH's default in batch mode
 	}
 	if v, ok := get("serveralivecountmax"); ok {
-		c.ServerAliveCountMax, _ = strconv.Atoi(v)
-	}
-	if v, ok := get("addressfamily"); ok {
-		c.AddressFamily = strings.ToLower(v)
+		c.ServerAliveCountMax, _ = strtonum(v, 0, 1<<31-1)
 	}
 	if v, ok := get("bindaddress"); ok {
 		c.BindAddress = v
@@ -604,15 +680,16 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		return out
 	}
 
-	ids := r.ids
-	if len(ids) == 0 {
-		ids = sshDefIdentityFiles
+	for _, id := range r.ids {
+		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id.path))
 	}
-	for _, id := range ids {
-		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
+	if len(r.ids) == 0 {
+		for _, id := range sshDefIdentityFiles {
+			c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
+		}
 	}
 	for _, f := range r.certs {
-		c.CertificateFiles = append(c.CertificateFiles, expand("certificatefile", f))
+		c.CertificateFiles = append(c.CertificateFiles, expand("certificatefile", f.path))
 	}
 	if s, ok := r.first["userknownhostsfile"]; ok {
 		for _, f := range s.args {
@@ -630,14 +707,9 @@ func (r *resolver) finish(inv *Invocation) *Config {
 	}
 	if v, ok := get("identityagent"); ok {
 		switch {
-		case v == "SSH_AUTH_SOCK":
-		case v == "none":
-			c.IdentityAgent = "none"
-		case strings.HasPrefix(v, "$"):
-			c.IdentityAgent = r.env.getenv(v[1:])
-			if c.IdentityAgent == "" {
-				c.IdentityAgent = "none"
-			}
+		case v == "SSH_AUTH_SOCK", strings.HasPrefix(v, "$") && !strings.HasPrefix(v, "${"), v == "none":
+			// As written: the agent code reads the variable when it connects.
+			c.IdentityAgent = v
 		default:
 			c.IdentityAgent = expand("identityagent", v)
 		}
@@ -658,10 +730,23 @@ func (r *resolver) execSettings(c *Config, tokens map[byte]string) {
 	notNone := func(v string) bool { return !strings.EqualFold(v, "none") }
 	yes := func(v string) bool { return parseFlag(v) }
 
-	// A master connection: ssh would create one, ask, or reuse one through the socket. With
-	// ControlMaster no, a ControlPath still makes ssh try an existing master first.
+	// Multiplexing. With ControlMaster other than no, ssh would become a master, ask, or reuse
+	// one: exec. With ControlMaster no, a ControlPath only makes ssh try an existing master
+	// first: exec when something exists at the expanded path, else connecting directly is
+	// what ssh would do too. A path that cannot be expanded here also sends it to ssh.
 	is("controlmaster", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
-	is("controlpath", notNone)
+	if s, ok := r.first["controlpath"]; ok && notNone(s.args[0]) {
+		p, err := percentExpand(r.tilde(s.args[0]), tokens)
+		if err == nil {
+			p, err = r.dollarExpand(p)
+		}
+		switch _, serr := os.Lstat(p); {
+		case err != nil:
+			r.exec(s.pos, "ControlPath %s: %v", s.args[0], err)
+		case serr == nil:
+			r.exec(s.pos, "ControlPath %s: a master may be listening there", p)
+		}
+	}
 	if s, ok := r.first["localcommand"]; ok && notNone(s.args[0]) {
 		if p, ok := r.first["permitlocalcommand"]; ok && parseFlag(p.args[0]) {
 			r.exec(s.pos, "LocalCommand with PermitLocalCommand yes is not supported in-process")
@@ -933,8 +1018,12 @@ func validate(kw string, args []string) error {
 		}
 		return one()
 	case "connectionattempts", "serveralivecountmax":
-		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		n, ok := strtonum(v, 0, 1<<31-1)
+		if !ok {
 			return fmt.Errorf("bad number %q", v)
+		}
+		if kw == "connectionattempts" && n == 0 {
+			return fmt.Errorf("invalid number of ConnectionAttempts")
 		}
 		return one()
 	case "connecttimeout", "serveraliveinterval":
@@ -987,15 +1076,15 @@ func validate(kw string, args []string) error {
 				return fmt.Errorf("invalid environment name %q", a)
 			}
 		}
-	case "identityagent":
-		if strings.HasPrefix(v, "$") && v != "$" && !validEnvName(v[1:]) {
-			return fmt.Errorf("invalid environment name %q", v)
+	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms":
+		if err := validAlgorithms(kw, v); err != nil {
+			return err
 		}
 		return one()
 	case "userknownhostsfile", "globalknownhostsfile", "preferredauthentications":
 		return nil
-	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "hostname", "user",
-		"hostkeyalias", "bindaddress", "proxyjump", "identityfile", "certificatefile":
+	case "identityagent", "hostname", "user",
+		"hostkeyalias", "bindaddress", "identityfile", "certificatefile":
 		return one()
 	}
 	return nil
@@ -1011,9 +1100,8 @@ func keywordName(kw string) string {
 
 // What socketpipe does with each ssh_config keyword of OpenSSH 9.2 (Debian's build).
 const (
-	kwHonoured   = iota + 1 // resolved into Config, or checked for values only ssh can serve
-	kwIgnored               // no effect on a non-interactive command over a socketpipe login
-	kwExecAlways            // any active use needs the ssh binary
+	kwHonoured = iota + 1 // resolved into Config, or checked for values only ssh can serve
+	kwIgnored             // no effect on a non-interactive command over a socketpipe login
 )
 
 var keywords = map[string]int{
@@ -1108,3 +1196,109 @@ var keywordNames = func() map[string]string {
 	}
 	return m
 }()
+
+// canonicalHost is what ssh does to the destination after HostName: a name is lowercased
+// (ASCII only, as C's tolower); an address keeps its case, and is rewritten in its canonical
+// numeric form when that differs other than in case ("127.1" is "127.0.0.1", "0:0::1" is "::1").
+func canonicalHost(host, family string) string {
+	fast := strings.ContainsAny(host, "%:") || strings.Trim(host, "0123456789.") == ""
+	canon, ok := numericAddr(host, family)
+	if !fast && !ok {
+		return asciiLower(host)
+	}
+	if ok && !strings.EqualFold(canon, host) {
+		return canon
+	}
+	return host
+}
+
+// numericAddr parses host as getaddrinfo(AI_NUMERICHOST) does: IPv4 in inet_aton's forms
+// (one to four parts, decimal, octal or hex) or IPv6 without a zone, in the address family.
+func numericAddr(host, family string) (string, bool) {
+	if host == "" || strings.Contains(host, "%") {
+		return "", false
+	}
+	if strings.Contains(host, ":") {
+		a, err := netip.ParseAddr(host)
+		if err != nil || family == "inet" {
+			return "", false
+		}
+		return a.String(), true
+	}
+	if family == "inet6" {
+		return "", false
+	}
+	parts := strings.Split(host, ".")
+	if len(parts) > 4 {
+		return "", false
+	}
+	var vals []uint64
+	for _, p := range parts {
+		base := 10
+		switch {
+		case strings.HasPrefix(p, "0x") || strings.HasPrefix(p, "0X"):
+			base, p = 16, p[2:]
+			if p == "" {
+				p = "0" // "0x" alone is 0 to inet_aton
+			}
+		case len(p) > 1 && p[0] == '0':
+			base, p = 8, p[1:]
+		}
+		v, err := strconv.ParseUint(p, base, 32)
+		if err != nil || p == "" || strings.ContainsAny(p, "+-_") {
+			return "", false
+		}
+		vals = append(vals, v)
+	}
+	var addr uint64
+	for i, v := range vals[:len(vals)-1] {
+		if v > 255 {
+			return "", false
+		}
+		addr |= v << (24 - 8*i)
+	}
+	last := vals[len(vals)-1]
+	if last >= 1<<(8*(5-len(vals))) {
+		return "", false
+	}
+	addr |= last
+	return netip.AddrFrom4([4]byte{byte(addr >> 24), byte(addr >> 16), byte(addr >> 8), byte(addr)}).String(), true
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// validAlgorithms checks an algorithm list as OpenSSH 9.2's readconf does: a "-" list is not
+// checked; otherwise every name must be supported, and only HostKeyAlgorithms may use
+// wildcards (each matching some algorithm).
+func validAlgorithms(kw, spec string) error {
+	if strings.HasPrefix(spec, "-") {
+		return nil
+	}
+	list := spec
+	if strings.HasPrefix(spec, "+") || strings.HasPrefix(spec, "^") {
+		list = spec[1:]
+	}
+	all := map[string]string{"ciphers": sshAllCiphers, "macs": sshAllMACs,
+		"kexalgorithms": sshAllKex, "hostkeyalgorithms": sshAllHostKeyAlgs}[kw]
+	for _, name := range strings.Split(list, ",") {
+		ok := false
+		for _, a := range strings.Split(all, ",") {
+			if a == name || kw == "hostkeyalgorithms" && strings.ContainsAny(name, "*?") && matchPattern(a, name, false) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("unsupported algorithm %q in %q", name, spec)
+		}
+	}
+	return nil
+}

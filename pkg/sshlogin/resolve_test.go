@@ -3,10 +3,13 @@ package sshlogin
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"testing"
@@ -50,6 +53,14 @@ func requireSSH(t *testing.T) string {
 			t.Fatalf("ssh, the oracle for ssh_config resolution, is not installed: %v", err)
 		}
 		t.Skipf("no ssh binary: %v", err)
+	}
+	// The defaults and algorithm lists in gconfig.go are OpenSSH 9.2's.
+	out, _ := exec.Command(p, "-V").CombinedOutput()
+	if !strings.HasPrefix(string(out), "OpenSSH_9.2") {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the oracle is OpenSSH 9.2, whose defaults socketpipe prints; this is %s", out)
+		}
+		t.Skipf("ssh is not OpenSSH 9.2: %s", out)
 	}
 	return p
 }
@@ -209,7 +220,9 @@ func TestOracleConfigFile(t *testing.T) {
 			dir := t.TempDir()
 			writeCase(t, c, dir)
 			for _, args := range c.args {
+				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					t.Parallel()
 					full := append([]string{"-F", filepath.Join(dir, "config")}, args...)
 					cmd := exec.Command(sshPath, append([]string{"-G"}, full...)...)
 					cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
@@ -284,7 +297,9 @@ func TestOracleUserFiles(t *testing.T) {
 			}
 			writeCase(t, oracleCase{files: files}, dir)
 			for _, args := range c.args {
+				args := withDir(args, dir)
 				t.Run(strings.Join(args, " "), func(t *testing.T) {
+					t.Parallel()
 					script := `mount --bind "$1" "$2" && mount --bind "$3" /etc/ssh && shift 3 && exec "$@"`
 					argv := append([]string{"-m", "sh", "-c", script, "sh", home, oe.pwHome, etc, sshPath, "-G"}, args...)
 					cmd := exec.Command("unshare", argv...)
@@ -353,4 +368,623 @@ func parseTxtar(data []byte) (a struct {
 		}
 	}
 	return a
+}
+
+func testEnv(home string) Env {
+	return Env{Home: home, User: "me", UID: 1000, LocalHost: "local.example", SystemDir: filepath.Join(home, "etc"),
+		Getenv: func(k string) string { return map[string]string{"HOME": home, "SOCK": "/run/agent.sock"}[k] }}
+}
+
+// resolveText resolves args against a -F file holding config (and extra files beside it).
+func resolveText(t *testing.T, config string, extra map[string]string, args ...string) *Config {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string][]byte{"config": []byte(config)}
+	for k, v := range extra {
+		files[k] = []byte(v)
+	}
+	writeCase(t, oracleCase{files: files}, dir)
+	if strings.Contains(t.Name(), "writable") {
+		for k := range extra {
+			if err := os.Chmod(filepath.Join(dir, k), 0o666); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	inv, err := ParseArgs(append([]string{"-F", filepath.Join(dir, "config")}, args...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Resolve(inv, testEnv(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestResolveExecReason(t *testing.T) {
+	tests := []struct {
+		name, config string
+		args         []string
+		want         string // substring of ExecReason; "" for none
+		extra        map[string]string
+	}{
+		{"proxycommand", "Host h\n  ProxyCommand nc %h %p\n", nil, "config line 2: ProxyCommand", nil},
+		{"proxycommand none", "ProxyCommand none\n", nil, "", nil},
+		{"proxyjump first", "ProxyJump j\nProxyCommand nc %h %p\n", nil, "", nil},
+		{"proxycommand elsewhere", "Host other\n  ProxyCommand nc %h %p\n", nil, "", nil},
+		{"proxycommand -o", "", []string{"-o", "ProxyCommand=nc %h %p"}, "command line (-o proxycommand): ProxyCommand", nil},
+		{"match exec", "Match exec \"true\"\n  Port 1\n", nil, "config line 1: Match exec", nil},
+		{"match final", "Host x\nMatch final\n", nil, "config line 2: Match final", nil},
+		{"match canonical", "Match canonical host h\n", nil, "Match canonical", nil},
+		{"match user", "Match user bob\n", nil, "Match user", nil},
+		{"match localuser", "Match localuser me\n", nil, "Match localuser", nil},
+		{"match originalhost", "Match originalhost h\n", nil, "Match originalhost", nil},
+		{"match negated exec", "Match !exec false\n", nil, "Match exec", nil},
+		{"match all extra", "Match all host h\n", nil, "cannot be combined", nil},
+		{"match host", "Match host h\n  Port 2\nMatch all\n  User u\n", nil, "", nil},
+		{"controlmaster", "ControlMaster auto\n", nil, "ControlMaster auto", nil},
+		{"controlpath absent", "ControlPath ~/.ssh/cm-%C\n", nil, "", nil},
+		{"controlpath present", "ControlPath @DIR@/cm-%r@%h:%p\n", nil, "ControlPath ", map[string]string{"cm-me@h:22": ""}},
+		{"controlpath bad token", "ControlPath ~/cm-%Z\n", nil, "unknown key %Z", nil},
+		{"controlpath with master", "ControlMaster auto\nControlPath ~/.ssh/cm-%C\n", nil, "ControlMaster auto", nil},
+		{"control off", "ControlMaster no\nControlPath none\n", nil, "", nil},
+		{"localcommand", "LocalCommand echo hi\n", nil, "", nil},
+		{"localcommand permitted", "PermitLocalCommand yes\nLocalCommand echo hi\n", nil, "config line 2: LocalCommand", nil},
+		{"knownhostscommand", "KnownHostsCommand /bin/kh %H\n", nil, "KnownHostsCommand", nil},
+		{"pkcs11", "PKCS11Provider /usr/lib/p11.so\n", nil, "PKCS11Provider", nil},
+		{"smartcarddevice", "SmartcardDevice /usr/lib/p11.so\n", nil, "PKCS11Provider", nil},
+		{"securitykeyprovider", "SecurityKeyProvider /usr/lib/sk.so\n", nil, "SecurityKeyProvider", nil},
+		{"securitykeyprovider internal", "SecurityKeyProvider internal\n", nil, "", nil},
+		{"gssapi without credentials", "GSSAPIAuthentication yes\n", nil, "", nil},
+		{"unknown keyword", "Host h\n  Frobnicate yes\n", nil, "config line 2: unknown ssh_config keyword \"frobnicate\"", nil},
+		{"unknown keyword elsewhere", "Host other\n  Frobnicate yes\n", nil, "unknown ssh_config keyword", nil},
+		{"ignoreunknown", "IgnoreUnknown Frob*,UseKeychain\nFrobnicate yes\nUseKeychain yes\n", nil, "", nil},
+		{"unknown -o", "", []string{"-o", "Frobnicate=yes"}, "unknown ssh_config keyword", nil},
+		{"bad port", "Host other\n  Port abc\n", nil, "config line 2: Port: bad port", nil},
+		{"bad quotes", "IdentityFile \"~/a b\n", nil, "config line 1: invalid quotes", nil},
+		{"no argument", "Port\n", nil, "config line 1: no argument", nil},
+		{"garbage", "Port 22 23\n", nil, "garbage at end of line", nil},
+		{"bad percent", "HostName %z.example\n", nil, "HostName: unknown key %z", nil},
+		{"bad yes/no", "BatchMode perhaps\n", nil, "BatchMode", nil},
+		{"cipher wildcard", "Ciphers aes*\n", nil, "Ciphers: unsupported algorithm", nil},
+		{"cipher removal unchecked", "Ciphers -nonesuch\n", nil, "", nil},
+		{"hostkey wildcard", "HostKeyAlgorithms ssh-ed25519*\n", nil, "", nil},
+		{"hostkey wildcard matching nothing", "HostKeyAlgorithms nonesuch*\n", nil, "HostKeyAlgorithms: unsupported", nil},
+		{"agent unset variable", "Host other\n  IdentityAgent ${NOPE}/x\n", nil, "IdentityAgent: environment variable \"NOPE\" not set", nil},
+		{"agent legacy variable", "IdentityAgent $NOPE\n", nil, "", nil},
+		{"connection attempts 0", "ConnectionAttempts 0\n", nil, "invalid number of ConnectionAttempts", nil},
+		{"port with sign", "Port +22\n", nil, "", nil},
+		{"localforward", "LocalForward 8080 localhost:80\n", nil, "LocalForward", nil},
+		{"remotecommand", "RemoteCommand ls\n", nil, "RemoteCommand", nil},
+		{"requesttty force", "RequestTTY force\n", nil, "RequestTTY", nil},
+		{"requesttty yes", "RequestTTY yes\n", nil, "", nil},
+		{"canonicalize", "CanonicalizeHostname yes\n", nil, "CanonicalizeHostname", nil},
+		{"hostbased", "HostbasedAuthentication yes\n", nil, "HostbasedAuthentication", nil},
+		{"tunnel", "Tunnel point-to-point\n", nil, "Tunnel", nil},
+		{"forwardagent ignored", "ForwardAgent yes\nForwardX11 yes\nCompression yes\n", nil, "", nil},
+		{"include", "Include @DIR@/inc/*\n", nil, "inc/a line 3: Match exec", map[string]string{"inc/a": "Port 1\n\nMatch exec true\n"}},
+		{"include inactive", "Host other\n  Include @DIR@/inc/*\n", nil, "", map[string]string{"inc/a": "ProxyCommand nc\n"}},
+		{"include writable by others", "Include @DIR@/inc/*\n", nil, "bad owner or permissions on", map[string]string{"inc/a": "Port 1\n"}},
+		{"include depth", "Include @DIR@/config\n", nil, "too many recursive", nil},
+		{"host on the command line", "", []string{"-o", "Host=x"}, "Host is not allowed", nil},
+		{"missing -F file", "", []string{"-F", "/nonexistent/config"}, "cannot read config file /nonexistent/config", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := resolveText(t, tt.config, tt.extra, append(tt.args, "h")...)
+			t.Logf("ExecReason: %s", c.ExecReason)
+			if tt.want == "" {
+				if c.ExecReason != "" {
+					t.Errorf("ExecReason %q, want none", c.ExecReason)
+				}
+				return
+			}
+			if !strings.Contains(c.ExecReason, tt.want) {
+				t.Errorf("ExecReason %q, want it to contain %q", c.ExecReason, tt.want)
+			}
+		})
+	}
+}
+
+func TestResolveGSSAPIWithCredentials(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfg, []byte("GSSAPIAuthentication yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := testEnv(dir)
+	env.Getenv = func(k string) string {
+		if k == "KRB5CCNAME" {
+			return "FILE:/tmp/krb5cc_test"
+		}
+		return ""
+	}
+	c, err := Resolve(&Invocation{Host: "h", ConfigFile: cfg}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c.ExecReason, "GSSAPIAuthentication") {
+		t.Errorf("ExecReason %q, want GSSAPIAuthentication", c.ExecReason)
+	}
+}
+
+func TestResolveValues(t *testing.T) {
+	c := resolveText(t, `
+Host h
+  HostName %h.Example.ORG
+  IdentityAgent ${SOCK}
+  IdentityFile ~/id_%r
+  IdentityFile "~/with space"
+  UserKnownHostsFile none
+  SetEnv A=1 A=2 B="x y"
+  ConnectTimeout 1h1s
+  ServerAliveInterval 2m
+  PreferredAuthentications publickey,password
+  Ciphers aes256-ctr,aes128-ctr
+  ProxyJump none
+  ProxyCommand nc %h %p
+`, nil, "-i", "/nonexistent/key", "-l", "bob", "h")
+	if c.ExecReason != "" {
+		t.Fatalf("ExecReason %q", c.ExecReason)
+	}
+	home := filepath.Dir(c.IdentityFiles[0])
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"HostName", c.HostName, "h.example.org"},
+		{"IdentityAgent", c.IdentityAgent, "/run/agent.sock"},
+		{"IdentityFiles", c.IdentityFiles, []string{home + "/id_bob", home + "/with space"}},
+		{"UserKnownHostsFiles", c.UserKnownHostsFiles, []string{"none"}},
+		{"SetEnv", c.SetEnv, []string{"A=1", "B=x y"}},
+		{"ConnectTimeout", c.ConnectTimeout.String(), "1h0m1s"},
+		{"ServerAliveInterval", c.ServerAliveInterval.String(), "2m0s"},
+		{"PreferredAuthentications", c.PreferredAuthentications, []string{"publickey", "password"}},
+		{"Ciphers", c.Ciphers, []string{"aes256-ctr", "aes128-ctr"}},
+		{"ProxyJump", c.ProxyJump, ""},
+		{"User", c.User, "bob"},
+		{"HostKeyAlgorithms", c.HostKeyAlgorithms, []string(nil)},
+	}
+	for _, ch := range checks {
+		if fmt.Sprint(ch.got) != fmt.Sprint(ch.want) {
+			t.Errorf("%s = %q, want %q", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestResolveDefaults(t *testing.T) {
+	dir := t.TempDir()
+	c, err := Resolve(&Invocation{Host: "Box"}, testEnv(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Host: "Box", HostName: "box", Port: 22, User: "me",
+		IdentityFiles: []string{dir + "/.ssh/id_rsa", dir + "/.ssh/id_ecdsa", dir + "/.ssh/id_ecdsa_sk",
+			dir + "/.ssh/id_ed25519", dir + "/.ssh/id_ed25519_sk", dir + "/.ssh/id_xmss", dir + "/.ssh/id_dsa"},
+		UserKnownHostsFiles:   []string{dir + "/.ssh/known_hosts", dir + "/.ssh/known_hosts2"},
+		GlobalKnownHostsFiles: []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"},
+		StrictHostKeyChecking: "ask", ConnectionAttempts: 1, ServerAliveCountMax: 3, AddressFamily: "any",
+		PasswordAuthentication: true, KbdInteractiveAuthentication: true, PubkeyAuthentication: true,
+		LogLevel: "INFO",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("defaults\n got  %+v\n want %+v", c, want)
+	}
+	if _, err := Resolve(&Invocation{}, testEnv(dir)); err == nil {
+		t.Error("Resolve without a host: no error")
+	}
+}
+
+func TestMatchPattern(t *testing.T) {
+	tests := []struct {
+		s, p string
+		want bool
+	}{
+		{"foo", "foo", true}, {"foo", "f?o", true}, {"fo", "f?o", false}, {"foo", "*", true},
+		{"", "*", true}, {"a.example.com", "*.example.com", true}, {"example.com", "*.example.com", false},
+		{"abc", "a*c", true}, {"ac", "a*c", true}, {"abd", "a*c", false}, {"aXbXc", "a*b*c", true},
+		{"Foo", "foo", false}, {"abc", "???", true}, {"abcd", "???", false}, {"a", "**a", true},
+	}
+	for _, tt := range tests {
+		if got := matchPattern(tt.s, tt.p, false); got != tt.want {
+			t.Errorf("matchPattern(%q, %q) = %v", tt.s, tt.p, got)
+		}
+	}
+	for _, tt := range []struct {
+		s, list string
+		want    int
+	}{
+		{"a.b", "*.b,!x.b", 1}, {"x.b", "*.b,!x.b", -1}, {"c", "a,b", 0}, {"B", "a,b", 1},
+	} {
+		if got := matchPatternList(tt.s, tt.list, true); got != tt.want {
+			t.Errorf("matchPatternList(%q, %q) = %d, want %d", tt.s, tt.list, got, tt.want)
+		}
+	}
+}
+
+func TestArgvSplit(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{`a b`, []string{"a", "b"}},
+		{`"a b" c`, []string{"a b", "c"}},
+		{`'a "b"' c`, []string{`a "b"`, "c"}},
+		{`a\ b`, []string{"a b"}},
+		{`a\"b`, []string{`a"b`}},
+		{`a\xb`, []string{`a\xb`}},
+		{`a # comment`, []string{"a"}},
+		{`a#b`, []string{"a#b"}},
+		{"\ta\t b ", []string{"a", "b"}},
+		{`""`, []string{""}},
+	}
+	for _, tt := range tests {
+		got, err := argvSplit(tt.in)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("argvSplit(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+	if _, err := argvSplit(`"a b`); err == nil {
+		t.Error(`argvSplit("a b): no error`)
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	for in, want := range map[string]int{"0": 0, "10": 10, "10s": 10, "1m": 60, "1h30m": 5400, "1w": 604800, "none": 0, "2D": 172800} {
+		if got, err := parseTime(in); err != nil || got != want {
+			t.Errorf("parseTime(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "1x", "-1", "99999999999"} {
+		if _, err := parseTime(in); err == nil {
+			t.Errorf("parseTime(%q): no error", in)
+		}
+	}
+}
+
+func TestAssembleAlgorithms(t *testing.T) {
+	const def, all = "a,b,c", "a,b,c,d,e1,e2"
+	for spec, want := range map[string]string{
+		"+d": "a,b,c,d", "+e*": "a,b,c,e1,e2", "-b": "a,c", "-a,c": "b", "-*": "", "^d,c": "d,c,a,b",
+		"e2,a": "e2,a", "x,b": "b",
+	} {
+		got, err := assembleAlgorithms(spec, def, all)
+		if err != nil || got != want {
+			t.Errorf("assembleAlgorithms(%q) = %q, %v; want %q", spec, got, err, want)
+		}
+	}
+	for _, spec := range []string{"x", "!a"} {
+		if _, err := assembleAlgorithms(spec, def, all); err == nil {
+			t.Errorf("assembleAlgorithms(%q): no error", spec)
+		}
+	}
+}
+
+func FuzzResolve(f *testing.F) {
+	for _, s := range []string{
+		"Host h\n  Port 2\n", "Match host h,!x\n  User u\nMatch all\n", "Host *\n  IdentityFile ~/%h\n",
+		"Include conf.d/*\n", "Match exec true\n", "HostName %h.%%\n", "SetEnv A=\"b c\"\n",
+		"Ciphers -aes*\nMACs ^hmac-sha1\n", "Port=\"22\"\n", "IgnoreUnknown x\nx y\n", "\"\n",
+	} {
+		f.Add(s, "h")
+	}
+	f.Fuzz(func(t *testing.T, config, host string) {
+		// An Include could name any file, even /dev/tty: keep includes inside the test home.
+		if strings.Contains(strings.ToLower(config), "include") && strings.ContainsAny(config, "/~.") {
+			t.Skip()
+		}
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(dir, ".ssh", "conf.d"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".ssh", "config"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, ".ssh", "conf.d", "a"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		inv := &Invocation{Host: host}
+		c, err := Resolve(inv, testEnv(dir))
+		if host == "" {
+			if err == nil {
+				t.Fatal("no error for an empty host")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.WriteG(io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func withDir(args []string, dir string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = strings.ReplaceAll(a, "@DIR@", dir)
+	}
+	return out
+}
+
+// TestOracleThisMachine compares DefaultEnv's resolution with ssh -G on this machine's own
+// files (~/.ssh/config, /etc/ssh/ssh_config and what they include), as the user would run it.
+func TestOracleThisMachine(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	for _, args := range [][]string{{"socketpipe-oracle.invalid"}, {"-p", "2022", "-l", "someone", "Other.Invalid"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			inv, err := ParseArgs(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Resolve(inv, DefaultEnv())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.ExecReason != "" {
+				t.Skipf("this machine's configuration needs ssh: %s", cfg.ExecReason)
+			}
+			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("ssh -G %q: %v: %s", args, err, stderr.String())
+			}
+			got := parseG(string(out))
+			normalizeSSH(t, got, oe, oe.pwHome)
+			compareG(t, rebuild(got), cfg)
+		})
+	}
+}
+
+// TestOracleRandom compares with ssh -G over configurations generated from the keywords
+// socketpipe honours (fixed seed, so a failure is reproducible; ORACLE_RANDOM=n runs n).
+func TestOracleRandom(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	n := 60
+	if s := os.Getenv("ORACLE_RANDOM"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	if testing.Short() {
+		n = 20
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	hosts := []string{"a", "b", "ab", "abc", "AB", "x.example.com"}
+	pattern := func() string {
+		p := pick("a", "b", "ab", "a*", "*b", "?b", "a?c", "*", "*.example.com", "AB", "x*")
+		if rng.IntN(5) == 0 {
+			p = "!" + p
+		}
+		return p
+	}
+	algo := func(all string) string {
+		names := strings.Split(all, ",")
+		n1, n2 := names[rng.IntN(len(names))], names[rng.IntN(len(names))]
+		switch rng.IntN(5) {
+		case 0:
+			return "+" + n1
+		case 1:
+			return "-" + n1[:1+rng.IntN(len(n1))] + "*"
+		case 2:
+			return "^" + n1 + "," + n2
+		}
+		return n1 + "," + n2
+	}
+	value := func(kw string) string {
+		switch kw {
+		case "Port", "ConnectionAttempts", "ServerAliveCountMax":
+			if rng.IntN(10) == 0 {
+				return pick("0", "-1", "65536", "abc", "1x", "007", "+5", "99999999999")
+			}
+			return fmt.Sprint(1 + rng.IntN(3000))
+		case "User":
+			return pick("alice", "bob", "c_d", "e.f")
+		case "HostName":
+			return pick("%h.lan", "Real.Example", "%h", "10.0.0.1", "%%h%h", "127.1", "0:0::1", "FE80::1", "Ä.example")
+		case "IdentityFile", "CertificateFile":
+			return pick("~/.ssh/k_%h", "~/.ssh/k_%r_%p", "/keys/%u", "~/.ssh/k", "%d/k_%l")
+		case "UserKnownHostsFile":
+			return pick("~/.ssh/kh", "~/kh_%h ~/kh2", "/kh/%r", "none")
+		case "GlobalKnownHostsFile":
+			return pick("/etc/kh", "/etc/kh1 /etc/kh2")
+		case "IdentityAgent":
+			return pick("none", "~/agent_%h", "/run/agent.sock")
+		case "StrictHostKeyChecking":
+			return pick("yes", "no", "ask", "accept-new", "off", "true", "false")
+		case "AddressFamily":
+			return pick("any", "inet", "inet6")
+		case "ConnectTimeout", "ServerAliveInterval":
+			return pick("5", "1m", "2h3s", "none", "90")
+		case "BindAddress":
+			return pick("127.0.0.1", "::1")
+		case "PreferredAuthentications":
+			return pick("publickey", "publickey,password", "keyboard-interactive,publickey")
+		case "PubkeyAuthentication", "IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts",
+			"PasswordAuthentication", "KbdInteractiveAuthentication":
+			return pick("yes", "no")
+		case "Ciphers":
+			return algo(sshAllCiphers)
+		case "MACs":
+			return algo(sshAllMACs)
+		case "KexAlgorithms":
+			return algo(sshAllKex)
+		case "HostKeyAlgorithms":
+			return algo(sshAllHostKeyAlgs)
+		case "SetEnv":
+			return pick("A=1", "B=2 C=3", `D="x y"`, "A=9")
+		case "SendEnv":
+			return pick("LANG", "LC_*", "-LC_*", "X Y", "-X")
+		case "ProxyJump":
+			return pick("j1", "u@j2:2022", "j1,j2", "none")
+		case "HostKeyAlias":
+			return pick("alias1", "alias2")
+		case "LogLevel":
+			return pick("ERROR", "VERBOSE", "DEBUG2", "QUIET", "INFO")
+		}
+		panic(kw)
+	}
+	kws := []string{"Port", "ConnectionAttempts", "ServerAliveCountMax", "User", "HostName",
+		"IdentityFile", "CertificateFile", "UserKnownHostsFile", "GlobalKnownHostsFile",
+		"IdentityAgent", "StrictHostKeyChecking", "AddressFamily", "ConnectTimeout",
+		"ServerAliveInterval", "BindAddress", "PreferredAuthentications", "PubkeyAuthentication",
+		"IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts", "PasswordAuthentication",
+		"KbdInteractiveAuthentication", "Ciphers", "MACs", "KexAlgorithms", "HostKeyAlgorithms",
+		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel"}
+
+	dir := t.TempDir()
+	// lines writes up to max random lines; Include lines name files of the same run.
+	lines := func(max int, incDir string) string {
+		var b strings.Builder
+		for l := rng.IntN(max); l > 0; l-- {
+			switch rng.IntN(9) {
+			case 8:
+				fmt.Fprintf(&b, "Include %s\n", filepath.Join(incDir, pick("f0", "f1", "f*", "missing", "f?")))
+				continue
+			case 0:
+				fmt.Fprintf(&b, "Host %s %s\n", pattern(), pattern())
+			case 1:
+				m := "host " + strings.TrimPrefix(pattern(), "!") + "," + pattern()
+				if rng.IntN(3) == 0 {
+					m = "!" + m
+				}
+				if rng.IntN(4) == 0 {
+					m = "all"
+				}
+				fmt.Fprintf(&b, "Match %s\n", m)
+			case 2:
+				if rng.IntN(4) == 0 {
+					// Lines ssh refuses: socketpipe must leave them to ssh.
+					fmt.Fprintf(&b, "%s\n", pick("Frobnicate yes", "BatchMode maybe", "Port", "Host",
+						"ConnectTimeout 1x", `User "unterminated`, "AddressFamily inet5", "StrictHostKeyChecking sometimes",
+						"LogLevel LOUD", "SetEnv NOEQUALS", "SendEnv A=B", "Ciphers nonesuch", "MACs +nonesuch",
+						"KexAlgorithms !curve25519-sha256", "Match", "Match host", "Match all all",
+						"HostName %z", "IdentityAgent $1BAD", "ServerAliveInterval -5", "PubkeyAuthentication maybe"))
+					continue
+				}
+				fallthrough
+			default:
+				kw := kws[rng.IntN(len(kws))]
+				sep := pick(" ", "=", " = ", "\t")
+				fmt.Fprintf(&b, "%s%s%s%s\n", pick("  ", "", "\t"), pick(kw, strings.ToLower(kw), strings.ToUpper(kw)), sep, value(kw))
+			}
+		}
+		return b.String()
+	}
+	for i := 0; i < n; i++ {
+		incDir := filepath.Join(dir, fmt.Sprint("inc", i))
+		if err := os.MkdirAll(incDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		config := lines(12, incDir)
+		for _, f := range []string{"f0", "f1"} {
+			if rng.IntN(2) == 0 {
+				inc := lines(6, incDir)
+				config += "# " + f + ":\n#   " + strings.ReplaceAll(inc, "\n", "\n#   ") + "\n"
+				if err := os.WriteFile(filepath.Join(incDir, f), []byte(inc), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		file := filepath.Join(dir, fmt.Sprintf("config%d", i))
+		if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"-F", file}
+		for o := rng.IntN(4); o > 0; o-- {
+			switch rng.IntN(6) {
+			case 0:
+				args = append(args, "-p", fmt.Sprint(1+rng.IntN(3000)))
+			case 1:
+				args = append(args, "-l", pick("carol", "dave"))
+			case 2:
+				args = append(args, pick("-4", "-6", "-v", "-q", "-vv"))
+			default:
+				kw := kws[rng.IntN(len(kws))]
+				args = append(args, "-o", kw+"="+value(kw))
+			}
+		}
+		args = append(args, pick(hosts...))
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				if t.Failed() {
+					t.Logf("args %q, config:\n%s", args, config)
+				}
+			}()
+			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, sshErr := cmd.Output()
+			inv, err := ParseArgs(args)
+			if err != nil {
+				t.Fatalf("ParseArgs(%q): %v", args, err)
+			}
+			env := Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
+				Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent")}
+			cfg, err := Resolve(inv, env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sshErr != nil {
+				// ssh refused the configuration: socketpipe must hand it to ssh.
+				if cfg.ExecReason == "" {
+					t.Errorf("ssh -G failed (%v: %s) but ExecReason is empty", sshErr, stderr.String())
+				}
+				return
+			}
+			if cfg.ExecReason != "" {
+				t.Errorf("ExecReason %q, but ssh -G accepted it", cfg.ExecReason)
+				return
+			}
+			got := parseG(string(out))
+			normalizeSSH(t, got, oe, oe.pwHome)
+			compareG(t, rebuild(got), cfg)
+		})
+	}
+}
+
+func TestCanonicalHost(t *testing.T) {
+	// What ssh -G prints as hostname for these HostName values (OpenSSH 9.2, glibc).
+	for _, tt := range []struct{ in, family, want string }{
+		{"Foo.EXAMPLE.com", "any", "foo.example.com"}, {"%hX", "any", "%hX"}, {"A:B", "any", "A:B"},
+		{"A_B", "any", "a_b"}, {"Ä", "any", "Ä"}, {"127.1", "any", "127.0.0.1"},
+		{"0x7f.1", "any", "127.0.0.1"}, {"0X7F.1", "any", "127.0.0.1"}, {"010.0.0.1", "any", "8.0.0.1"},
+		{"1.2.3", "any", "1.2.0.3"}, {"12", "any", "0.0.0.12"}, {"999.1.1.1", "any", "999.1.1.1"},
+		{"1e100", "any", "1e100"}, {"a1.2", "any", "a1.2"}, {"0:0::1", "any", "::1"},
+		{"FE80::1", "any", "FE80::1"}, {"::FFFF:1.2.3.4", "any", "::FFFF:1.2.3.4"},
+		{"0:0::1", "inet", "0:0::1"}, {"0x7F.1", "inet6", "0x7f.1"}, {"1.2.3.4", "any", "1.2.3.4"},
+	} {
+		if got := canonicalHost(tt.in, tt.family); got != tt.want {
+			t.Errorf("canonicalHost(%q, %s) = %q, want %q", tt.in, tt.family, got, tt.want)
+		}
+	}
+}
+
+func TestResolveConfigFileNone(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{filepath.Join(dir, ".ssh", "config"), filepath.Join(dir, "etc", "ssh_config")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("Port 2\nProxyCommand nc %h %p\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for cf, port := range map[string]int{"none": 22, "NONE": 22, "": 2} {
+		c, err := Resolve(&Invocation{Host: "h", ConfigFile: cf}, testEnv(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Port != port || (c.ExecReason == "") != (port == 22) {
+			t.Errorf("-F %q: port %d, ExecReason %q", cf, c.Port, c.ExecReason)
+		}
+	}
 }

@@ -30,6 +30,9 @@ type testServer struct {
 	port     int
 	password string
 	userCA   ssh.PublicKey
+	hostCert *ssh.Certificate // also offered as a host key when set
+	kbdint   string           // the answer keyboard-interactive wants, if set
+	remotes  []string         // the client address of each connection
 
 	mu         sync.Mutex
 	authorized [][]byte
@@ -84,7 +87,7 @@ func (s *testServer) authLog() []string {
 
 func (s *testServer) config() *ssh.ServerConfig {
 	s.mu.Lock()
-	password, userCA := s.password, s.userCA
+	password, userCA, hostCert, kbdint := s.password, s.userCA, s.hostCert, s.kbdint
 	s.mu.Unlock()
 	cc := &ssh.CertChecker{
 		IsUserAuthority: func(k ssh.PublicKey) bool {
@@ -123,7 +126,26 @@ func (s *testServer) config() *ssh.ServerConfig {
 			return nil, fmt.Errorf("wrong password")
 		}
 	}
+	if kbdint != "" {
+		cfg.KeyboardInteractiveCallback = func(md ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			a, err := ch("tester", "one question", []string{"Secret word: "}, []bool{false})
+			if err != nil {
+				return nil, err
+			}
+			if len(a) != 1 || a[0] != kbdint {
+				return nil, fmt.Errorf("wrong answer")
+			}
+			return nil, nil
+		}
+	}
 	cfg.AddHostKey(s.hostKey)
+	if hostCert != nil {
+		cs, err := ssh.NewCertSigner(hostCert, s.hostKey)
+		if err != nil {
+			panic(err)
+		}
+		cfg.AddHostKey(cs)
+	}
 	return cfg
 }
 
@@ -151,6 +173,7 @@ func (s *testServer) serve() {
 		}
 		fc := &freezeConn{Conn: c, freeze: s.freeze}
 		s.mu.Lock()
+		s.remotes = append(s.remotes, c.RemoteAddr().String())
 		s.conns = append(s.conns, fc)
 		s.mu.Unlock()
 		go s.handle(fc)
@@ -233,6 +256,10 @@ func (s *testServer) session(ch ssh.Channel, reqs <-chan *ssh.Request) {
 		case "exec":
 			var m struct{ Command string }
 			ssh.Unmarshal(r.Payload, &m)
+			if m.Command == "refuse" {
+				r.Reply(false, nil) // as sshd does, the channel stays open
+				continue
+			}
 			r.Reply(true, nil)
 			go ssh.DiscardRequests(reqs)
 			status, sig := runCanned(m.Command, ch, env)
@@ -289,19 +316,21 @@ func runCanned(command string, ch ssh.Channel, env map[string]string) (uint32, s
 
 // testHome is a client's home directory with .ssh, an empty ssh config and known_hosts.
 type testHome struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	knownHosts string
 	config     string
+	env        Env
 }
 
-func newTestHome(t *testing.T) *testHome {
+func newTestHome(t testing.TB) *testHome {
 	t.Helper()
 	dir := t.TempDir()
 	h := &testHome{t: t, dir: dir, knownHosts: filepath.Join(dir, ".ssh", "known_hosts"), config: filepath.Join(dir, "ssh_config")}
 	os.MkdirAll(filepath.Join(dir, ".ssh"), 0o700)
 	os.WriteFile(h.config, nil, 0o600)
-	t.Setenv("HOME", dir)
+	h.env = DefaultEnv()
+	h.env.Home = dir
 	for _, v := range []string{"SSH_AUTH_SOCK", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "DISPLAY", "WAYLAND_DISPLAY"} {
 		t.Setenv(v, "")
 	}
@@ -341,6 +370,13 @@ func (h *testHome) key(name, passphrase string) (ed25519.PrivateKey, ssh.PublicK
 	pub, _ := ssh.NewPublicKey(priv.Public())
 	os.WriteFile(file+".pub", ssh.MarshalAuthorizedKey(pub), 0o644)
 	return priv, pub, file
+}
+
+// command is Command(h.login(s, extra...), command) in this home.
+func (h *testHome) command(s *testServer, command string, extra ...string) *Cmd {
+	c := Command(h.login(s, extra...), command)
+	c.Env = &h.env
+	return c
 }
 
 // login is the ssh command line for s, hermetic: this home's config and known_hosts only.

@@ -1,0 +1,388 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/socketpipe/socketpipe/pkg/plumb"
+	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshlogin"
+)
+
+// ssh mode: `socketpipe [options] --ssh [ssh options] host command [args...]`, or socketpipe
+// run under the name ssh, behaves as `ssh host command` does for a non-interactive command,
+// with the direct data connection as the remote command's stdin and stdout.
+//
+// socketpipe's own options go before --ssh (or in SOCKETPIPE_SSH_OPTIONS); every word after it
+// is ssh's, so -v, -e, -m and -t mean there what they mean to ssh.
+
+const (
+	// exitSSH is ssh's status for its own failures, which tools such as rsync recognise.
+	exitSSH = 255
+
+	// sshOptionsEnv holds socketpipe's own options for ssh mode, for when socketpipe runs under
+	// the name ssh and a tool writes the command line.
+	sshOptionsEnv = "SOCKETPIPE_SSH_OPTIONS"
+
+	// sshSelfEnv is set while socketpipe executes a login: an `ssh` on PATH that is socketpipe
+	// itself then hands everything to the real ssh instead of calling socketpipe again.
+	sshSelfEnv = "SOCKETPIPE_SSH_LOGIN"
+)
+
+// sshFlag returns the index of --ssh among socketpipe's options (args without the program
+// name), or -1. Words in brace blocks are commands, not options.
+func sshFlag(args []string) int {
+	depth := 0
+	for i, a := range args {
+		switch {
+		case a == "{":
+			depth++
+		case a == "}" && depth > 0:
+			depth--
+		case a == "--ssh" && depth == 0:
+			return i
+		}
+	}
+	return -1
+}
+
+// invokedAsSSH reports whether socketpipe runs under the name ssh (a symlink).
+func invokedAsSSH(argv0 string) bool { return filepath.Base(argv0) == "ssh" }
+
+// sshMode is one run in ssh mode.
+type sshMode struct {
+	asSSH   bool     // run under the name ssh
+	sshArgs []string // the words after --ssh (or after the program name)
+	stderr  io.Writer
+	logf    func(string, ...any)
+}
+
+func (m *sshMode) log(format string, args ...any) {
+	if m.logf != nil {
+		m.logf(format, args...)
+	}
+}
+
+// runSSH is ssh mode. own are socketpipe's options (before --ssh), sshArgs the rest.
+func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
+	m := &sshMode{asSSH: asSSH, sshArgs: sshArgs, stderr: stderr}
+	if asSSH && os.Getenv(sshSelfEnv) != "" {
+		return m.handOver("a login that socketpipe itself executes")
+	}
+	a, err := parseSSHModeOptions(append(strings.Fields(os.Getenv(sshOptionsEnv)), own...))
+	if err != nil {
+		errorf(stderr, "%v", err)
+		hintf(stderr, "socketpipe's own options go before --ssh (or in %s); everything after --ssh is ssh's", sshOptionsEnv)
+		return exitSSH
+	}
+	if a.Help {
+		sshUsage(stdout)
+		return 0
+	}
+	if a.Version {
+		version(stdout)
+		return 0
+	}
+
+	inv, err := sshlogin.ParseArgs(sshArgs)
+	var ae *sshlogin.ArgError
+	var ue *sshlogin.UnsupportedError
+	switch {
+	case errors.Is(err, sshlogin.ErrAgentForwarding):
+		if realSSH() != "" {
+			return m.handOver("-A (agent forwarding)")
+		}
+		m.sshError(ae, err)
+		return exitSSH
+	case errors.As(err, &ae):
+		m.sshError(ae, err)
+		return exitSSH
+	case errors.As(err, &ue):
+		// -e (the escape character) means nothing without a terminal; -G is answered here.
+		var rest []string
+		g := false
+		for _, o := range ue.Options {
+			switch o {
+			case "-G":
+				g = true
+			case "-e":
+			default:
+				rest = append(rest, o)
+			}
+		}
+		if g {
+			return printG(inv, stdout, stderr)
+		}
+		if len(rest) > 0 {
+			return m.handOver("ssh option " + strings.Join(rest, " "))
+		}
+	case err != nil:
+		errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "sshlogin: "))
+		return exitSSH
+	}
+	if len(inv.Command) == 0 {
+		return m.handOver("no remote command (an interactive login)")
+	}
+
+	a.Verbose += inv.Verbose
+	a.Input, a.Output = nil, nil
+	a.Remote = []string{strings.Join(inv.Command, " ")}
+	rec := newRunRecord(a, stderr)
+	status := m.client(ctx, a, inv, stdin, stdout, stderr, sig, rec)
+	if st := rec.finish(status, sig(), rec.stderr); st != status {
+		return exitSSH // --stats could not be written
+	}
+	return status
+}
+
+// client runs the remote command through the login, as client does for the brace mode, with
+// ssh's exit convention. Its messages go through rec, which -v and --stats follow.
+func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
+	msgs := rec.stderr
+	m.stderr = msgs
+	m.logf = logger(msgs, a.Verbose)
+	if a.Encrypt {
+		if _, err := rendezvous.ChooseCipher(a.Cipher); err != nil {
+			errorf(msgs, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
+			return exitSSH
+		}
+	}
+
+	// The login is ssh with the options and the host, without the command words and without
+	// -e, which the login would otherwise refuse as needing a terminal.
+	loginArgs := dropEscapeChar(m.sshArgs[:len(m.sshArgs)-len(inv.Command)])
+	if _, err := sshlogin.ParseArgs(loginArgs); err != nil {
+		return m.handOver("ssh options that need a terminal")
+	}
+	sshBin := realSSH()
+	if sshBin == "" {
+		// Without a real ssh an executed login would run socketpipe again: say so now.
+		sshBin = "ssh"
+		if reason := execNeeded(a, inv); reason != "" {
+			errorf(msgs, "the ssh binary is needed (%s) and there is none on PATH besides socketpipe", reason)
+			hintf(msgs, "install OpenSSH's client, or change the ssh configuration")
+			return exitSSH
+		}
+	}
+	os.Setenv(sshSelfEnv, "1")
+	a.Login = append([]string{sshBin}, loginArgs...)
+	m.log("ssh mode: remote command %q through the remote shell", a.Remote[0])
+
+	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
+	login.Stderr = stderr
+	login.BatchMode = a.Batch
+	login.ForceExec = a.ForceExec
+	login.Logf = m.logf
+	w, err := login.StdinPipe()
+	if err != nil {
+		errorf(msgs, "%v", err)
+		return exitSSH
+	}
+	r, err := login.StdoutPipe()
+	if err != nil {
+		errorf(msgs, "%v", err)
+		return exitSSH
+	}
+	if err := login.Start(ctx); err != nil {
+		if s := sig(); s != 0 {
+			return 128 + int(s)
+		}
+		reportLoginError(msgs, a.Login, err)
+		return exitSSH
+	}
+	rec.loginStarted(login.Native())
+	c := &plumb.Client{
+		Remote: a.Remote, Shell: true,
+		StdinToRemote: !hasFlag(inv.Flags, "-n"),
+		Stdin:         stdin, Stdout: stdout, Stderr: stderr,
+		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
+		Encrypt: a.Encrypt, Cipher: a.Cipher,
+		LocalAddr: login.LocalAddr(), RemoteAddr: login.RemoteAddr(), Native: login.Native(),
+		Logf: m.logf,
+	}
+	rec.watch(c)
+	rep, err := c.Run(ctx, r, w)
+	rec.rep = rep
+	if err != nil {
+		login.Close()
+		lerr := waitLogin(login, 5*time.Second)
+		if s := sig(); s != 0 {
+			return 128 + int(s)
+		}
+		reportRunError(msgs, a, err, lerr)
+		return exitSSH
+	}
+	w.Close()
+	if lerr := waitLogin(login, 10*time.Second); lerr != nil {
+		m.log("login ended: %v", lerr)
+	}
+	login.Close()
+	if s := sig(); s != 0 {
+		return 128 + int(s)
+	}
+	status, stage := rep.Status()
+	if stage != nil && stage.Signal != "" {
+		// ssh's convention: a remote command killed by a signal is 255.
+		errorf(msgs, "%v", rep.StageError())
+		return exitSSH
+	}
+	// Like ssh, say nothing about a remote command's non-zero status: it is the exit status.
+	return status
+}
+
+// parseSSHModeOptions parses socketpipe's own options for ssh mode with the brace mode's
+// parser, so the two modes cannot drift apart; the brace blocks it requires are supplied.
+func parseSSHModeOptions(words []string) (*plumb.Args, error) {
+	for _, w := range words {
+		switch w {
+		case "-i", "-l", "-r", "-o", "{", "}":
+			return nil, fmt.Errorf("%s has no place in ssh mode: the host and the remote command follow --ssh", w)
+		}
+	}
+	return plumb.ParseArgs(append(words[:len(words):len(words)],
+		"-l", "{", "ssh", "}", "-r", "{", "true", "}", "-o", "{", "true", "}"))
+}
+
+// sshError reports a command line ssh itself would refuse, in ssh's words.
+func (m *sshMode) sshError(ae *sshlogin.ArgError, err error) {
+	msg := strings.TrimPrefix(err.Error(), "sshlogin: ")
+	if ae != nil {
+		msg = ae.Msg
+	}
+	if m.asSSH {
+		fmt.Fprintf(m.stderr, "ssh: %s\n", msg)
+		return
+	}
+	errorf(m.stderr, "ssh: %s", msg)
+	hintf(m.stderr, "socketpipe's own options go before --ssh; everything after --ssh is ssh's")
+}
+
+// handOver executes the real ssh binary with the same arguments, for what ssh mode cannot
+// serve. It returns only on failure.
+func (m *sshMode) handOver(reason string) int {
+	p := realSSH()
+	if p == "" {
+		errorf(m.stderr, "ssh mode cannot serve %s, and there is no ssh binary on PATH besides socketpipe", reason)
+		hintf(m.stderr, "install OpenSSH's client; socketpipe serves only `ssh [options] host command`")
+		return exitSSH
+	}
+	m.log("handing over to %s: %s", p, reason)
+	err := syscall.Exec(p, append([]string{"ssh"}, m.sshArgs...), os.Environ())
+	errorf(m.stderr, "running %s: %v", p, err)
+	return exitSSH
+}
+
+// realSSH finds the ssh binary on PATH that is not socketpipe itself; "" if there is none.
+func realSSH() string {
+	var self os.FileInfo
+	if exe, err := os.Executable(); err == nil {
+		if r, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = r
+		}
+		self, _ = os.Stat(exe)
+	}
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, "ssh")
+		fi, err := os.Stat(p) // follows symlinks: a link to socketpipe is socketpipe
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
+			continue
+		}
+		if self != nil && os.SameFile(fi, self) {
+			continue
+		}
+		if abs, err := filepath.Abs(p); err == nil {
+			p = abs
+		}
+		return p
+	}
+	return ""
+}
+
+// execNeeded says why the login would have to execute ssh, or "" when it can log in natively.
+// Only the destination's own configuration is looked at; ProxyJump hops that need ssh meet
+// the sshSelfEnv guard instead.
+func execNeeded(a *plumb.Args, inv *sshlogin.Invocation) string {
+	if a.ForceExec {
+		return "-x"
+	}
+	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+	if err != nil {
+		return ""
+	}
+	return cfg.ExecReason
+}
+
+// dropEscapeChar removes ssh's -e option (the escape character, which only matters with a
+// terminal) from ssh's options: "-e char" and "-echar" as words of their own.
+func dropEscapeChar(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		switch w := args[i]; {
+		case w == "--":
+			return append(out, args[i:]...)
+		case w == "-e":
+			i++
+		case strings.HasPrefix(w, "-e"):
+		case len(w) == 2 && w[0] == '-' && strings.IndexByte("BDEFIJLOQRSWbcilmopw", w[1]) >= 0:
+			// An option with its value in the next word: keep both as they are.
+			out = append(out, w)
+			if i+1 < len(args) {
+				i++
+				out = append(out, args[i])
+			}
+		default:
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func hasFlag(flags []string, f string) bool {
+	for _, x := range flags {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// printG prints the resolved configuration in ssh -G's format.
+func printG(inv *sshlogin.Invocation, stdout, stderr io.Writer) int {
+	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+	if err != nil {
+		errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "sshlogin: "))
+		return exitSSH
+	}
+	if err := cfg.WriteG(stdout); err != nil {
+		errorf(stderr, "%v", err)
+		return exitSSH
+	}
+	return 0
+}
+
+const sshUsageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
+                  [--remote-path path] [--cipher name] [--stats file]
+                  --ssh [ssh options] destination command [argument ...]
+       socketpipe --ssh -G [ssh options] destination
+       ssh [ssh options] destination command [argument ...]   (socketpipe linked as ssh)
+
+Runs the command on the destination as ssh does (the words joined by spaces, through the
+remote user's shell), with its standard input and output on a direct TCP connection to
+socketpipe's own. socketpipe's options go before --ssh, or in SOCKETPIPE_SSH_OPTIONS; every
+word after --ssh is ssh's. What socketpipe cannot serve (no command, -t, -L/-R/-D, -N, -W,
+-X/-Y, -f, -M/-S/-O, ...) is handed to the real ssh binary on PATH.
+
+Exit status: the remote command's, or 255 when socketpipe itself fails. See socketpipe(1).
+`
+
+func sshUsage(w io.Writer) { io.WriteString(w, sshUsageText) }
