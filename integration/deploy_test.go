@@ -273,7 +273,7 @@ func TestNoDeploy(t *testing.T) {
 	if r.code != 2 {
 		t.Fatalf("--no-deploy without a remote socketpipe exited %d, want 2\nstderr:\n%s", r.code, r.stderr)
 	}
-	want := "socketpipe: error: socketpipe is not installed on the remote host (its PATH is /usr/local/sbin:"
+	want := "socketpipe: error: the remote half did not start: socketpipe is not installed on the remote host (its PATH is /usr/local/sbin:"
 	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "socketpipe: hint: ") || !strings.Contains(r.stderr, "drop --no-deploy") {
 		t.Fatalf("stderr does not say socketpipe is missing and name the remote PATH (%q...):\n%s", want, r.stderr)
 	}
@@ -285,7 +285,7 @@ func TestNoDeploy(t *testing.T) {
 	}
 
 	r = e.run("--no-deploy", "--remote-path", "/opt/nothing/socketpipe")
-	if r.code != 2 || !strings.Contains(r.stderr, "socketpipe: error: --remote-path /opt/nothing/socketpipe names no executable on the remote host") {
+	if r.code != 2 || !strings.Contains(r.stderr, "socketpipe: error: the remote half did not start: /opt/nothing/socketpipe is not installed on the remote host") {
 		t.Fatalf("--no-deploy --remote-path to nothing: exit %d\nstderr:\n%s", r.code, r.stderr)
 	}
 }

@@ -71,9 +71,9 @@ type missingError struct {
 
 func (e *missingError) Error() string {
 	if e.path != "" {
-		return fmt.Sprintf("--remote-path %s names no executable on the remote host", e.path)
+		return fmt.Sprintf("the remote half did not start: %s is not installed on the remote host", e.path)
 	}
-	return fmt.Sprintf("socketpipe is not installed on the remote host (its PATH is %s)", e.m.PATH)
+	return fmt.Sprintf("the remote half did not start: socketpipe is not installed on the remote host (its PATH is %s)", e.m.PATH)
 }
 
 // A copyStartError is a deployed copy that did not start.
