@@ -176,6 +176,8 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 	m.log("ssh mode: remote command %q through the remote shell", a.Remote[0])
 
 	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
+	dep := newDeployer(a, stderr, m.logf)
+	login.NativeCommand = dep.startCommand
 	login.Stderr = stderr
 	login.BatchMode = a.Batch
 	login.ForceExec = a.ForceExec
@@ -208,11 +210,19 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 		Logf: m.logf,
 	}
 	rec.watch(c)
-	rep, err := c.Run(ctx, r, w)
+	rep, err := c.Run(ctx, dep.reader(r), w)
+	half := login // the session the remote half runs in
+	if err != nil && login.Native() {
+		rep, half, w, err = dep.recover(ctx, login, w, c, err)
+	}
 	rec.rep = rep
 	if err != nil {
+		// A login whose output simply ended is let finish, for its exit status.
+		if !errors.As(err, new(*rendezvous.BannerError)) {
+			login.Close()
+		}
+		lerr := waitLogin(half, 5*time.Second)
 		login.Close()
-		lerr := waitLogin(login, 5*time.Second)
 		if s := sig(); s != 0 {
 			return 128 + int(s)
 		}
@@ -220,7 +230,7 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 		return exitSSH
 	}
 	w.Close()
-	if lerr := waitLogin(login, 10*time.Second); lerr != nil {
+	if lerr := waitLogin(half, 10*time.Second); lerr != nil {
 		m.log("login ended: %v", lerr)
 	}
 	login.Close()
