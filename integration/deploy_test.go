@@ -52,12 +52,13 @@ func newDeployEnv(t testing.TB, pathDirs ...string) *deployEnv {
 	if out, err := sshd.Command(context.Background(), "command", "-v", "socketpipe").CombinedOutput(); err == nil && !installed {
 		t.Fatalf("the remote sessions must not find socketpipe on PATH, but: %s", out)
 	}
-	b, err := os.ReadFile(bin)
+	// The cache key: the SHA-256 of the binary's Go build ID (DESIGN.md, Deployment).
+	id, err := exec.Command("go", "tool", "buildid", bin).Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("go tool buildid: %v", err)
 	}
-	sum := sha256.Sum256(b)
-	e.cache = filepath.Join(sshd.Home, ".cache", "socketpipe", plumb.Version+"-"+hex.EncodeToString(sum[:8]))
+	key := sha256.Sum256([]byte("go build ID " + strings.TrimSpace(string(id))))
+	e.cache = filepath.Join(sshd.Home, ".cache", "socketpipe", plumb.Version+"-"+hex.EncodeToString(key[:8]))
 	t.Cleanup(func() { harness.WaitNoProcesses(t, marker, 10*time.Second) })
 	return e
 }

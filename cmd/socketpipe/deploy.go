@@ -32,12 +32,12 @@ func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *de
 		NoCache: a.NoDeploy,
 	}}
 	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && isSSH(a.Login[0]) {
-		// The start command names the cache by this binary's hash: hash it during the login.
+		// The start command names the cache by this binary's key: find it during the login.
 		go func() {
 			t0 := time.Now()
 			if d.dep.Prepare() == nil {
-				sum := d.dep.SHA256()
-				d.log("this binary: %s, SHA-256 %x..., hashed in %v", size(d.dep.Size()), sum[:8], time.Since(t0).Round(time.Microsecond))
+				key, from := d.dep.Key()
+				d.log("this binary's cache key: %s, from %s in %v", key, from, time.Since(t0).Round(time.Microsecond))
 			}
 		}()
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"debug/elf"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -22,7 +23,12 @@ import (
 // A Deployment is a program that the remote host runs from its PATH when it has it, and
 // otherwise from a per-user cache of copies uploaded over the native SSH connection:
 //
-//	${XDG_CACHE_HOME:-$HOME/.cache}/<Name>/<Version>-<first 16 hex digits of SHA-256>/<Name>
+//	${XDG_CACHE_HOME:-$HOME/.cache}/<Name>/<Version>-<key>/<Name>
+//
+// The key is 16 hex digits of a SHA-256: of the binary's Go build ID, a hash of the binary's
+// content that the Go toolchain computed and that is read from the first few KiB of the file,
+// or of the whole binary when it has no build ID. The start command needs the key on every
+// run, where hashing a 9 MiB binary would cost 5 to 60 ms and read it all.
 //
 // Use StartCommand as the Cmd's NativeCommand and read the session's output through Watch.
 // When the start command finds nothing to run it prints one line (Missing) instead of
@@ -30,7 +36,7 @@ import (
 // connection, and a Session running RunCommand starts the copy:
 //
 //	d := &sshlogin.Deployment{Name: "socketpipe", Args: "--serve", Version: "1.2.0"}
-//	go d.Prepare() // hash the binary while logging in
+//	go d.Prepare() // find the cache key while logging in
 //	cmd := sshlogin.Command(login, "socketpipe --serve")
 //	cmd.NativeCommand = d.StartCommand
 //	out, _ := cmd.StdoutPipe()
@@ -65,10 +71,15 @@ type Deployment struct {
 	// NoCache runs only an installed program: the start command does not look in the cache.
 	NoCache bool
 
-	once sync.Once
-	sum  [sha256.Size]byte
-	size int64
-	err  error
+	once    sync.Once
+	key     string // the cache key, 16 hex digits
+	keyFrom string // what it was computed from
+	err     error
+
+	sumOnce sync.Once
+	sum     [sha256.Size]byte // of the whole binary, for Install
+	size    int64
+	sumErr  error
 }
 
 // Missing is what the start command reports when it finds nothing to run.
@@ -117,8 +128,8 @@ func (e *InstallError) Unwrap() error { return e.Err }
 
 var safeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._+-]*$`)
 
-// Prepare reads and hashes Binary, once; StartCommand and Install call it. Call it early in a
-// goroutine to overlap the hashing with the login.
+// Prepare finds the cache key, once; StartCommand and Install call it. Call it early in a
+// goroutine to overlap it with the login.
 func (d *Deployment) Prepare() error {
 	d.once.Do(func() {
 		if !safeName.MatchString(d.Name) {
@@ -130,22 +141,106 @@ func (d *Deployment) Prepare() error {
 			d.err = err
 			return
 		}
+		if id := goBuildID(path); id != "" {
+			k := sha256.Sum256([]byte("go build ID " + id))
+			d.key, d.keyFrom = hex.EncodeToString(k[:8]), "its Go build ID"
+			return
+		}
+		if d.err = d.hash(); d.err == nil {
+			d.key, d.keyFrom = hex.EncodeToString(d.sum[:8]), "its SHA-256"
+		}
+	})
+	return d.err
+}
+
+// Key is the cache key after Prepare, and what it was computed from.
+func (d *Deployment) Key() (key, from string) { return d.key, d.keyFrom }
+
+// hash reads the whole binary for its SHA-256 and size, once.
+func (d *Deployment) hash() error {
+	d.sumOnce.Do(func() {
+		path, err := d.binary()
+		if err != nil {
+			d.sumErr = err
+			return
+		}
 		f, err := os.Open(path)
 		if err != nil {
-			d.err = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			d.sumErr = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
 			return
 		}
 		defer f.Close()
 		h := sha256.New()
 		n, err := io.Copy(h, f)
 		if err != nil {
-			d.err = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			d.sumErr = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
 			return
 		}
 		h.Sum(d.sum[:0])
 		d.size = n
 	})
-	return d.err
+	return d.sumErr
+}
+
+// goBuildID returns the Go build ID of the executable at path, "" if it has none: from the
+// ELF note the Go linker writes, or, in other formats, from the marked string at the start of
+// the text. Either is within the first pages of the file.
+func goBuildID(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	if ef, err := elf.NewFile(f); err == nil {
+		for _, p := range ef.Progs {
+			if p.Type != elf.PT_NOTE || p.Filesz > 64<<10 {
+				continue
+			}
+			b, err := io.ReadAll(p.Open())
+			if err != nil {
+				continue
+			}
+			if id := elfGoNote(b, ef.ByteOrder); id != "" {
+				return id
+			}
+		}
+		return ""
+	}
+	b := make([]byte, 32<<10)
+	n, _ := io.ReadFull(f, b)
+	const start, end = "\xff Go build ID: \"", "\"\n \xff"
+	i := bytes.Index(b[:n], []byte(start))
+	if i < 0 {
+		return ""
+	}
+	rest := b[i+len(start) : n]
+	j := bytes.Index(rest, []byte(end))
+	if j <= 0 {
+		return ""
+	}
+	return string(rest[:j])
+}
+
+// elfGoNote finds the Go build ID note (name "Go", type 4) among ELF notes.
+func elfGoNote(b []byte, bo binary.ByteOrder) string {
+	align := func(n uint32) int { return int((n + 3) &^ 3) }
+	for len(b) >= 12 {
+		namesz, descsz, typ := bo.Uint32(b), bo.Uint32(b[4:]), bo.Uint32(b[8:])
+		b = b[12:]
+		if align(namesz) > len(b) || align(namesz)+int(descsz) > len(b) {
+			return ""
+		}
+		name := string(bytes.TrimRight(b[:namesz], "\x00"))
+		desc := b[align(namesz) : align(namesz)+int(descsz)]
+		if name == "Go" && typ == 4 {
+			return string(desc)
+		}
+		if align(namesz)+align(descsz) > len(b) {
+			return ""
+		}
+		b = b[align(namesz)+align(descsz):]
+	}
+	return ""
 }
 
 func (d *Deployment) binary() (string, error) {
@@ -159,12 +254,6 @@ func (d *Deployment) binary() (string, error) {
 	return p, nil
 }
 
-// SHA256 is the binary's SHA-256, after Prepare.
-func (d *Deployment) SHA256() [sha256.Size]byte { return d.sum }
-
-// Size is the binary's size in bytes, after Prepare.
-func (d *Deployment) Size() int64 { return d.size }
-
 // Dir is the cache directory for this binary, as a remote shell expression (after Prepare).
 func (d *Deployment) Dir() string {
 	v := strings.Map(func(r rune) rune {
@@ -177,7 +266,7 @@ func (d *Deployment) Dir() string {
 	if v == "" {
 		v = "unknown"
 	}
-	return fmt.Sprintf("${XDG_CACHE_HOME:-$HOME/.cache}/%s/%s-%s", d.Name, v, hex.EncodeToString(d.sum[:8]))
+	return fmt.Sprintf("${XDG_CACHE_HOME:-$HOME/.cache}/%s/%s-%s", d.Name, v, d.key)
 }
 
 // marker starts the line the start command prints when it finds nothing to run.
@@ -240,7 +329,8 @@ func (d *Deployment) RunCommand() string {
 	return shWrap(fmt.Sprintf(`exec "%s/%s" %s`, d.Dir(), d.Name, d.Args))
 }
 
-// installScript reads the binary on standard input into the cache, as the type's comment says.
+// installScript reads the binary on standard input into the cache, as the type's comment says
+// (after Prepare and hash).
 func (d *Deployment) installScript(token string) string {
 	var unames []string
 	if sys, ok := unameSystems[d.goos()]; ok {
@@ -282,6 +372,9 @@ func (d *Deployment) installScript(token string) string {
 // side's message; nothing is left but, at worst, a temporary file.
 func (d *Deployment) Install(ctx context.Context, c *Cmd) (*Installed, error) {
 	if err := d.Prepare(); err != nil {
+		return nil, err
+	}
+	if err := d.hash(); err != nil {
 		return nil, err
 	}
 	path, err := d.binary()

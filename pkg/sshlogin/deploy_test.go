@@ -2,7 +2,7 @@ package sshlogin
 
 import (
 	"bytes"
-	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
 	"os"
@@ -150,6 +150,12 @@ func newFakeRemote(t *testing.T) *fakeRemote {
 	if err := r.d.Prepare(); err != nil {
 		t.Fatal(err)
 	}
+	if err := r.d.hash(); err != nil {
+		t.Fatal(err)
+	}
+	if _, from := r.d.Key(); from != "its SHA-256" {
+		t.Fatalf("a shell script's cache key comes from %s", from)
+	}
 	return r
 }
 
@@ -182,8 +188,7 @@ func (r *fakeRemote) install(stdin io.Reader) (string, string, error) {
 }
 
 func (r *fakeRemote) cached() string {
-	sum := r.d.SHA256()
-	return filepath.Join(r.home, ".cache", "prog", "1.0-"+hex.EncodeToString(sum[:8]), "prog")
+	return filepath.Join(r.home, ".cache", "prog", "1.0-"+hex.EncodeToString(r.d.sum[:8]), "prog")
 }
 
 func TestStartAndInstallScripts(t *testing.T) {
@@ -294,9 +299,58 @@ func TestInstallRefusesOtherPlatform(t *testing.T) {
 
 func TestDirName(t *testing.T) {
 	d := &Deployment{Name: "socketpipe", Version: "v1.2.3-4-gabc/dirty x"}
-	d.sum = sha256.Sum256([]byte("x"))
+	d.key = "2d711642b726b044"
 	want := "${XDG_CACHE_HOME:-$HOME/.cache}/socketpipe/v1.2.3-4-gabc_dirty_x-2d711642b726b044"
 	if got := d.Dir(); got != want {
 		t.Fatalf("Dir() = %q, want %q", got, want)
+	}
+}
+
+// The cache key of a Go binary comes from its build ID, as go tool buildid reads it.
+func TestGoBuildID(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("go", "tool", "buildid", exe).Output()
+	if err != nil {
+		t.Fatalf("go tool buildid: %v", err)
+	}
+	if got, want := goBuildID(exe), strings.TrimSpace(string(out)); got != want {
+		t.Fatalf("goBuildID = %q, want %q", got, want)
+	}
+	d := &Deployment{Name: "x", Binary: exe}
+	if err := d.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	if key, from := d.Key(); len(key) != 16 || from != "its Go build ID" {
+		t.Fatalf("Key() = %q from %s", key, from)
+	}
+	if d.size != 0 {
+		t.Fatal("Prepare read the whole binary")
+	}
+}
+
+func TestELFGoNote(t *testing.T) {
+	note := func(name string, typ uint32, desc string) []byte {
+		b := binary.LittleEndian.AppendUint32(nil, uint32(len(name)+1))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(desc)))
+		b = binary.LittleEndian.AppendUint32(b, typ)
+		b = append(b, name...)
+		for len(b)%4 != 0 || len(b) < 12+len(name)+1 {
+			b = append(b, 0)
+		}
+		b = append(b, desc...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	notes := append(note("GNU", 3, "0123456789abcdef0123"), note("Go", 4, "abc/def")...)
+	if got := elfGoNote(notes, binary.LittleEndian); got != "abc/def" {
+		t.Fatalf("elfGoNote = %q", got)
+	}
+	if got := elfGoNote(notes[:len(notes)-6], binary.LittleEndian); got != "" {
+		t.Fatalf("elfGoNote of a cut note = %q", got)
 	}
 }

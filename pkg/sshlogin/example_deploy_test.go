@@ -21,7 +21,7 @@ func ExampleDeployment() {
 	const hello = "\x00helper-v1\x00"
 
 	d := &sshlogin.Deployment{Name: "helper", Args: "--serve", Version: "1.0.0"}
-	go d.Prepare() // hashes the binary while the login runs
+	go d.Prepare() // finds the cache key while the login runs
 
 	cmd := sshlogin.Command([]string{"ssh", "build@ci-runner-7"}, "helper --serve")
 	cmd.NativeCommand = d.StartCommand
