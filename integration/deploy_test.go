@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -53,7 +54,7 @@ func newDeployEnv(t testing.TB, pathDirs ...string) *deployEnv {
 		t.Fatalf("the remote sessions must not find socketpipe on PATH, but: %s", out)
 	}
 	// The cache key: the SHA-256 of the binary's Go build ID (DESIGN.md, Deployment).
-	id, err := exec.Command("go", "tool", "buildid", bin).Output()
+	id, err := exec.Command(goCmd(t), "tool", "buildid", bin).Output()
 	if err != nil {
 		t.Fatalf("go tool buildid: %v", err)
 	}
@@ -327,7 +328,7 @@ func TestDeployOtherArchitecture(t *testing.T) {
 	if r.code != 2 {
 		t.Fatalf("a FreeBSD/arm64 remote exited %d, want 2\nstderr:\n%s", r.code, r.stderr)
 	}
-	want := fmt.Sprintf("socketpipe: error: remote host is FreeBSD/arm64, this binary is linux/%s\n", goarch(t))
+	want := fmt.Sprintf("socketpipe: error: remote host is FreeBSD/arm64, this binary is linux/%s\n", runtime.GOARCH)
 	if !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "socketpipe: hint: install socketpipe built for FreeBSD/arm64 on the remote host") || !strings.Contains(r.stderr, "--remote-path") {
 		t.Fatalf("stderr lacks %q and a hint to install socketpipe there or use --remote-path:\n%s", want, r.stderr)
 	}
@@ -339,12 +340,15 @@ func TestDeployOtherArchitecture(t *testing.T) {
 	}
 }
 
-func goarch(t *testing.T) string {
-	out, err := exec.Command("go", "env", "GOARCH").Output()
-	if err != nil {
-		t.Fatal(err)
+// goCmd finds the go command as the harness does: on PATH, else where .ci/run installs it.
+func goCmd(t testing.TB) string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
 	}
-	return strings.TrimSpace(string(out))
+	if _, err := os.Stat("/usr/local/go/bin/go"); err != nil {
+		t.Fatal("no go command to read the binary's build ID with")
+	}
+	return "/usr/local/go/bin/go"
 }
 
 // mountCache mounts a tmpfs with opts on the remote home's .cache.
