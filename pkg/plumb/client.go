@@ -339,6 +339,12 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			return
 		}
 		noteRelay(err)
+		if err != nil && l.conn != nil {
+			// The stream from the remote half is tampered or cut (-e) and nothing more is
+			// read from it: close it, so the remote half's writes fail now (its command gets
+			// SIGPIPE and the status comes) rather than wait on a full window.
+			l.conn.Close()
+		}
 	}
 	drained := make(chan struct{})
 	switch {
@@ -449,6 +455,14 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				c.logf("remote: %s", m.Note)
 			case rendezvous.MsgError:
 				kill(syscall.SIGTERM)
+				// What we found wrong with the data from the remote half comes first: the
+				// remote half may complain of the connection we closed because of it.
+				mu.Lock()
+				err := relayErr
+				mu.Unlock()
+				if errors.Is(err, rendezvous.ErrTampered) || errors.Is(err, rendezvous.ErrEndedEarly) {
+					return err
+				}
 				return &rendezvous.RemoteError{Msg: m.Error}
 			}
 		case <-ctx.Done():

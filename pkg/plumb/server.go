@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -148,9 +149,20 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 			rd.setSink(inW, func(n int) { l.received.Add(int64(n)) }, noteUnread)
 		} else {
 			go func() {
-				if err := l.drain(inW); err != nil && isBrokenPipe(err) {
+				err := l.drain(inW)
+				switch {
+				case err != nil && isBrokenPipe(err):
 					noteUnread()
 					io.Copy(io.Discard, l.recv)
+				case err != nil:
+					// Tampered or cut short (-e): neither the client nor the command may take
+					// the run for a success. The error goes first: the command's status,
+					// sent once it is gone, must not reach the client before it.
+					rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgError,
+						Error: "remote half: " + strings.TrimPrefix(err.Error(), "rendezvous: ")})
+					if p.Process != nil {
+						syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+					}
 				}
 				inW.Close()
 			}()
