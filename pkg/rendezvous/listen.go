@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,9 +189,11 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 	return p, nil
 }
 
-// Liveness settings of the data socket: a dead peer or a cut link is found within about
-// KeepIdle + KeepInterval*KeepCount when idle, and UserTimeout when data is unacknowledged.
-// A slow consumer whose kernel still acknowledges (window probes) is not dead.
+// Liveness settings of the data socket. A dead peer or a cut link is found within about
+// UserTimeout: with data unacknowledged for that long, or, on an idle connection, once
+// keepalive probes (the first after KeepIdle, then every KeepInterval) have gone unanswered
+// for that long (Linux lets TCP_USER_TIMEOUT, when set, take the place of KeepCount). A slow
+// consumer whose kernel still acknowledges (window probes) is not dead.
 const (
 	KeepIdle     = 15 * time.Second
 	KeepInterval = 5 * time.Second
@@ -198,13 +201,37 @@ const (
 	UserTimeout  = 60 * time.Second
 )
 
+// LivenessEnv is for tests only: when it is "short" in the environment of a half, that half's
+// data socket uses ShortLiveness instead of the constants above, so that a test of a cut link
+// ends in seconds. It is read once, at the first Tune.
+const LivenessEnv = "SOCKETPIPE_TEST_LIVENESS"
+
+// Liveness is a set of liveness settings for a data socket.
+type Liveness struct {
+	KeepIdle, KeepInterval time.Duration
+	KeepCount              int
+	UserTimeout            time.Duration
+}
+
+// ShortLiveness is what LivenessEnv=short selects: a dead link found in about 5 s.
+var ShortLiveness = Liveness{KeepIdle: 2 * time.Second, KeepInterval: time.Second, KeepCount: 3, UserTimeout: 5 * time.Second}
+
+// liveness returns the settings in force.
+var liveness = sync.OnceValue(func() Liveness {
+	if os.Getenv(LivenessEnv) == "short" {
+		return ShortLiveness
+	}
+	return Liveness{KeepIdle: KeepIdle, KeepInterval: KeepInterval, KeepCount: KeepCount, UserTimeout: UserTimeout}
+})
+
 // Tune sets keepalive and TCP_USER_TIMEOUT on a data socket.
 func Tune(c net.Conn) error {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	if err := tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: KeepIdle, Interval: KeepInterval, Count: KeepCount}); err != nil {
+	lv := liveness()
+	if err := tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: lv.KeepIdle, Interval: lv.KeepInterval, Count: lv.KeepCount}); err != nil {
 		return err
 	}
 	rc, err := tc.SyscallConn()
@@ -213,7 +240,7 @@ func Tune(c net.Conn) error {
 	}
 	var serr error
 	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(UserTimeout/time.Millisecond))
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(lv.UserTimeout/time.Millisecond))
 	})
 	if err != nil {
 		return err
