@@ -155,7 +155,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		// The login ended before it read anything: it never started the remote half.
 		return rep, &rendezvous.BannerError{Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
-	hello, err := ctl.Recv()
+	hello, err := recvHello(ctx, ctl)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = &rendezvous.BannerError{Banner: ctl.Banner, Err: err}
@@ -464,6 +464,27 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 		return relayErr
 	}
 	return nil
+}
+
+// recvHello reads the remote half's first message, giving up when ctx ends: a login command
+// that was killed may have left a child holding its output open, and the read would then never
+// end. The reading goroutine ends when the caller closes the login.
+func recvHello(ctx context.Context, ctl *rendezvous.Conn) (*rendezvous.Message, error) {
+	type recv struct {
+		m   *rendezvous.Message
+		err error
+	}
+	ch := make(chan recv, 1)
+	go func() {
+		m, err := ctl.Recv()
+		ch <- recv{m, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func isBrokenPipe(err error) bool {
