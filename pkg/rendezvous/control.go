@@ -52,6 +52,11 @@ type Message struct {
 	PortLow   int      `json:"port_low,omitempty"` // --ports
 	PortHigh  int      `json:"port_high,omitempty"`
 	Shell     bool     `json:"shell,omitempty"` // run Argv[0] through the user's shell (--ssh mode)
+	// PingMS, in the request, offers pings every so many milliseconds while the remote
+	// command runs; the remote half accepts by echoing it in its hello. Then each half sends
+	// a ping at that interval and gives up on a peer silent for PingDeadAfter. Halves that
+	// predate pings neither offer nor accept them.
+	PingMS int64 `json:"ping_ms,omitempty"`
 
 	// hello (remote half to client)
 	PID           int    `json:"pid,omitempty"`
@@ -82,6 +87,7 @@ const (
 	MsgStarted      = "started"
 	MsgOutputClosed = "output-closed" // client to remote half: the local output stage ended early
 	MsgInputUnread  = "input-unread"  // remote half to client: the remote command is gone, input is unread
+	MsgPing         = "ping"          // either way, when agreed (PingMS): I am alive
 )
 
 // ErrNoMagic is returned when the peer's output ended, or exceeded MaxBanner, before the

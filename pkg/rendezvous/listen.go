@@ -11,8 +11,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // MaxPending bounds the connections whose proof is under way at once on a listener, so a
@@ -189,61 +187,55 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 	return p, nil
 }
 
-// Liveness settings of the data socket. A dead peer or a cut link is found within about
-// UserTimeout: with data unacknowledged for that long, or, on an idle connection, once
-// keepalive probes (the first after KeepIdle, then every KeepInterval) have gone unanswered
-// for that long (Linux lets TCP_USER_TIMEOUT, when set, take the place of KeepCount). A slow
-// consumer whose kernel still acknowledges (window probes) is not dead.
+// Liveness. A cut link or a dead peer must end a run within a bound, yet a slow consumer (a
+// tape drive that stalls for minutes while its host still answers) is not dead.
+//
+// The data socket gets TCP keepalive, which finds a dead peer of an idle connection within
+// about KeepIdle + KeepInterval*KeepCount. It does not get TCP_USER_TIMEOUT: Linux applies that
+// to a zero window too, and aborts a connection whose receiver has stopped reading for longer,
+// however promptly its kernel answers the window probes. While data is on its way, the halves
+// instead send each other a ping on the control channel every PingInterval, and give up on a
+// peer not heard from for PingDead (see Message.PingMS).
 const (
 	KeepIdle     = 15 * time.Second
 	KeepInterval = 5 * time.Second
 	KeepCount    = 6
-	UserTimeout  = 60 * time.Second
+	PingInterval = 5 * time.Second
+	PingDead     = 6 * PingInterval
 )
 
-// LivenessEnv is for tests only: when it is "short" in the environment of a half, that half's
-// data socket uses ShortLiveness instead of the constants above, so that a test of a cut link
-// ends in seconds. It is read once, at the first Tune.
+// LivenessEnv is for tests only: when it is "short" in the environment of a half, that half
+// uses ShortLiveness instead of the constants above, so that a test of a cut link ends in
+// seconds. It is read once.
 const LivenessEnv = "SOCKETPIPE_TEST_LIVENESS"
 
-// Liveness is a set of liveness settings for a data socket.
+// Liveness is a set of liveness settings.
 type Liveness struct {
 	KeepIdle, KeepInterval time.Duration
 	KeepCount              int
-	UserTimeout            time.Duration
+	PingInterval           time.Duration // the client's choice, sent in the request
 }
 
-// ShortLiveness is what LivenessEnv=short selects: a dead link found in about 5 s.
-var ShortLiveness = Liveness{KeepIdle: 2 * time.Second, KeepInterval: time.Second, KeepCount: 3, UserTimeout: 5 * time.Second}
+// ShortLiveness is what LivenessEnv=short selects: a dead link found in about 6 s.
+var ShortLiveness = Liveness{KeepIdle: 2 * time.Second, KeepInterval: time.Second, KeepCount: 3, PingInterval: time.Second}
 
-// liveness returns the settings in force.
-var liveness = sync.OnceValue(func() Liveness {
+// CurrentLiveness returns the settings in force.
+var CurrentLiveness = sync.OnceValue(func() Liveness {
 	if os.Getenv(LivenessEnv) == "short" {
 		return ShortLiveness
 	}
-	return Liveness{KeepIdle: KeepIdle, KeepInterval: KeepInterval, KeepCount: KeepCount, UserTimeout: UserTimeout}
+	return Liveness{KeepIdle: KeepIdle, KeepInterval: KeepInterval, KeepCount: KeepCount, PingInterval: PingInterval}
 })
 
-// Tune sets keepalive and TCP_USER_TIMEOUT on a data socket.
+// PingDeadAfter is how long a half waits for word from a peer that pings every interval.
+func PingDeadAfter(interval time.Duration) time.Duration { return 6 * interval }
+
+// Tune sets keepalive on a data socket.
 func Tune(c net.Conn) error {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	lv := liveness()
-	if err := tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: lv.KeepIdle, Interval: lv.KeepInterval, Count: lv.KeepCount}); err != nil {
-		return err
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(lv.UserTimeout/time.Millisecond))
-	})
-	if err != nil {
-		return err
-	}
-	return serr
+	lv := CurrentLiveness()
+	return tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: lv.KeepIdle, Interval: lv.KeepInterval, Count: lv.KeepCount})
 }
