@@ -14,7 +14,9 @@ import (
 )
 
 // MaxPending bounds the connections whose proof is under way at once on a listener, so a
-// flood of strangers costs bounded memory. Connections beyond it are closed at once.
+// flood of strangers costs bounded memory. A connection beyond it closes the oldest one still
+// proving: strangers that hold their connections open cannot keep the real peer, which
+// proves itself within a round trip or two, from getting a turn.
 const MaxPending = 64
 
 // PortRange restricts a listener's port (--ports LOW-HIGH). The zero value means an
@@ -48,6 +50,7 @@ type Listener struct {
 	// Rejected counts connections that failed the proof (for -v and tests).
 	mu       sync.Mutex
 	rejected int
+	pending  []net.Conn // proofs under way, oldest first
 }
 
 // Listen listens on ip (never on all interfaces: ip must not be unspecified) at an ephemeral
@@ -94,7 +97,6 @@ func (l *Listener) Rejected() int {
 
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
-	sem := make(chan struct{}, MaxPending)
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -113,18 +115,25 @@ func (l *Listener) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			c.Close()
-			l.reject()
-			continue
+		l.mu.Lock()
+		if len(l.pending) >= MaxPending {
+			l.pending[0].Close() // its proof fails, and it is counted as rejected
+			l.pending = l.pending[1:]
 		}
+		l.pending = append(l.pending, c)
+		l.mu.Unlock()
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			defer func() { <-sem }()
 			p, err := Prove(c, l.secret, l.role)
+			l.mu.Lock()
+			for i, pc := range l.pending {
+				if pc == c {
+					l.pending = append(l.pending[:i], l.pending[i+1:]...)
+					break
+				}
+			}
+			l.mu.Unlock()
 			if err != nil {
 				c.Close()
 				l.reject()

@@ -343,14 +343,28 @@ func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Res
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := Dial(ctx, addr, s.Req.Secret, RoleServer)
-			if err != nil {
-				if ctx.Err() == nil {
-					ctl.Send(&Message{Type: MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v", addr, err)})
+			// Retried until the rendezvous ends: a flood of strangers at the client's
+			// listener may close an attempt before it has proved itself.
+			backoff := 100 * time.Millisecond
+			for attempt := 1; ; attempt++ {
+				p, err := Dial(ctx, addr, s.Req.Secret, RoleServer)
+				if err == nil {
+					await(p, ModeBack)
+					return
 				}
-				return
+				if ctx.Err() != nil {
+					return
+				}
+				if attempt == 1 {
+					ctl.Send(&Message{Type: MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v (retrying)", addr, err)})
+				}
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return
+				}
+				backoff = min(2*backoff, 2*time.Second)
 			}
-			await(p, ModeBack)
 		}()
 	}
 	if s.Req.Addr != "" {
