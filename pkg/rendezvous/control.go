@@ -94,6 +94,10 @@ const (
 // control magic was seen: the remote half never started.
 var ErrNoMagic = errors.New("rendezvous: the remote half did not start")
 
+// ErrBannerTooLong is a BannerError's Err when the login printed more than MaxBanner bytes
+// without the magic: whatever runs there is not a socketpipe remote half.
+var ErrBannerTooLong = errors.New("too much output")
+
 // A BannerError reports that the remote half never spoke; Banner holds the start of what the
 // login printed instead, for the error message.
 type BannerError struct {
@@ -223,7 +227,7 @@ func (c *Conn) skipBanner() error {
 		c.r.Discard(adv)
 		skipped += adv
 		if skipped > MaxBanner {
-			return &BannerError{Banner: c.Banner, Err: errors.New("too much output")}
+			return &BannerError{Banner: c.Banner, Err: ErrBannerTooLong}
 		}
 	}
 }
