@@ -171,7 +171,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		return rep, &rendezvous.RemoteError{Msg: hello.Error}
 	}
 	if hello.Type != rendezvous.MsgHello {
-		return rep, fmt.Errorf("the remote half sent %q instead of its hello", hello.Type)
+		return rep, fmt.Errorf("the remote half sent %s instead of its hello", rendezvous.Quote(hello.Type))
 	}
 	rep.RemoteVersion = hello.Version
 	if hello.Protocol != rendezvous.Protocol {

@@ -54,7 +54,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if req.Type != rendezvous.MsgRequest {
 		ctl.Send(hello)
-		return fail(fmt.Errorf("the remote half expected a request, got %q", req.Type))
+		return fail(fmt.Errorf("the remote half expected a request, got %s", rendezvous.Quote(req.Type)))
 	}
 	if req.Protocol != rendezvous.Protocol {
 		ctl.Send(hello)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 )
 
@@ -113,6 +114,15 @@ func (e *BannerError) Error() string {
 }
 
 func (e *BannerError) Unwrap() error { return ErrNoMagic }
+
+// Quote quotes a word that came from outside (a command line, the other half) for a message:
+// as %q does, cut to its first 64 bytes, so that hostile input cannot make a message huge.
+func Quote(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
+}
 
 func trimBanner(b []byte) string {
 	b = bytes.TrimSpace(b)

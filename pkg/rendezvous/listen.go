@@ -32,7 +32,7 @@ func ParsePortRange(s string) (PortRange, error) {
 	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || l < 1 || h > 65535 || l > h {
-		return PortRange{}, fmt.Errorf("rendezvous: bad port range %q: want LOW-HIGH within 1-65535", s)
+		return PortRange{}, fmt.Errorf("rendezvous: bad port range %s: want LOW-HIGH within 1-65535", Quote(s))
 	}
 	return PortRange{l, h}, nil
 }
