@@ -110,7 +110,11 @@ func (e *BannerError) Error() string {
 	if len(e.Banner) == 0 {
 		return ErrNoMagic.Error()
 	}
-	return fmt.Sprintf("%v (it printed %q)", ErrNoMagic, trimBanner(e.Banner))
+	q := strconv.Quote(trimBanner(e.Banner))
+	if len(q) > 240 { // binary noise quotes to four times its size
+		q = q[:240] + "..."
+	}
+	return fmt.Sprintf("%v (it printed %s)", ErrNoMagic, q)
 }
 
 func (e *BannerError) Unwrap() error { return ErrNoMagic }
