@@ -1,4 +1,3 @@
-// Package bench measures socketpipe against plain ssh on loopback, for `make bench`.
 package bench
 
 import (

@@ -164,6 +164,8 @@ func buildMain(pkgDir string) (string, error) {
 	args = append(args, ".")
 	cmd := exec.Command(goBin, args...)
 	cmd.Dir = pkgDir
+	// Static, as `make build` makes it: what users run, and what self-deploy uploads.
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if output, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("harness: go %s in %s: %v\n%s", strings.Join(args, " "), pkgDir, err, output)
 	}

@@ -43,7 +43,8 @@ const (
 )
 
 var sshOptions = func() map[byte]int {
-	const spec = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:Q:R:S:TVw:W:XYy"
+	// -P is not in ssh's usage, but 9.2 still accepts (and ignores) it.
+	const spec = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:PQ:R:S:TVw:W:XYy"
 	m := make(map[byte]int)
 	for i := 0; i < len(spec); i++ {
 		kind := optFlag
@@ -155,7 +156,7 @@ func ParseArgs(args []string) (*Invocation, error) {
 					inv.Quiet = false
 				case c == 'C':
 					inv.Compression = true
-				case c == 'T', c == 'n', c == 'x', c == 'a', c == 'k', c == '2':
+				case c == 'T', c == 'n', c == 'x', c == 'a', c == 'k', c == '2', c == 'P':
 					inv.Flags = append(inv.Flags, opt)
 				case c == 'p':
 					p, ok := parsePort(val)
@@ -297,63 +298,143 @@ func splitOption(s string) (kw, rest string, ok bool) {
 	return kw, rest, rest != ""
 }
 
-// parsePort is OpenSSH's a2port: a decimal number from 1 to 65535.
+// parsePort is OpenSSH's a2port: a decimal number from 1 to 65535, as strtonum reads it.
 func parsePort(s string) (int, bool) {
-	p, err := strconv.Atoi(s)
-	if err != nil || p <= 0 || p > 65535 || strings.TrimSpace(s) != s || strings.HasPrefix(s, "+") {
-		return 0, false
-	}
-	return p, true
+	p, ok := strtonum(s, 0, 65535)
+	return p, ok && p > 0
 }
 
-// parseSSHURI recognises ssh://[user@]host[:port] as OpenSSH's parse_ssh_uri does. isURI is
-// false for anything that does not start with "ssh://".
+// strtonum reads a decimal integer as OpenBSD's strtonum does (leading white space and a sign
+// allowed, nothing after the digits) and checks it is within [min, max].
+func strtonum(s string, min, max int64) (int, bool) {
+	s = strings.TrimLeft(s, " \t\n\v\f\r")
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "+"), "-")
+	if digits == "" || strings.Trim(digits, "0123456789") != "" {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < min || n > max {
+		return 0, false
+	}
+	return int(n), true
+}
+
+// parseSSHURI recognises ssh://[user[;params]@]host[:port][/] as OpenSSH's parse_ssh_uri does:
+// the user is URL-decoded, connection parameters are ignored, the host must be a valid domain
+// name (so no IPv6 address), and there may be no path. isURI is false for anything that does
+// not start with "ssh://" (in lower case).
 func parseSSHURI(s string) (user, host string, port int, isURI bool, err error) {
-	if len(s) < 6 || !strings.EqualFold(s[:6], "ssh://") {
+	rest, ok := strings.CutPrefix(s, "ssh://")
+	if !ok {
 		return "", "", 0, false, nil
 	}
-	rest := s[6:]
 	if at := strings.IndexByte(rest, '@'); at >= 0 {
-		u := rest[:at]
-		if strings.IndexByte(u, ';') >= 0 {
-			return "", "", 0, true, fmt.Errorf("connection parameters are not supported")
+		u, _, _ := strings.Cut(rest[:at], ";")
+		if u == "" {
+			return "", "", 0, true, fmt.Errorf("empty user")
 		}
-		if user, err = url.PathUnescape(u); err != nil || user == "" {
+		if user, err = url.QueryUnescape(u); err != nil {
 			return "", "", 0, true, fmt.Errorf("bad user")
 		}
 		rest = rest[at+1:]
 	}
-	if strings.HasPrefix(rest, "[") {
-		end := strings.IndexByte(rest, ']')
-		if end < 0 {
-			return "", "", 0, true, fmt.Errorf("unterminated [")
-		}
-		host, rest = rest[1:end], rest[end+1:]
-	} else {
-		end := strings.IndexAny(rest, ":/")
-		if end < 0 {
-			end = len(rest)
-		}
-		host, rest = rest[:end], rest[end:]
+	end := strings.IndexAny(rest, ":/")
+	if end < 0 {
+		end = len(rest)
 	}
-	if host == "" {
-		return "", "", 0, true, fmt.Errorf("missing host")
+	host, rest = rest[:end], rest[end:]
+	if !validDomain(host) {
+		return "", "", 0, true, fmt.Errorf("bad host %q", host)
 	}
-	if strings.HasPrefix(rest, ":") {
-		end := strings.IndexByte(rest, '/')
-		if end < 0 {
-			end = len(rest)
-		}
-		p, ok := parsePort(rest[1:end])
-		if !ok {
+	if p, ok := strings.CutPrefix(rest, ":"); ok {
+		ps, after, _ := strings.Cut(p, "/")
+		if port, ok = parsePort(ps); !ok {
 			return "", "", 0, true, fmt.Errorf("bad port")
 		}
-		port, rest = p, rest[end:]
+		rest = after
+	} else {
+		rest = strings.TrimPrefix(rest, "/")
 	}
 	if rest != "" {
 		return "", "", 0, true, fmt.Errorf("a path is not allowed")
 	}
 	return user, host, port, true, nil
+}
+
+// validDomain is OpenSSH's valid_domain: letters, digits, '-', '_' and single dots, starting
+// with a letter or digit.
+func validDomain(s string) bool {
+	if s == "" || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '.' && i+1 < len(s) && s[i+1] == '.' {
+			return false
+		}
+		if c != '.' && c != '-' && c != '_' && !isAlnum(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// proxyHop is one hop of a ProxyJump.
+type proxyHop struct {
+	user, host string
+	port       int // 0: not given
+}
+
+// parseProxyJump checks a ProxyJump value as OpenSSH's parse_jump does and returns its hops.
+func parseProxyJump(s string) ([]proxyHop, error) {
+	var hops []proxyHop
+	for _, h := range strings.Split(s, ",") {
+		if u, host, port, isURI, err := parseSSHURI(h); isURI {
+			if err != nil {
+				return nil, err
+			}
+			hops = append(hops, proxyHop{u, host, port})
+			continue
+		}
+		var hop proxyHop
+		if at := strings.LastIndexByte(h, '@'); at >= 0 {
+			if at == 0 {
+				return nil, fmt.Errorf("empty user in %q", h)
+			}
+			hop.user, h = h[:at], h[at+1:]
+		}
+		var rest string
+		if strings.HasPrefix(h, "[") {
+			end := strings.IndexByte(h, ']')
+			if end < 0 {
+				return nil, fmt.Errorf("unterminated [ in %q", h)
+			}
+			hop.host, rest = h[1:end], h[end+1:]
+			if rest != "" && rest[0] != ':' {
+				return nil, fmt.Errorf("bad hop %q", h)
+			}
+		} else {
+			end := strings.IndexByte(h, ':')
+			if end < 0 {
+				end = len(h)
+			}
+			hop.host, rest = h[:end], h[end:]
+		}
+		if hop.host == "" || strings.Contains(hop.host, "/") {
+			return nil, fmt.Errorf("bad host in %q", h)
+		}
+		if p, ok := strings.CutPrefix(rest, ":"); ok && p != "" {
+			if hop.port, ok = parsePort(p); !ok {
+				return nil, fmt.Errorf("bad port in %q", h)
+			}
+		}
+		hops = append(hops, hop)
+	}
+	return hops, nil
 }
 
 // validHostname is OpenSSH's check of a destination typed on the command line (CVE-2023-51385).

@@ -1,7 +1,13 @@
 package sshlogin
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -27,7 +33,10 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-oUSER = x", "h"}, Invocation{Host: "h", Options: [][2]string{{"user", "x"}}}},
 		{[]string{"-o", "IdentityFile \"/a b\"", "h"}, Invocation{Host: "h", Options: [][2]string{{"identityfile", "\"/a b\""}}}},
 		{[]string{"ssh://u@h:2200"}, Invocation{Host: "h", User: "u", Port: 2200}},
-		{[]string{"ssh://[::1]"}, Invocation{Host: "::1"}},
+		{[]string{"ssh://u;fp=x@h/"}, Invocation{Host: "h", User: "u"}},
+		{[]string{"ssh://a+b%40c@h_1:2"}, Invocation{Host: "h_1", User: "a b@c", Port: 2}},
+		{[]string{"SSH://h"}, Invocation{Host: "SSH://h"}},
+		{[]string{"-P", "h", "x"}, Invocation{Host: "h", Flags: []string{"-P"}, Command: []string{"x"}}},
 		{[]string{"-i", "k1", "-ik2", "h"}, Invocation{Host: "h", Identities: []string{"k1", "k2"}}},
 		{[]string{"-F", "/dev/null", "h"}, Invocation{Host: "h", ConfigFile: "/dev/null"}},
 		{[]string{"-4Tn", "h"}, Invocation{Host: "h", AddressFamily: "inet", Flags: []string{"-T", "-n"}}},
@@ -62,7 +71,11 @@ func TestParseArgsErrors(t *testing.T) {
 	}{
 		{[]string{"-z", "h"}, "unknown option -- z"},
 		{[]string{"-4z", "h"}, "unknown option -- z"},
-		{[]string{"-P", "tag", "h"}, "unknown option -- P"},
+		{[]string{"-Z", "tag", "h"}, "unknown option -- Z"},
+		{[]string{"ssh://[::1]"}, "bad ssh URI"},
+		{[]string{"ssh://a%zz@h"}, "bad ssh URI"},
+		{[]string{"ssh://-h"}, "bad ssh URI"},
+		{[]string{"ssh://a..b"}, "bad ssh URI"},
 		{[]string{"h", "-p"}, "option requires an argument -- p"},
 		{[]string{"-p", "abc", "h"}, "Bad port 'abc'"},
 		{[]string{"-p", "0", "h"}, "Bad port '0'"},
@@ -151,4 +164,107 @@ func FuzzParseArgs(f *testing.F) {
 			t.Fatalf("ParseArgs(%q) = %+v with error %v", args, inv, err)
 		}
 	})
+}
+
+// TestOracleRandomArgs compares ParseArgs+Resolve with ssh -G over generated command lines:
+// where ssh refuses one, so must socketpipe (an *ArgError, or ExecReason); where ssh takes it,
+// the honoured keywords must agree.
+func TestOracleRandomArgs(t *testing.T) {
+	sshPath := requireSSH(t)
+	oe := newOracleEnv(t)
+	n := 80
+	if s := os.Getenv("ORACLE_RANDOM"); s != "" {
+		fmt.Sscan(s, &n)
+	}
+	if testing.Short() {
+		n = 20
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
+	word := func() []string {
+		switch rng.IntN(14) {
+		case 0:
+			return []string{"-p", pick("22", "2222", "+7", "0", "x", "65536")}
+		case 1:
+			return []string{pick("-p2200", "-lroot", "-l", "-4", "-6", "-46", "-64T", "-nT", "-v", "-vvq", "-qv", "-C", "-x", "-a", "-k", "-2")}
+		case 2:
+			return []string{"-l", pick("alice", "bob", "-x", "a b")}
+		case 3:
+			return []string{"-o", pick("Port=2022", "Port 2023", "User=ou", "user = ou2", "HostName=real.example",
+				"AddressFamily=inet6", "ConnectTimeout 5", "Frob=1", "SendEnv=A B", "SetEnv X=1", "Port", "")}
+		case 4:
+			opt, v := pick("-J", "-b", "-oProxyJump="), pick("j1", "127.0.0.1", "u@j2:2", "ssh://u@j:7", "ssh://u;x@j",
+				"[::1]:22", "a,127.0.0.1", "u@", "j:0", "::1", "x,,y", "J1.Example", "none", "[j]", "a@b@c:9", "j:", "ssh://[::1]")
+			if opt == "-oProxyJump=" {
+				return []string{opt + v}
+			}
+			return []string{opt, v}
+		case 5:
+			return []string{pick("-L", "-R", "-D", "-W", "-S", "-O", "-E", "-c", "-m", "-e", "-B", "-Q", "-w"), "1"}
+		case 6:
+			return []string{pick("-t", "-N", "-G", "-M", "-X", "-Y", "-f", "-g", "-s", "-K", "-y")}
+		case 7:
+			return []string{pick("-z", "-P", "--", "-", "-1")}
+		case 8:
+			return []string{"-i", pick("/nonexistent/k", "/etc/hostname")}
+		case 9:
+			return []string{pick("ls", "echo", "cmd")}
+		}
+		return []string{pick("host", "u@host", "a@b@host", "ssh://h", "ssh://u@h:2201", "ssh://[::1]:22",
+			"HOST.example", "x,y", "@h", "h@", "10.1", "ssh://h/", "user@[::1]")}
+	}
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "config")
+	if err := os.WriteFile(cfgFile, []byte("Host host\n  Port 3000\n  User cfguser\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < n; i++ {
+		args := []string{"-F", cfgFile}
+		for w := 1 + rng.IntN(6); w > 0; w-- {
+			args = append(args, word()...)
+		}
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			t.Parallel()
+			defer func() {
+				if t.Failed() {
+					t.Logf("args %q", args)
+				}
+			}()
+			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + oe.pwHome}
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, sshErr := cmd.Output()
+			inv, err := ParseArgs(args)
+			var ue *UnsupportedError
+			if err != nil && !errors.As(err, &ue) {
+				// An empty host (user@) is refused on purpose: ssh -G prints it, ssh cannot use it.
+				if sshErr == nil && !strings.Contains(string(out), "\nhostname \n") {
+					t.Errorf("ParseArgs: %v, but ssh -G accepted it", err)
+				}
+				return
+			}
+			if ue != nil && sshErr != nil {
+				return // the caller runs ssh, which says what is wrong with -L 1
+			}
+			cfg, rerr := Resolve(inv, Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
+				Getenv: oracleGetenv(oe.pwHome)})
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			if sshErr != nil {
+				if cfg.ExecReason == "" {
+					t.Errorf("ssh -G failed (%v: %s), socketpipe did not", sshErr, stderr.String())
+				}
+				return
+			}
+			if cfg.ExecReason != "" {
+				t.Errorf("ExecReason %q, but ssh -G accepted it", cfg.ExecReason)
+				return
+			}
+			got := parseG(string(out))
+			normalizeSSH(t, got, oe, oe.pwHome)
+			compareG(t, rebuild(got), cfg)
+		})
+	}
 }

@@ -65,6 +65,8 @@ func (e *AuthError) Unwrap() error { return e.Err }
 func (e *AuthError) Hint() string {
 	interactive := slices.Contains(e.Offered, "password") || slices.Contains(e.Offered, "keyboard-interactive")
 	switch {
+	case e.Err != nil && strings.Contains(e.Err.Error(), "Too many authentication failures"):
+		return fmt.Sprintf("the server gave up after %d keys: name the right one with ssh -i and -o IdentitiesOnly=yes", len(e.Keys))
 	case len(e.Keys) == 0 && interactive && e.Batch:
 		return "no key was found, and batch mode forbids password prompts: load a key into the agent (ssh-add) or name one with ssh -i"
 	case len(e.Keys) == 0:
@@ -102,16 +104,17 @@ type authState struct {
 	agentC   net.Conn
 	next     int // first key not yet offered
 
-	calls     int
-	tried     []string
-	offered   []string
-	used      string
-	usedKey   *keySigner
-	pwTries   int
-	kbdTries  int
-	promptErr error
-	notes     []string
-	mu        sync.Mutex
+	calls       int
+	tried       []string
+	offered     []string
+	used        string
+	usedKey     *keySigner
+	pwTries     int
+	kbdTries    int
+	promptErr   error
+	notes       []string
+	offeredKeys []string
+	mu          sync.Mutex
 }
 
 func newAuthState(c *Cmd, cfg *Config, env Env, p *prompter, d *debug, hs *handshakeState) *authState {
@@ -169,7 +172,6 @@ func (a *authState) pick(ctx *ssh.ClientAuthContext) (ssh.AuthMethod, error) {
 			return ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
 				signers := make([]ssh.Signer, len(rest))
 				for i, k := range rest {
-					a.d.printf("Offering public key: %s", k.desc)
 					signers[i] = k
 				}
 				return signers, nil
@@ -250,10 +252,8 @@ func (a *authState) failure(err error) *AuthError {
 		host = net.JoinHostPort(host, fmt.Sprint(a.cfg.Port))
 	}
 	e := &AuthError{User: a.cfg.User, Host: host, Tried: a.tried, Offered: a.offered, Err: err, Batch: a.batch}
-	for _, k := range a.keys[:min(a.next, len(a.keys))] {
-		e.Keys = append(e.Keys, k.desc)
-	}
 	a.mu.Lock()
+	e.Keys = slices.Clone(a.offeredKeys)
 	e.Notes = slices.Clone(a.notes)
 	a.mu.Unlock()
 	if a.batch && (slices.Contains(a.offered, "password") || slices.Contains(a.offered, "keyboard-interactive")) {
@@ -296,12 +296,27 @@ type keySigner struct {
 	agent   ssh.Signer // the private key in the agent, if it is there
 	file    string     // the private key file otherwise
 	pre     ssh.Signer // the file's private key, if already parsed
+	offered bool
 	mu      sync.Mutex
 	signer  ssh.Signer
 	loadErr error
 }
 
-func (k *keySigner) PublicKey() ssh.PublicKey { return k.pub }
+// PublicKey is called by x/crypto as it offers the key: recorded for -v and AuthError.
+func (k *keySigner) PublicKey() ssh.PublicKey {
+	a := k.a
+	a.mu.Lock()
+	first := !k.offered
+	k.offered = true
+	if first {
+		a.offeredKeys = append(a.offeredKeys, k.desc)
+	}
+	a.mu.Unlock()
+	if first {
+		a.d.printf("Offering public key: %s", k.desc)
+	}
+	return k.pub
+}
 
 func (k *keySigner) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
 	return k.SignWithAlgorithm(rand, data, "")

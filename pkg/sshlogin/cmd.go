@@ -33,7 +33,8 @@ type Cmd struct {
 	Stderr io.Writer
 
 	// BatchMode never prompts: no passphrase, password or host key question
-	// (socketpipe -b; the same as ssh's BatchMode yes).
+	// (socketpipe -b; the same as ssh's BatchMode yes). When ssh is executed, it gets
+	// -oBatchMode=yes.
 	BatchMode bool
 
 	// ForceExec always executes the login command, even when it is ssh (socketpipe -x).

@@ -8,8 +8,8 @@ import (
 	"sync"
 )
 
-// debug writes ssh's own voice to Stderr: "debug1: " lines under ssh -v (or LogLevel DEBUG),
-// and warnings unless ssh -q (or LogLevel QUIET, FATAL or ERROR).
+// debug writes ssh's own voice to Stderr: "debug1: " lines under ssh -v (LogLevel DEBUG),
+// and warnings unless ssh -q (LogLevel QUIET, FATAL or ERROR).
 type debug struct {
 	mu      sync.Mutex
 	w       io.Writer
@@ -17,12 +17,13 @@ type debug struct {
 	quiet   bool
 }
 
-func (c *Cmd) newDebug(inv *Invocation, cfg *Config) *debug {
+// newDebug follows LogLevel, which Resolve sets from the later of -v and -q as ssh does.
+func (c *Cmd) newDebug(cfg *Config) *debug {
 	lvl := strings.ToUpper(cfg.LogLevel)
 	return &debug{
 		w:       c.Stderr,
-		verbose: inv.Verbose > 0 || strings.HasPrefix(lvl, "DEBUG"),
-		quiet:   inv.Quiet || lvl == "QUIET" || lvl == "FATAL" || lvl == "ERROR",
+		verbose: strings.HasPrefix(lvl, "DEBUG"),
+		quiet:   lvl == "QUIET" || lvl == "FATAL" || lvl == "ERROR",
 	}
 }
 

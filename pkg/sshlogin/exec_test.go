@@ -87,14 +87,18 @@ func TestExecPathStdinNotTerminal(t *testing.T) {
 
 func TestForceExec(t *testing.T) {
 	dir := t.TempDir()
-	fake, _ := fakeLogin(t)
+	fake, args := fakeLogin(t)
 	ssh := filepath.Join(dir, "ssh")
 	os.Symlink(fake, ssh)
 	c := Command([]string{ssh, "host"}, "echo forced")
 	c.ForceExec = true
+	c.BatchMode = true
 	out, _, err := run(t, c)
 	if err != nil || out != "forced\n" || c.Native() {
 		t.Fatalf("got %q, %v", out, err)
+	}
+	if b, _ := os.ReadFile(args); string(b) != "-oBatchMode=yes\nhost\necho forced\n" {
+		t.Errorf("ssh got %q", b)
 	}
 }
 

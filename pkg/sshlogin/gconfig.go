@@ -179,7 +179,33 @@ func (c *Config) WriteG(w io.Writer) error {
 		kv("connecttimeout", "none")
 	}
 	if c.ProxyJump != "" && !strings.EqualFold(c.ProxyJump, "none") {
-		kv("proxyjump", c.ProxyJump)
+		kv("proxyjump", formatJump(c.ProxyJump))
 	}
 	return bw.Flush()
+}
+
+// formatJump spells a ProxyJump as ssh -G does: the hops before the last as written, the last
+// one parsed, as [user@]host[:port] with an address in brackets.
+func formatJump(s string) string {
+	hops, err := parseProxyJump(s)
+	if err != nil || len(hops) == 0 {
+		return s
+	}
+	h := hops[len(hops)-1]
+	var b strings.Builder
+	if i := strings.LastIndexByte(s, ','); i > 0 {
+		b.WriteString(s[:i+1])
+	}
+	if h.user != "" {
+		b.WriteString(h.user + "@")
+	}
+	if strings.Contains(h.host, ":") || strings.Trim(h.host, "0123456789.") == "" {
+		b.WriteString("[" + h.host + "]")
+	} else {
+		b.WriteString(h.host)
+	}
+	if h.port > 0 {
+		b.WriteString(":" + strconv.Itoa(h.port))
+	}
+	return b.String()
 }

@@ -103,6 +103,7 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 		if f == "" || f == "none" || f == "/dev/null" {
 			continue
 		}
+		f = expandTilde(f, p.env)
 		if _, err := os.Stat(f); err == nil {
 			files = append(files, f)
 		}
@@ -192,8 +193,47 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 		return nil
 	}
 	return func(_ string, remote net.Addr, key ssh.PublicKey) error {
-		return verify(remote, key)
+		if err := verify(remote, key); err != nil {
+			return err
+		}
+		if cfg.CheckHostIP {
+			c.checkHostIP(cfg, check, remote, key, d)
+		}
+		return nil
 	}, algos, nil
+}
+
+// checkHostIP does what OpenSSH's CheckHostIP does once the host key is verified: warn
+// when known_hosts holds another key for the address the connection reached, and record
+// the key for that address when it holds none.
+func (c *Cmd) checkHostIP(cfg *Config, check ssh.HostKeyCallback, remote net.Addr, key ssh.PublicKey, d *debug) {
+	ta, ok := remote.(*net.TCPAddr)
+	if !ok || ta.IP == nil || ta.IP.IsUnspecified() || cfg.HostKeyAlias != "" || net.ParseIP(cfg.HostName) != nil {
+		return
+	}
+	if cert, ok := key.(*ssh.Certificate); ok {
+		key = cert.Key
+	}
+	ipName := knownhosts.Normalize(ta.String())
+	err := check(ta.String(), remote, key)
+	var ke *xknownhosts.KeyError
+	switch {
+	case err == nil:
+	case errors.As(err, &ke) && len(ke.Want) > 0:
+		for _, w := range ke.Want {
+			if w.Key.Type() == key.Type() {
+				d.warnf("Warning: the %s host key for '%s' differs from the key for the IP address '%s' (%s line %d).",
+					keyTypeName(key), cfg.HostName, ipName, w.Filename, w.Line)
+				c.logf("CheckHostIP: the key for %s differs from the one in %s line %d", ipName, w.Filename, w.Line)
+				return
+			}
+		}
+		fallthrough
+	case errors.As(err, &ke):
+		if len(cfg.UserKnownHostsFiles) > 0 && appendKnownHost(cfg.UserKnownHostsFiles[0], ipName, key, cfg.HashKnownHosts) == nil {
+			d.warnf("Warning: Permanently added the %s host key for IP address '%s' to the list of known hosts.", keyTypeName(key), ipName)
+		}
+	}
 }
 
 // askHostKey asks on the terminal whether to trust an unknown host key, as OpenSSH asks.

@@ -159,7 +159,7 @@ type nativeRun struct {
 // startNative logs in through the chain and starts the remote command.
 func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env Env) (*nativeRun, error) {
 	t0 := time.Now()
-	d := c.newDebug(inv, chain.cfg)
+	d := c.newDebug(chain.cfg)
 	for _, id := range inv.Identities {
 		// Resolve drops the -i files it cannot find; ssh warns about them.
 		if _, err := os.Stat(expandTilde(id, env)); err != nil {
@@ -296,7 +296,7 @@ func dial(ctx context.Context, cfg *Config) (net.Conn, error) {
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
 func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env, d *debug) (*ssh.Client, error) {
 	batch := c.BatchMode || cfg.BatchMode
-	p := &prompter{env: env, batch: batch, stderr: c.Stderr}
+	p := &prompter{ctx: ctx, env: env, batch: batch, stderr: c.Stderr}
 	hs := &handshakeState{}
 	hk, algos, err := c.hostKeyCheck(cfg, p, d, hs)
 	if err != nil {
@@ -321,14 +321,33 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env
 	cc.KeyExchanges = algoList(cfg.KexAlgorithms, ssh.SupportedAlgorithms().KeyExchanges)
 	cc.MACs = algoList(cfg.MACs, ssh.SupportedAlgorithms().MACs)
 
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
-	sc, chans, reqs, err := ssh.NewClientConn(conn, net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port)), cc)
-	if !stop() {
-		if err == nil {
-			sc.Close()
-		}
+	// The handshake runs apart, so that an end of ctx returns at once even while a prompt
+	// or an agent holds the authentication up.
+	type result struct {
+		sc    ssh.Conn
+		chans <-chan ssh.NewChannel
+		reqs  <-chan *ssh.Request
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sc, chans, reqs, err := ssh.NewClientConn(conn, net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port)), cc)
+		done <- result{sc, chans, reqs, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		conn.Close()
+		p.abandon()
+		go func() {
+			if r := <-done; r.err == nil {
+				r.sc.Close()
+			}
+		}()
 		return nil, fmt.Errorf("sshlogin: login to %s: %w", cfg.Host, context.Cause(ctx))
 	}
+	sc, chans, reqs, err := r.sc, r.chans, r.reqs, r.err
 	if err != nil {
 		return nil, auth.wrap(err)
 	}

@@ -663,3 +663,154 @@ func TestHostCertificate(t *testing.T) {
 		t.Fatalf("got %v (%+v)", err, he)
 	}
 }
+
+func TestKeyboardInteractive(t *testing.T) {
+	s := newTestServer(t)
+	s.set(func() { s.kbdint = "xyzzy" })
+	h := newTestHome(t)
+	h.trust(s)
+	askpass := filepath.Join(h.dir, "askpass")
+	asked := filepath.Join(h.dir, "asked")
+	os.WriteFile(askpass, []byte("#!/bin/sh\necho \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
+	t.Setenv("SSH_ASKPASS", askpass)
+	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
+	out, stderr, err := run(t, h.command(s, "echo kbd"))
+	if err != nil || out != "kbd\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if b, _ := os.ReadFile(asked); string(b) != "Secret word: \n" {
+		t.Errorf("asked %q", b)
+	}
+	if !contains(s.authLog(), "keyboard-interactive+") {
+		t.Errorf("auth log %v", s.authLog())
+	}
+
+	// PreferredAuthentications without it, or KbdInteractiveAuthentication no: not tried.
+	for _, o := range []string{"PreferredAuthentications=publickey,password", "KbdInteractiveAuthentication=no"} {
+		_, _, err = run(t, h.command(s, "echo kbd", "-o", o))
+		var ae *AuthError
+		if !errors.As(err, &ae) || contains(ae.Tried, "keyboard-interactive") {
+			t.Errorf("%s: %v", o, err)
+		}
+	}
+}
+
+func TestDialOptions(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	c := h.command(s, "echo bound", "-o", "BindAddress=127.0.0.2", "-4")
+	out, _, err := run(t, c)
+	if err != nil || out != "bound\n" {
+		t.Fatalf("got %q, %v", out, err)
+	}
+	s.mu.Lock()
+	remote := s.remotes[len(s.remotes)-1]
+	s.mu.Unlock()
+	if !strings.HasPrefix(remote, "127.0.0.2:") || !strings.HasPrefix(c.LocalAddr().String(), "127.0.0.2:") {
+		t.Errorf("server saw %s, LocalAddr %v", remote, c.LocalAddr())
+	}
+
+	// IPv6 only, to an IPv4 address: no connection.
+	_, _, err = run(t, h.command(s, "echo no", "-6"))
+	if err == nil {
+		t.Error("-6 reached an IPv4 address")
+	}
+
+	// Two attempts at a closed port, a second apart.
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c = Command([]string{"ssh", "-F", h.config, "-p", fmt.Sprint(port), "-o", "ConnectionAttempts=2", "127.0.0.1"}, "true")
+	c.Env = &h.env
+	t0 := time.Now()
+	_, _, err = run(t, c)
+	if err == nil || !strings.Contains(err.Error(), "connection refused") || time.Since(t0) < time.Second {
+		t.Errorf("got %v after %v", err, time.Since(t0))
+	}
+}
+
+func TestIdentitiesOnly(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	var keys []agent.AddedKey
+	for i := range 7 {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		keys = append(keys, agent.AddedKey{PrivateKey: priv, Comment: fmt.Sprint("stranger ", i)})
+	}
+	t.Setenv("SSH_AUTH_SOCK", startAgent(t, keys...))
+	_, pub, file := h.key("mine", "")
+	s.authorize(pub)
+
+	count := func() (n int) {
+		for _, m := range s.authLog() {
+			if strings.HasPrefix(m, "publickey") {
+				n++
+			}
+		}
+		return n
+	}
+	// The agent's seven keys come first, then the file.
+	out, _, err := run(t, h.command(s, "echo all", "-i", file))
+	if err != nil || out != "all\n" || count() < 8 {
+		t.Fatalf("without IdentitiesOnly: %q %v, %d publickey attempts", out, err, count())
+	}
+	before := count()
+	out, stderr, err := run(t, h.command(s, "echo only", "-i", file, "-o", "IdentitiesOnly=yes"))
+	if err != nil || out != "only\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if n := count() - before; n > 2 {
+		t.Errorf("%d publickey attempts with IdentitiesOnly", n)
+	}
+}
+
+func TestCheckHostIP(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	// The host is known by name; its address is recorded on the first login.
+	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[localhost]:%d %s", s.port, ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()))), 0o600)
+	login := []string{"ssh", "-F", h.config, "-p", fmt.Sprint(s.port), "-4", "-o", "CheckHostIP=yes",
+		"-o", "UserKnownHostsFile=" + h.knownHosts, "-o", "GlobalKnownHostsFile=/dev/null", "tester@localhost"}
+	c := Command(login, "echo ip")
+	c.Env = &h.env
+	out, stderr, err := run(t, c)
+	if err != nil || out != "ip\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	b, _ := os.ReadFile(h.knownHosts)
+	if !strings.Contains(string(b), fmt.Sprintf("[127.0.0.1]:%d ssh-ed25519", s.port)) || !strings.Contains(stderr, "for IP address") {
+		t.Errorf("known_hosts %q, stderr %q", b, stderr)
+	}
+}
+
+func TestVerboseAndQuiet(t *testing.T) {
+	s := newTestServer(t)
+	h := newTestHome(t)
+	_, pub, _ := h.key("id_ed25519", "")
+	s.authorize(pub)
+	for _, tc := range []struct {
+		flags         []string
+		debug, warned bool
+	}{
+		{nil, false, true},
+		{[]string{"-v"}, true, true},
+		{[]string{"-q"}, false, false},
+		{[]string{"-v", "-q"}, false, false},
+		{[]string{"-q", "-v"}, true, true},
+	} {
+		os.Remove(h.knownHosts)
+		_, stderr, err := run(t, h.command(s, "echo x", append(tc.flags, "-o", "StrictHostKeyChecking=accept-new")...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(stderr, "debug1: Authenticated to") != tc.debug || strings.Contains(stderr, "Permanently added") != tc.warned {
+			t.Errorf("%v: stderr %q", tc.flags, stderr)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package sshlogin
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"golang.org/x/term"
+	"golang.org/x/sys/unix"
 )
 
 // errNoPrompt means a question could not be asked: BatchMode, or nowhere to ask it.
@@ -22,10 +23,15 @@ const defaultAskpass = "/usr/bin/ssh-askpass"
 // prompter asks the user for secrets and answers as OpenSSH's read_passphrase does: on the
 // terminal (/dev/tty), or through SSH_ASKPASS as SSH_ASKPASS_REQUIRE and DISPLAY say.
 type prompter struct {
+	ctx    context.Context // ends a pending question: the terminal is restored
 	env    Env
 	batch  bool
 	stderr io.Writer // for SSH_ASKPASS's messages
 	mu     sync.Mutex
+
+	pmu     sync.Mutex
+	pending func() // restores the terminal of the question being asked
+
 }
 
 // askpassMode decides between the terminal and SSH_ASKPASS: use means try askpass first;
@@ -67,7 +73,7 @@ func (p *prompter) ask(prompt string, echo bool) (string, error) {
 		return "", fmt.Errorf("%w: no terminal, and SSH_ASKPASS is not allowed (set DISPLAY or SSH_ASKPASS_REQUIRE=force)", errNoPrompt)
 	}
 	defer tty.Close()
-	return readTTY(tty, prompt, echo)
+	return p.readTTY(tty, prompt, echo)
 }
 
 // askTTY asks on the terminal only (host key confirmation).
@@ -82,20 +88,63 @@ func (p *prompter) askTTY(prompt string) (string, error) {
 		return "", fmt.Errorf("%w: no terminal", errNoPrompt)
 	}
 	defer tty.Close()
-	return readTTY(tty, prompt, true)
+	return p.readTTY(tty, prompt, true)
 }
 
-func readTTY(tty *os.File, prompt string, echo bool) (string, error) {
-	if _, err := tty.WriteString(prompt); err != nil {
+// readTTY asks on the terminal and reads a line, without echo for a secret. When ctx ends
+// first, the terminal is restored and the read abandoned.
+func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, error) {
+	ctx := p.ctx
+	if ctx != nil && ctx.Err() != nil {
+		return "", fmt.Errorf("sshlogin: prompt abandoned: %w", context.Cause(ctx))
+	}
+	rc, err := tty.SyscallConn()
+	if err != nil {
 		return "", err
 	}
-	if !echo {
-		b, err := term.ReadPassword(int(tty.Fd()))
-		tty.WriteString("\n")
-		if err != nil {
-			return "", fmt.Errorf("sshlogin: read from terminal: %w", err)
+	var saved *unix.Termios
+	restore := func() {
+		if saved != nil {
+			rc.Control(func(fd uintptr) { unix.IoctlSetTermios(int(fd), unix.TCSETS, saved) })
 		}
-		return string(b), nil
+	}
+	if !echo {
+		rc.Control(func(fd uintptr) {
+			t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+			if err != nil {
+				return
+			}
+			saved = t
+			quiet := *t
+			quiet.Lflag &^= unix.ECHO
+			quiet.Lflag |= unix.ICANON | unix.ISIG
+			quiet.Iflag |= unix.ICRNL
+			unix.IoctlSetTermios(int(fd), unix.TCSETS, &quiet)
+		})
+		defer restore()
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	var once sync.Once
+	abandon := func() {
+		once.Do(func() {
+			restore()
+			tty.Close() // unblocks the read
+		})
+	}
+	p.pmu.Lock()
+	p.pending = abandon
+	p.pmu.Unlock()
+	defer func() {
+		p.pmu.Lock()
+		p.pending = nil
+		p.pmu.Unlock()
+	}()
+	stop := context.AfterFunc(ctx, abandon)
+	defer stop()
+	if _, err := tty.WriteString(prompt); err != nil {
+		return "", err
 	}
 	var line []byte
 	buf := make([]byte, 1)
@@ -108,13 +157,30 @@ func readTTY(tty *os.File, prompt string, echo bool) (string, error) {
 			line = append(line, buf[0])
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return "", fmt.Errorf("sshlogin: prompt abandoned: %w", context.Cause(ctx))
+			}
 			if len(line) > 0 {
 				break
 			}
 			return "", fmt.Errorf("sshlogin: read from terminal: %w", err)
 		}
 	}
+	if !echo {
+		tty.WriteString("\n")
+	}
 	return strings.TrimSuffix(string(line), "\r"), nil
+}
+
+// abandon gives up the question being asked on the terminal, if any, restoring the
+// terminal before it returns.
+func (p *prompter) abandon() {
+	p.pmu.Lock()
+	f := p.pending
+	p.pmu.Unlock()
+	if f != nil {
+		f()
+	}
 }
 
 // askpass runs SSH_ASKPASS with the prompt as its argument and reads the answer from its
@@ -124,7 +190,11 @@ func (p *prompter) askpass(prompt string) (string, error) {
 	if prog == "" {
 		prog = defaultAskpass
 	}
-	cmd := exec.Command(prog, prompt)
+	ctx := p.ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cmd := exec.CommandContext(ctx, prog, prompt)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = p.stderr

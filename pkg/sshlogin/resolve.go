@@ -90,16 +90,24 @@ type resolver struct {
 }
 
 // Resolve applies the command line in inv over ssh_config with OpenSSH 9.2's semantics and
-// returns the configuration of the login. The command line comes first (-p, -l, -4/-6, -v/-q,
-// -i, then the -o options in order), then ~/.ssh/config, then the system file (or only the -F
-// file); for each keyword the first value found wins, except those OpenSSH accumulates
-// (IdentityFile, CertificateFile, SendEnv). Host and Match host/all blocks, Include with globs,
-// IgnoreUnknown and the % and ~ expansions are OpenSSH's.
+// returns the configuration of the login. The command line comes first (-4/-6, -v/-q, -p, -l,
+// -i, then the -o options in order), then ~/.ssh/config, then the system file (only the -F
+// file instead, or nothing for -F none). For each keyword the first value found wins, except
+// that IdentityFile, CertificateFile and SendEnv accumulate, and SetEnv takes the first line
+// that applies. Host, Match host and Match all, Include with globs, IgnoreUnknown and the ~,
+// %-token and ${VAR} expansions are OpenSSH's; so are the defaults (as ssh -G prints them),
+// the hostname (lowercased, or an address in canonical form), the dropping of -i files that
+// do not exist, and the refusal of a user file or Include that others may write.
+//
+// IdentityAgent is "" when not configured, otherwise as ssh -G prints it: "none",
+// "SSH_AUTH_SOCK" or "$VAR" as written (the variable names the socket), or an expanded path.
+// Config.ProxyJump is the value as written ("" for none).
 //
 // Resolve does not fail on what a configuration says: anything it cannot honour in-process,
-// or cannot read, is reported in Config.ExecReason (naming the file and line) so that the
-// caller executes the ssh binary, which will do the right thing or say what is wrong. It
-// returns an error only for an Invocation without a host.
+// or that ssh itself would refuse, is reported in Config.ExecReason (naming the file and
+// line, or the -o option) so that the caller executes the ssh binary, which will do the right
+// thing or say what is wrong; the first such reason is kept. Resolve returns an error only for
+// an Invocation without a host.
 func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv == nil || inv.Host == "" {
 		return nil, errors.New("sshlogin: resolve: no host")
@@ -139,9 +147,12 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 		r.apply(o[0], o[1], "command-line", 0, 0, &active, true, 0)
 	}
 
-	if inv.ConfigFile != "" {
+	switch {
+	case strings.EqualFold(inv.ConfigFile, "none"):
+		// ssh -F none reads no file at all.
+	case inv.ConfigFile != "":
 		r.readFile(inv.ConfigFile, confUser, 0, true)
-	} else {
+	default:
 		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
 		r.readFile(filepath.Join(env.systemDir(), "ssh_config"), 0, 0, false)
 	}
@@ -262,19 +273,32 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		return
 	}
 
-	switch kind {
-	case kwIgnored:
-		return
-	case kwExecAlways:
-		if *active {
-			r.exec(pos, "%s is not supported in-process", keywordName(kw))
-		}
+	if kind == kwIgnored {
 		return
 	}
 
+	if kw == "proxyjump" {
+		// OpenSSH reads the rest of the line, not words, and checks every hop's syntax.
+		v, _, _ := strings.Cut(rest, "#")
+		v = strings.TrimRight(v, " \t\r\n")
+		args = []string{v}
+		if !strings.EqualFold(v, "none") {
+			if _, err := parseProxyJump(v); err != nil {
+				r.exec(pos, "invalid ProxyJump %q: %v", v, err)
+				return
+			}
+		}
+	}
 	if err := validate(kw, args); err != nil {
 		r.exec(pos, "%s: %v", keywordName(kw), err)
 		return
+	}
+	if kw == "identityagent" {
+		// OpenSSH expands ${VAR} here once, to refuse a variable that is not set.
+		if _, err := r.dollarExpand(args[0]); err != nil {
+			r.exec(pos, "IdentityAgent: %v", err)
+			return
+		}
 	}
 	if !*active {
 		return
@@ -537,7 +561,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 	}
 	c.HostName = canonicalHost(c.HostName, c.AddressFamily)
 	if v, ok := get("port"); ok {
-		c.Port, _ = strconv.Atoi(v)
+		c.Port, _ = parsePort(v)
 	}
 	if v, ok := get("user"); ok {
 		c.User = v
@@ -566,7 +590,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}
 	}
 	if v, ok := get("connectionattempts"); ok {
-		c.ConnectionAttempts, _ = strconv.Atoi(v)
+		c.ConnectionAttempts, _ = strtonum(v, 0, 1<<31-1)
 	}
 	if v, ok := get("serveraliveinterval"); ok {
 		if secs, _ := parseTime(v); secs > 0 {
@@ -576,7 +600,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		c.ServerAliveInterval = 300 * time.Second // OpenSSH's default in batch mode
 	}
 	if v, ok := get("serveralivecountmax"); ok {
-		c.ServerAliveCountMax, _ = strconv.Atoi(v)
+		c.ServerAliveCountMax, _ = strtonum(v, 0, 1<<31-1)
 	}
 	if v, ok := get("bindaddress"); ok {
 		c.BindAddress = v
@@ -683,14 +707,9 @@ func (r *resolver) finish(inv *Invocation) *Config {
 	}
 	if v, ok := get("identityagent"); ok {
 		switch {
-		case v == "SSH_AUTH_SOCK":
-		case v == "none":
-			c.IdentityAgent = "none"
-		case strings.HasPrefix(v, "$"):
-			c.IdentityAgent = r.env.getenv(v[1:])
-			if c.IdentityAgent == "" {
-				c.IdentityAgent = "none"
-			}
+		case v == "SSH_AUTH_SOCK", strings.HasPrefix(v, "$") && !strings.HasPrefix(v, "${"), v == "none":
+			// As written: the agent code reads the variable when it connects.
+			c.IdentityAgent = v
 		default:
 			c.IdentityAgent = expand("identityagent", v)
 		}
@@ -999,8 +1018,12 @@ func validate(kw string, args []string) error {
 		}
 		return one()
 	case "connectionattempts", "serveralivecountmax":
-		if n, err := strconv.Atoi(v); err != nil || n < 0 {
+		n, ok := strtonum(v, 0, 1<<31-1)
+		if !ok {
 			return fmt.Errorf("bad number %q", v)
+		}
+		if kw == "connectionattempts" && n == 0 {
+			return fmt.Errorf("invalid number of ConnectionAttempts")
 		}
 		return one()
 	case "connecttimeout", "serveraliveinterval":
@@ -1053,15 +1076,15 @@ func validate(kw string, args []string) error {
 				return fmt.Errorf("invalid environment name %q", a)
 			}
 		}
-	case "identityagent":
-		if strings.HasPrefix(v, "$") && v != "$" && !validEnvName(v[1:]) {
-			return fmt.Errorf("invalid environment name %q", v)
+	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms":
+		if err := validAlgorithms(kw, v); err != nil {
+			return err
 		}
 		return one()
 	case "userknownhostsfile", "globalknownhostsfile", "preferredauthentications":
 		return nil
-	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms", "hostname", "user",
-		"hostkeyalias", "bindaddress", "proxyjump", "identityfile", "certificatefile":
+	case "identityagent", "hostname", "user",
+		"hostkeyalias", "bindaddress", "identityfile", "certificatefile":
 		return one()
 	}
 	return nil
@@ -1077,9 +1100,8 @@ func keywordName(kw string) string {
 
 // What socketpipe does with each ssh_config keyword of OpenSSH 9.2 (Debian's build).
 const (
-	kwHonoured   = iota + 1 // resolved into Config, or checked for values only ssh can serve
-	kwIgnored               // no effect on a non-interactive command over a socketpipe login
-	kwExecAlways            // any active use needs the ssh binary
+	kwHonoured = iota + 1 // resolved into Config, or checked for values only ssh can serve
+	kwIgnored             // no effect on a non-interactive command over a socketpipe login
 )
 
 var keywords = map[string]int{
@@ -1251,4 +1273,32 @@ func asciiLower(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// validAlgorithms checks an algorithm list as OpenSSH 9.2's readconf does: a "-" list is not
+// checked; otherwise every name must be supported, and only HostKeyAlgorithms may use
+// wildcards (each matching some algorithm).
+func validAlgorithms(kw, spec string) error {
+	if strings.HasPrefix(spec, "-") {
+		return nil
+	}
+	list := spec
+	if strings.HasPrefix(spec, "+") || strings.HasPrefix(spec, "^") {
+		list = spec[1:]
+	}
+	all := map[string]string{"ciphers": sshAllCiphers, "macs": sshAllMACs,
+		"kexalgorithms": sshAllKex, "hostkeyalgorithms": sshAllHostKeyAlgs}[kw]
+	for _, name := range strings.Split(list, ",") {
+		ok := false
+		for _, a := range strings.Split(all, ",") {
+			if a == name || kw == "hostkeyalgorithms" && strings.ContainsAny(name, "*?") && matchPattern(a, name, false) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return fmt.Errorf("unsupported algorithm %q in %q", name, spec)
+		}
+	}
+	return nil
 }

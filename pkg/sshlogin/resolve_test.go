@@ -54,6 +54,14 @@ func requireSSH(t *testing.T) string {
 		}
 		t.Skipf("no ssh binary: %v", err)
 	}
+	// The defaults and algorithm lists in gconfig.go are OpenSSH 9.2's.
+	out, _ := exec.Command(p, "-V").CombinedOutput()
+	if !strings.HasPrefix(string(out), "OpenSSH_9.2") {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the oracle is OpenSSH 9.2, whose defaults socketpipe prints; this is %s", out)
+		}
+		t.Skipf("ssh is not OpenSSH 9.2: %s", out)
+	}
 	return p
 }
 
@@ -439,6 +447,14 @@ func TestResolveExecReason(t *testing.T) {
 		{"garbage", "Port 22 23\n", nil, "garbage at end of line", nil},
 		{"bad percent", "HostName %z.example\n", nil, "HostName: unknown key %z", nil},
 		{"bad yes/no", "BatchMode perhaps\n", nil, "BatchMode", nil},
+		{"cipher wildcard", "Ciphers aes*\n", nil, "Ciphers: unsupported algorithm", nil},
+		{"cipher removal unchecked", "Ciphers -nonesuch\n", nil, "", nil},
+		{"hostkey wildcard", "HostKeyAlgorithms ssh-ed25519*\n", nil, "", nil},
+		{"hostkey wildcard matching nothing", "HostKeyAlgorithms nonesuch*\n", nil, "HostKeyAlgorithms: unsupported", nil},
+		{"agent unset variable", "Host other\n  IdentityAgent ${NOPE}/x\n", nil, "IdentityAgent: environment variable \"NOPE\" not set", nil},
+		{"agent legacy variable", "IdentityAgent $NOPE\n", nil, "", nil},
+		{"connection attempts 0", "ConnectionAttempts 0\n", nil, "invalid number of ConnectionAttempts", nil},
+		{"port with sign", "Port +22\n", nil, "", nil},
 		{"localforward", "LocalForward 8080 localhost:80\n", nil, "LocalForward", nil},
 		{"remotecommand", "RemoteCommand ls\n", nil, "RemoteCommand", nil},
 		{"requesttty force", "RequestTTY force\n", nil, "RequestTTY", nil},
@@ -497,7 +513,7 @@ func TestResolveValues(t *testing.T) {
 	c := resolveText(t, `
 Host h
   HostName %h.Example.ORG
-  IdentityAgent $SOCK
+  IdentityAgent ${SOCK}
   IdentityFile ~/id_%r
   IdentityFile "~/with space"
   UserKnownHostsFile none
@@ -505,7 +521,7 @@ Host h
   ConnectTimeout 1h1s
   ServerAliveInterval 2m
   PreferredAuthentications publickey,password
-  Ciphers aes*-ctr
+  Ciphers aes256-ctr,aes128-ctr
   ProxyJump none
   ProxyCommand nc %h %p
 `, nil, "-i", "/nonexistent/key", "-l", "bob", "h")
@@ -525,7 +541,7 @@ Host h
 		{"ConnectTimeout", c.ConnectTimeout.String(), "1h0m1s"},
 		{"ServerAliveInterval", c.ServerAliveInterval.String(), "2m0s"},
 		{"PreferredAuthentications", c.PreferredAuthentications, []string{"publickey", "password"}},
-		{"Ciphers", c.Ciphers, []string{"aes128-ctr", "aes192-ctr", "aes256-ctr"}},
+		{"Ciphers", c.Ciphers, []string{"aes256-ctr", "aes128-ctr"}},
 		{"ProxyJump", c.ProxyJump, ""},
 		{"User", c.User, "bob"},
 		{"HostKeyAlgorithms", c.HostKeyAlgorithms, []string(nil)},
@@ -764,6 +780,9 @@ func TestOracleRandom(t *testing.T) {
 	value := func(kw string) string {
 		switch kw {
 		case "Port", "ConnectionAttempts", "ServerAliveCountMax":
+			if rng.IntN(10) == 0 {
+				return pick("0", "-1", "65536", "abc", "1x", "007", "+5", "99999999999")
+			}
 			return fmt.Sprint(1 + rng.IntN(3000))
 		case "User":
 			return pick("alice", "bob", "c_d", "e.f")
@@ -820,10 +839,14 @@ func TestOracleRandom(t *testing.T) {
 		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel"}
 
 	dir := t.TempDir()
-	for i := 0; i < n; i++ {
+	// lines writes up to max random lines; Include lines name files of the same run.
+	lines := func(max int, incDir string) string {
 		var b strings.Builder
-		for l := rng.IntN(12); l > 0; l-- {
-			switch rng.IntN(8) {
+		for l := rng.IntN(max); l > 0; l-- {
+			switch rng.IntN(9) {
+			case 8:
+				fmt.Fprintf(&b, "Include %s\n", filepath.Join(incDir, pick("f0", "f1", "f*", "missing", "f?")))
+				continue
 			case 0:
 				fmt.Fprintf(&b, "Host %s %s\n", pattern(), pattern())
 			case 1:
@@ -835,12 +858,40 @@ func TestOracleRandom(t *testing.T) {
 					m = "all"
 				}
 				fmt.Fprintf(&b, "Match %s\n", m)
+			case 2:
+				if rng.IntN(4) == 0 {
+					// Lines ssh refuses: socketpipe must leave them to ssh.
+					fmt.Fprintf(&b, "%s\n", pick("Frobnicate yes", "BatchMode maybe", "Port", "Host",
+						"ConnectTimeout 1x", `User "unterminated`, "AddressFamily inet5", "StrictHostKeyChecking sometimes",
+						"LogLevel LOUD", "SetEnv NOEQUALS", "SendEnv A=B", "Ciphers nonesuch", "MACs +nonesuch",
+						"KexAlgorithms !curve25519-sha256", "Match", "Match host", "Match all all",
+						"HostName %z", "IdentityAgent $1BAD", "ServerAliveInterval -5", "PubkeyAuthentication maybe"))
+					continue
+				}
+				fallthrough
 			default:
 				kw := kws[rng.IntN(len(kws))]
-				fmt.Fprintf(&b, "  %s %s\n", kw, value(kw))
+				sep := pick(" ", "=", " = ", "\t")
+				fmt.Fprintf(&b, "%s%s%s%s\n", pick("  ", "", "\t"), pick(kw, strings.ToLower(kw), strings.ToUpper(kw)), sep, value(kw))
 			}
 		}
-		config := b.String()
+		return b.String()
+	}
+	for i := 0; i < n; i++ {
+		incDir := filepath.Join(dir, fmt.Sprint("inc", i))
+		if err := os.MkdirAll(incDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		config := lines(12, incDir)
+		for _, f := range []string{"f0", "f1"} {
+			if rng.IntN(2) == 0 {
+				inc := lines(6, incDir)
+				config += "# " + f + ":\n#   " + strings.ReplaceAll(inc, "\n", "\n#   ") + "\n"
+				if err := os.WriteFile(filepath.Join(incDir, f), []byte(inc), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		file := filepath.Join(dir, fmt.Sprintf("config%d", i))
 		if err := os.WriteFile(file, []byte(config), 0o644); err != nil {
 			t.Fatal(err)
@@ -913,6 +964,27 @@ func TestCanonicalHost(t *testing.T) {
 	} {
 		if got := canonicalHost(tt.in, tt.family); got != tt.want {
 			t.Errorf("canonicalHost(%q, %s) = %q, want %q", tt.in, tt.family, got, tt.want)
+		}
+	}
+}
+
+func TestResolveConfigFileNone(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{filepath.Join(dir, ".ssh", "config"), filepath.Join(dir, "etc", "ssh_config")} {
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, []byte("Port 2\nProxyCommand nc %h %p\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for cf, port := range map[string]int{"none": 22, "NONE": 22, "": 2} {
+		c, err := Resolve(&Invocation{Host: "h", ConfigFile: cf}, testEnv(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Port != port || (c.ExecReason == "") != (port == 22) {
+			t.Errorf("-F %q: port %d, ExecReason %q", cf, c.Port, c.ExecReason)
 		}
 	}
 }

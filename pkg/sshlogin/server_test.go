@@ -31,6 +31,8 @@ type testServer struct {
 	password string
 	userCA   ssh.PublicKey
 	hostCert *ssh.Certificate // also offered as a host key when set
+	kbdint   string           // the answer keyboard-interactive wants, if set
+	remotes  []string         // the client address of each connection
 
 	mu         sync.Mutex
 	authorized [][]byte
@@ -85,7 +87,7 @@ func (s *testServer) authLog() []string {
 
 func (s *testServer) config() *ssh.ServerConfig {
 	s.mu.Lock()
-	password, userCA, hostCert := s.password, s.userCA, s.hostCert
+	password, userCA, hostCert, kbdint := s.password, s.userCA, s.hostCert, s.kbdint
 	s.mu.Unlock()
 	cc := &ssh.CertChecker{
 		IsUserAuthority: func(k ssh.PublicKey) bool {
@@ -124,6 +126,18 @@ func (s *testServer) config() *ssh.ServerConfig {
 			return nil, fmt.Errorf("wrong password")
 		}
 	}
+	if kbdint != "" {
+		cfg.KeyboardInteractiveCallback = func(md ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			a, err := ch("tester", "one question", []string{"Secret word: "}, []bool{false})
+			if err != nil {
+				return nil, err
+			}
+			if len(a) != 1 || a[0] != kbdint {
+				return nil, fmt.Errorf("wrong answer")
+			}
+			return nil, nil
+		}
+	}
 	cfg.AddHostKey(s.hostKey)
 	if hostCert != nil {
 		cs, err := ssh.NewCertSigner(hostCert, s.hostKey)
@@ -159,6 +173,7 @@ func (s *testServer) serve() {
 		}
 		fc := &freezeConn{Conn: c, freeze: s.freeze}
 		s.mu.Lock()
+		s.remotes = append(s.remotes, c.RemoteAddr().String())
 		s.conns = append(s.conns, fc)
 		s.mu.Unlock()
 		go s.handle(fc)

@@ -180,13 +180,14 @@ func (d *realSSHD) accepted() int {
 func TestRealSSHD(t *testing.T) {
 	d := startSSHD(t)
 
-	t.Run("ed25519 key, known RSA host key only", func(t *testing.T) {
+	t.Run("ed25519 key, known RSA host key only, no ssh on PATH", func(t *testing.T) {
 		h := newTestHome(t)
 		// The server offers ed25519 first by default; known_hosts holds its RSA key only.
 		d.trust(h, ssh.KeyAlgoRSA)
 		_, pub, _ := h.key("id_ed25519", "")
 		d.authorize(t, pub)
 		before := d.accepted()
+		t.Setenv("PATH", t.TempDir()) // no ssh binary to fall back on
 		out, stderr, err := run(t, d.command(h, "echo $((6*7)); exit 0"))
 		if err != nil || out != "42\n" {
 			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.log)
@@ -326,6 +327,50 @@ func TestRealSSHD(t *testing.T) {
 		out, _, err := run(t, d.command(h, "echo $SP_X", "-o", "SetEnv=SP_X=hello"))
 		if err != nil || out != "hello\n" {
 			t.Errorf("got %q, %v", out, err)
+		}
+	})
+
+	t.Run("ProxyJump through a second sshd", func(t *testing.T) {
+		jump := startSSHD(t)
+		h := newTestHome(t)
+		_, pub, _ := h.key("id_ed25519", "")
+		d.authorize(t, pub)
+		jump.authorize(t, pub)
+		os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s[127.0.0.1]:%d %s",
+			d.port, ssh.MarshalAuthorizedKey(d.hostKeys[ssh.KeyAlgoED25519]),
+			jump.port, ssh.MarshalAuthorizedKey(jump.hostKeys[ssh.KeyAlgoECDSA256]))), 0o600)
+		before, jumpBefore := d.accepted(), jump.accepted()
+		c := d.command(h, "echo $SSH_CONNECTION", "-o", fmt.Sprintf("ProxyJump=root@127.0.0.1:%d", jump.port))
+		out, stderr, err := run(t, c)
+		if err != nil || !strings.HasPrefix(out, "127.0.0.1 ") {
+			t.Fatalf("got %q, %v; stderr %q\n%s\n%s", out, err, stderr, jump.log, d.log)
+		}
+		if d.accepted()-before != 1 || jump.accepted()-jumpBefore != 1 {
+			t.Errorf("authentications: target %d, jump %d", d.accepted()-before, jump.accepted()-jumpBefore)
+		}
+	})
+
+	t.Run("IdentitiesOnly past a crowded agent", func(t *testing.T) {
+		h := newTestHome(t)
+		d.trust(h, ssh.KeyAlgoED25519)
+		var keys []agent.AddedKey
+		for i := range 7 {
+			_, priv, _ := ed25519.GenerateKey(rand.Reader)
+			keys = append(keys, agent.AddedKey{PrivateKey: priv, Comment: fmt.Sprint("stranger ", i)})
+		}
+		t.Setenv("SSH_AUTH_SOCK", startAgent(t, keys...))
+		_, pub, file := h.key("mine", "")
+		d.authorize(t, pub)
+		// sshd's MaxAuthTries (6) ends the connection before the file's key is offered.
+		_, _, err := run(t, d.command(h, "true", "-i", file))
+		var ae *AuthError
+		if !errors.As(err, &ae) || ae.Err == nil || !strings.Contains(ae.Hint(), "IdentitiesOnly") {
+			t.Fatalf("without IdentitiesOnly: %v", err)
+		}
+		t.Logf("as expected: %v", err)
+		out, stderr, err := run(t, d.command(h, "echo only", "-i", file, "-o", "IdentitiesOnly=yes"))
+		if err != nil || out != "only\n" {
+			t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 		}
 	})
 

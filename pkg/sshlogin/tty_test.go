@@ -51,7 +51,7 @@ func TestTerminalPrompts(t *testing.T) {
 	var seen bytes.Buffer
 	expect := func(s string) {
 		t.Helper()
-		deadline := time.After(15 * time.Second)
+		deadline := time.After(60 * time.Second)
 		for !strings.Contains(seen.String(), s) {
 			select {
 			case b, ok := <-out:
@@ -67,7 +67,7 @@ func TestTerminalPrompts(t *testing.T) {
 	// Type a secret only once the prompt has turned echo off, as a person would.
 	typeSecret := func(secret string) {
 		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
+		deadline := time.Now().Add(60 * time.Second)
 		for {
 			tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 			if err != nil {
@@ -104,6 +104,42 @@ func TestTerminalPrompts(t *testing.T) {
 	}
 }
 
+// TestTerminalPromptCancel ends the context while the passphrase prompt waits: Start
+// returns and the terminal has its echo back before the process goes on.
+func TestTerminalPromptCancel(t *testing.T) {
+	if os.Getenv("SP_TTY_HELPER") != "" {
+		ttyHelper()
+		return
+	}
+	s := newTestServer(t)
+	h := newTestHome(t)
+	h.trust(s)
+	_, pub, file := h.key("id_ed25519", "pass phrase")
+	s.authorize(pub)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestTerminalPromptCancel$")
+	cmd.Env = append(os.Environ(), "SP_TTY_HELPER=cancel", "SP_HOME="+h.dir,
+		"SP_LOGIN="+strings.Join(h.login(s), "\x1f"))
+	f, err := pty.Start(cmd)
+	needReal(t, "a pty", err == nil)
+	defer f.Close()
+	var seen bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		io.Copy(&seen, f)
+		close(done)
+	}()
+	cmd.Wait()
+	<-done
+	out := seen.String()
+	if !strings.Contains(out, "Enter passphrase for key '"+file+"': ") || !strings.Contains(out, "HELPER FAILED") ||
+		!strings.Contains(out, "deadline exceeded") {
+		t.Fatalf("terminal:\n%s", out)
+	}
+	if !strings.Contains(out, "ECHO ON") {
+		t.Errorf("the terminal was left without echo:\n%s", out)
+	}
+}
+
 func ttyHelper() {
 	env := DefaultEnv()
 	env.Home = os.Getenv("SP_HOME")
@@ -114,10 +150,19 @@ func ttyHelper() {
 	c.Env = &env
 	var out bytes.Buffer
 	c.Stdout, c.Stderr = &out, os.Stderr
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	timeout := 60 * time.Second
+	if os.Getenv("SP_TTY_HELPER") == "cancel" {
+		timeout = 500 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := c.Run(ctx); err != nil {
 		fmt.Println("HELPER FAILED:", err)
+		if tty, err := os.Open("/dev/tty"); err == nil {
+			if tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS); err == nil && tio.Lflag&unix.ECHO != 0 {
+				fmt.Println("ECHO ON")
+			}
+		}
 		os.Exit(1)
 	}
 	fmt.Printf("HELPER OK: %s", out.String())

@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Result is one transfer's measurement.
+type Result struct {
+	Elapsed time.Duration
+	MaxRSS  int64 // peak resident set of the measured process, bytes (wait4's ru_maxrss); 0 if none
+}
+
+// A Variant is one way of moving a data file from here to a Sink on the sshd's host.
+type Variant struct {
+	Key  string // a short key: "a", "b", ...
+	Name string // what it measures, for the table
+	Tiny bool   // moves the tiny file, not the big one
+	// Run moves data and returns the measurement; it must check the Sum the sink reports.
+	Run func(ctx context.Context, e *Env, data Data) (Result, error)
+}
+
+// Extra variants are added to `make bench` after the standard ones, interleaved with them and
+// moving the same data file. Register them from an init function in this package.
+var Extra []Variant
+
+// ExtraReports run after the interleaved variants, each with its own workload and table, with
+// e.T as their testing.TB (a Fatal inside one ends that report only); size and runs are
+// BENCH_SIZE and BENCH_RUNS. sshmode_report.go registers socketpipe --ssh against ssh with
+// rsync and tar.
+var ExtraReports []func(ctx context.Context, e *Env, size int64, runs int, w io.Writer) error
+
+// RawTCP is the physical limit here: `cat data` whose standard output is one end of a
+// loopback TCP connection, and the sink whose standard input is the other end. No socketpipe,
+// no ssh.
+func RawTCP() Variant {
+	return Variant{Key: "a", Name: "raw TCP, cat → sink over one loopback socket", Run: runRawTCP}
+}
+
+func runRawTCP(ctx context.Context, e *Env, data Data) (Result, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	defer ln.Close()
+	start := time.Now()
+	dialed, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	accepted, err := ln.Accept()
+	if err != nil {
+		dialed.Close()
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	wf, err1 := dialed.(*net.TCPConn).File()
+	rf, err2 := accepted.(*net.TCPConn).File()
+	dialed.Close()
+	accepted.Close()
+	if err1 != nil || err2 != nil {
+		return Result{}, fmt.Errorf("bench: socket file: %v %v", err1, err2)
+	}
+	sink := e.command(ctx, "spbench", "sink")
+	sink.Stdin = rf
+	var out, errb bytes.Buffer
+	sink.Stdout, sink.Stderr = &out, &errb
+	src := e.command(ctx, "cat", data.Path)
+	src.Stdout = wf
+	src.Stderr = &errb
+	err = sink.Start()
+	rf.Close()
+	if err != nil {
+		wf.Close()
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	err = src.Start()
+	wf.Close()
+	if err != nil {
+		sink.Process.Kill()
+		sink.Wait()
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	serr := src.Wait()
+	kerr := sink.Wait()
+	r := Result{Elapsed: time.Since(start)}
+	if serr != nil || kerr != nil {
+		return r, fmt.Errorf("bench: raw TCP: cat: %v, sink: %v: %s", serr, kerr, errb.Bytes())
+	}
+	return r, check(out.String(), data)
+}
+
+// Socketpipe moves data with `socketpipe [flags] -i { cat data } -l { login } -r { spbench sink }`;
+// the sink's verdict comes back through the socket to socketpipe's standard output.
+func Socketpipe(key, name string, flags ...string) Variant {
+	return Variant{Key: key, Name: name, Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+		return e.RunSocketpipe(ctx, data, flags...)
+	}}
+}
+
+// RunSocketpipe runs one socketpipe transfer of data to the sink with flags added.
+func (e *Env) RunSocketpipe(ctx context.Context, data Data, flags ...string) (Result, error) {
+	r, _, err := e.runSocketpipe(ctx, data, flags...)
+	return r, err
+}
+
+// TraceSocketpipe is RunSocketpipe with -v, returning socketpipe's timeline (its standard error).
+func (e *Env) TraceSocketpipe(ctx context.Context, data Data, flags ...string) (Result, string, error) {
+	return e.runSocketpipe(ctx, data, append([]string{"-v"}, flags...)...)
+}
+
+func (e *Env) runSocketpipe(ctx context.Context, data Data, flags ...string) (Result, string, error) {
+	argv := []string{e.Socketpipe}
+	argv = append(argv, e.LoginFlags...)
+	argv = append(argv, flags...)
+	argv = append(argv, "-i", "{", "cat", data.Path, "}", "-l", "{")
+	argv = append(argv, e.Login...)
+	argv = append(argv, "}", "-r", "{", "spbench", "sink", "}")
+	cmd := e.command(ctx, argv...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := Result{Elapsed: time.Since(start), MaxRSS: maxRSS(cmd)}
+	if err != nil {
+		return r, errb.String(), fmt.Errorf("bench: socketpipe %s: %v: %s", strings.Join(flags, " "), err, errb.Bytes())
+	}
+	return r, errb.String(), check(out.String(), data)
+}
+
+// SSHPipe is `cat data | ssh host spbench sink`: what socketpipe replaces, with OpenSSH's
+// default cipher.
+func SSHPipe() Variant {
+	return Variant{Key: "d", Name: "ssh pipe, cat → ssh host sink", Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+		return e.RunSSHPipe(ctx, data)
+	}}
+}
+
+// RunSSHPipe runs `cat data | ssh -F cfg alias spbench sink`.
+func (e *Env) RunSSHPipe(ctx context.Context, data Data) (Result, error) {
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	argv := append(append([]string{}, e.Login...), "spbench", "sink")
+	ssh := e.command(ctx, argv...)
+	var out, errb bytes.Buffer
+	ssh.Stdin, ssh.Stdout, ssh.Stderr = pr, &out, &errb
+	src := e.command(ctx, "cat", data.Path)
+	src.Stdout, src.Stderr = pw, &errb
+	start := time.Now()
+	err = ssh.Start()
+	pr.Close()
+	if err != nil {
+		pw.Close()
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	err = src.Start()
+	pw.Close()
+	if err != nil {
+		ssh.Process.Kill()
+		ssh.Wait()
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	serr := src.Wait()
+	herr := ssh.Wait()
+	r := Result{Elapsed: time.Since(start), MaxRSS: maxRSS(ssh)}
+	if serr != nil || herr != nil {
+		return r, fmt.Errorf("bench: ssh pipe: cat: %v, ssh: %v: %s", serr, herr, errb.Bytes())
+	}
+	return r, check(out.String(), data)
+}
+
+// SSHLogin is one `ssh host true`: the cost of a login, against which socketpipe's start-up
+// is measured.
+func SSHLogin() Variant {
+	return Variant{Key: "g", Name: "one ssh login, ssh host true", Tiny: true, Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+		argv := append(append([]string{}, e.Login...), "true")
+		cmd := e.command(ctx, argv...)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		start := time.Now()
+		err := cmd.Run()
+		r := Result{Elapsed: time.Since(start), MaxRSS: maxRSS(cmd)}
+		if err != nil {
+			return r, fmt.Errorf("bench: ssh true: %v: %s", err, errb.Bytes())
+		}
+		return r, nil
+	}}
+}
+
+// Standard returns variants a to g of issue 8, in the order they run in each round.
+func Standard() []Variant {
+	c := Socketpipe("c", "socketpipe, tiny transfer (start-up)")
+	c.Tiny = true
+	return []Variant{
+		RawTCP(),
+		Socketpipe("b", "socketpipe, native login, plain"),
+		c,
+		SSHPipe(),
+		Socketpipe("e", "socketpipe -e", "-e"),
+		Socketpipe("f", "socketpipe -m ssh", "-m", "ssh"),
+		SSHLogin(),
+	}
+}
+
+func check(out string, data Data) error {
+	got, err := ParseSum(out)
+	if err != nil {
+		return err
+	}
+	if got != data.Sum {
+		return fmt.Errorf("bench: checksum mismatch: sent %v, the sink got %v", data.Sum, got)
+	}
+	return nil
+}
+
+// maxRSS is wait4's ru_maxrss of cmd, in bytes: the peak of the process itself or of the
+// largest of its children it waited for.
+func maxRSS(cmd *exec.Cmd) int64 {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss * 1024
+	}
+	return 0
+}
