@@ -181,7 +181,8 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	if err != nil {
 		// Our own failure: end the login at once; the remote half then ends its command.
 		// A login whose output simply ended is let finish, for its exit status.
-		if !errors.As(err, new(*rendezvous.BannerError)) {
+		var be *rendezvous.BannerError
+		if !errors.As(err, &be) || errors.Is(be.Err, rendezvous.ErrBannerTooLong) {
 			login.Close()
 		}
 		lerr := waitLogin(half, 3*time.Second)
@@ -248,6 +249,9 @@ func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error) {
 	case errors.As(err, &be):
 		name := loginName(a.Login)
 		switch {
+		case errors.Is(be.Err, rendezvous.ErrBannerTooLong):
+			errorf(stderr, "the remote half did not start: the login printed more than %d bytes without its greeting", rendezvous.MaxBanner)
+			hintf(stderr, "is %s on the remote host really socketpipe? --remote-path names it", remoteName(a.RemotePath))
 		case errors.As(loginErr, &ee) && ee.Status == 127:
 			errorf(stderr, "the remote half did not start: %s is not installed on the remote host (the remote shell said: command not found)", remoteName(a.RemotePath))
 			hintf(stderr, "install socketpipe on the remote host's PATH or name it with --remote-path; with a native ssh login (no -x) socketpipe copies itself there")
@@ -256,9 +260,9 @@ func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error) {
 		case errors.As(loginErr, &ee):
 			errorf(stderr, "login failed: %s exited with status %d before the remote half started", name, ee.Status)
 		case loginErr != nil:
-			errorf(stderr, "login failed: %v", loginErr)
+			errorf(stderr, "login failed: %v", strings.TrimPrefix(loginErr.Error(), "sshlogin: "))
 		default:
-			errorf(stderr, "%v", err)
+			errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
 			hintf(stderr, "the login command %s ended without starting the remote half", name)
 		}
 		if len(be.Banner) > 0 {

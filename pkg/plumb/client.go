@@ -86,6 +86,10 @@ func (r *Report) StageError() error {
 // remote command: the stream may be incomplete.
 var ErrRemoteVanished = errors.New("the remote half ended without reporting the remote command's status")
 
+// ErrLostContact is returned when the other half stopped answering pings while the remote
+// command ran: the link or the remote host is down, and the stream may be incomplete.
+var ErrLostContact = errors.New("lost contact with the remote half")
+
 func (c *Client) logf(format string, args ...any) {
 	if c.Logf != nil {
 		c.Logf(format, args...)
@@ -150,12 +154,13 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
 		Cipher: cipherName, Addr: backAddr, Host: c.Host,
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
+		PingMS: rendezvous.CurrentLiveness().PingInterval.Milliseconds(),
 	}
 	if err := ctl.Send(req); err != nil {
 		// The login ended before it read anything: it never started the remote half.
 		return rep, &rendezvous.BannerError{Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
-	hello, err := ctl.Recv()
+	hello, err := recvHello(ctx, ctl)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			err = &rendezvous.BannerError{Banner: ctl.Banner, Err: err}
@@ -166,7 +171,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		return rep, &rendezvous.RemoteError{Msg: hello.Error}
 	}
 	if hello.Type != rendezvous.MsgHello {
-		return rep, fmt.Errorf("the remote half sent %q instead of its hello", hello.Type)
+		return rep, fmt.Errorf("the remote half sent %s instead of its hello", rendezvous.Quote(hello.Type))
 	}
 	rep.RemoteVersion = hello.Version
 	if hello.Protocol != rendezvous.Protocol {
@@ -229,14 +234,17 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	if c.Watch != nil {
 		c.Watch(&Meter{l: l, start: xferStart})
 	}
-	err = c.transfer(ctx, l, rd, rep)
+	dead, stopPings := rd.heartbeat(time.Duration(hello.PingMS) * time.Millisecond)
+	err = c.transfer(ctx, l, rd, rep, dead)
+	stopPings()
 	rep.Transfer = time.Since(xferStart)
 	l.count(rep, err == nil) // before l.close: the kernel's counts die with the socket
 	return rep, err
 }
 
 // transfer starts the local commands on the link and waits for every stage.
-func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Report) error {
+// dead closes when the remote half has gone silent (see ctlReader.heartbeat).
+func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Report, dead <-chan struct{}) error {
 	var procs []*exec.Cmd
 	var inputProc *exec.Cmd
 	var mu sync.Mutex
@@ -339,6 +347,12 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			return
 		}
 		noteRelay(err)
+		if err != nil && l.conn != nil {
+			// The stream from the remote half is tampered or cut (-e) and nothing more is
+			// read from it: close it, so the remote half's writes fail now (its command gets
+			// SIGPIPE and the status comes) rather than wait on a full window.
+			l.conn.Close()
+		}
 	}
 	drained := make(chan struct{})
 	switch {
@@ -449,8 +463,20 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				c.logf("remote: %s", m.Note)
 			case rendezvous.MsgError:
 				kill(syscall.SIGTERM)
+				// What we found wrong with the data from the remote half comes first: the
+				// remote half may complain of the connection we closed because of it.
+				mu.Lock()
+				err := relayErr
+				mu.Unlock()
+				if errors.Is(err, rendezvous.ErrTampered) || errors.Is(err, rendezvous.ErrEndedEarly) {
+					return err
+				}
 				return &rendezvous.RemoteError{Msg: m.Error}
 			}
+		case <-dead:
+			kill(syscall.SIGTERM)
+			return fmt.Errorf("%w: nothing heard for %v (the network between the hosts or the remote host is down)",
+				ErrLostContact, rd.silence)
 		case <-ctx.Done():
 			kill(syscall.SIGTERM)
 			return ctx.Err()
@@ -464,6 +490,27 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 		return relayErr
 	}
 	return nil
+}
+
+// recvHello reads the remote half's first message, giving up when ctx ends: a login command
+// that was killed may have left a child holding its output open, and the read would then never
+// end. The reading goroutine ends when the caller closes the login.
+func recvHello(ctx context.Context, ctl *rendezvous.Conn) (*rendezvous.Message, error) {
+	type recv struct {
+		m   *rendezvous.Message
+		err error
+	}
+	ch := make(chan recv, 1)
+	go func() {
+		m, err := ctl.Recv()
+		ch <- recv{m, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.m, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 func isBrokenPipe(err error) bool {

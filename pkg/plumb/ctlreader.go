@@ -5,6 +5,8 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
@@ -22,6 +24,11 @@ type ctlReader struct {
 	received  func(int)
 	broken    func()
 	dataEnded chan struct{} // closed at the E frame
+
+	heard   atomic.Int64  // when the last frame came (UnixNano), for the heartbeat
+	busy    atomic.Bool   // blocked writing data to the sink: our stall, not the peer's silence
+	closed  chan struct{} // closed when the channel has ended
+	silence time.Duration // how long a silent peer is given, once heartbeat has started
 }
 
 func newCtlReader(conn *rendezvous.Conn) *ctlReader {
@@ -30,7 +37,9 @@ func newCtlReader(conn *rendezvous.Conn) *ctlReader {
 		msgs:      make(chan *rendezvous.Message, 16),
 		sinkReady: make(chan struct{}),
 		dataEnded: make(chan struct{}),
+		closed:    make(chan struct{}),
 	}
+	r.heard.Store(time.Now().UnixNano())
 	go r.loop()
 	return r
 }
@@ -45,6 +54,7 @@ func (r *ctlReader) setSink(f *os.File, counted func(int), broken func()) {
 }
 
 func (r *ctlReader) loop() {
+	defer close(r.closed)
 	defer close(r.msgs)
 	var buf []byte
 	sinkBroken := false
@@ -56,6 +66,7 @@ func (r *ctlReader) loop() {
 			}
 			return
 		}
+		r.heard.Store(time.Now().UnixNano())
 		switch typ {
 		case rendezvous.FrameJSON:
 			b := make([]byte, n)
@@ -67,6 +78,9 @@ func (r *ctlReader) loop() {
 			if err != nil {
 				r.err = err
 				return
+			}
+			if m.Type == rendezvous.MsgPing {
+				continue
 			}
 			r.msgs <- m
 		case rendezvous.FrameData:
@@ -81,7 +95,11 @@ func (r *ctlReader) loop() {
 			if sinkBroken {
 				continue // the reader went away; keep reading control messages
 			}
-			if _, err := r.sink.Write(buf[:n]); err != nil {
+			r.busy.Store(true)
+			_, err := r.sink.Write(buf[:n])
+			r.heard.Store(time.Now().UnixNano())
+			r.busy.Store(false)
+			if err != nil {
 				sinkBroken = true
 				r.sink.Close()
 				if r.broken != nil {
@@ -106,4 +124,46 @@ func (r *ctlReader) loop() {
 			}
 		}
 	}
+}
+
+// heartbeat sends the peer a ping every interval and closes the returned channel when the peer
+// has said nothing for rendezvous.PingDeadAfter(interval) while we were ready to read; stop
+// ends it. With interval 0 (a peer without pings) the channel never closes.
+func (r *ctlReader) heartbeat(interval time.Duration) (dead <-chan struct{}, stop func()) {
+	if interval <= 0 {
+		return nil, func() {}
+	}
+	deadCh := make(chan struct{})
+	done := make(chan struct{})
+	var once sync.Once
+	after := rendezvous.PingDeadAfter(interval)
+	r.silence = after
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		sending := make(chan struct{}, 1)
+		for {
+			select {
+			case <-done:
+				return
+			case <-r.closed:
+				return // the channel's end is reported on its own
+			case <-t.C:
+			}
+			select {
+			case sending <- struct{}{}:
+				// A write into a dead link may block until the channel is closed.
+				go func() {
+					r.conn.Send(&rendezvous.Message{Type: rendezvous.MsgPing})
+					<-sending
+				}()
+			default:
+			}
+			if !r.busy.Load() && time.Since(time.Unix(0, r.heard.Load())) > after {
+				close(deadCh)
+				return
+			}
+		}
+	}()
+	return deadCh, func() { once.Do(func() { close(done) }) }
 }

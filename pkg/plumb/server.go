@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -54,7 +55,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if req.Type != rendezvous.MsgRequest {
 		ctl.Send(hello)
-		return fail(fmt.Errorf("the remote half expected a request, got %q", req.Type))
+		return fail(fmt.Errorf("the remote half expected a request, got %s", rendezvous.Quote(req.Type)))
 	}
 	if req.Protocol != rendezvous.Protocol {
 		ctl.Send(hello)
@@ -67,6 +68,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if len(req.Secret) < 16 {
 		ctl.Send(hello)
 		return fail(errors.New("the request has no usable secret"))
+	}
+	if req.PingMS > 0 {
+		hello.PingMS = req.PingMS // accepted
 	}
 	rs := &rendezvous.Server{Req: req, ListenIP: sshConnectionIP(hello.SSHConnection, 2), Logf: s.Logf}
 	addr, note := rs.ListenReverse()
@@ -98,20 +102,31 @@ func (s *Server) Run(ctx context.Context) error {
 		return fail(err)
 	}
 	defer l.close()
-	st := s.supervise(ctx, req, l, rd)
+	dead, stopPings := rd.heartbeat(time.Duration(req.PingMS) * time.Millisecond)
+	defer stopPings()
+	st := s.supervise(ctx, req, l, rd, dead)
 	if err := ctl.Send(st); err != nil {
 		return err
 	}
 	// Hold the data connection until the client has all it needs and closes the control
-	// channel: closing earlier could reset the connection under data still in flight.
-	for range rd.msgs {
+	// channel: closing earlier could reset the connection under data still in flight. A
+	// client gone silent will not close it.
+	for {
+		select {
+		case _, ok := <-rd.msgs:
+			if !ok {
+				return nil
+			}
+		case <-dead:
+			return fmt.Errorf("lost contact with the client: nothing heard for %v", rd.silence)
+		}
 	}
-	return nil
 }
 
 // supervise runs the remote command on the link, in its own process group, and returns its
 // status message. The group is killed when the client goes away.
-func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link, rd *ctlReader) *rendezvous.Message {
+// dead closes when the client has gone silent.
+func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link, rd *ctlReader, dead <-chan struct{}) *rendezvous.Message {
 	argv := req.Argv
 	if req.Shell {
 		sh := s.getenv("SHELL")
@@ -148,9 +163,20 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 			rd.setSink(inW, func(n int) { l.received.Add(int64(n)) }, noteUnread)
 		} else {
 			go func() {
-				if err := l.drain(inW); err != nil && isBrokenPipe(err) {
+				err := l.drain(inW)
+				switch {
+				case err != nil && isBrokenPipe(err):
 					noteUnread()
 					io.Copy(io.Discard, l.recv)
+				case err != nil:
+					// Tampered or cut short (-e): neither the client nor the command may take
+					// the run for a success. The error goes first: the command's status,
+					// sent once it is gone, must not reach the client before it.
+					rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgError,
+						Error: "remote half: " + strings.TrimPrefix(err.Error(), "rendezvous: ")})
+					if p.Process != nil {
+						syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+					}
 				}
 				inW.Close()
 			}()
@@ -199,6 +225,16 @@ wait:
 			if m.Type == rendezvous.MsgOutputClosed {
 				killGroup(syscall.SIGPIPE)
 			}
+		case <-dead:
+			// The client is unreachable: nothing may be left running.
+			killGroup(syscall.SIGTERM)
+			select {
+			case waitErr = <-exited:
+			case <-time.After(KillGrace):
+				killGroup(syscall.SIGKILL)
+				waitErr = <-exited
+			}
+			break wait
 		case <-ctx.Done():
 			killGroup(syscall.SIGTERM)
 			select {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"sync"
 )
 
@@ -52,6 +53,11 @@ type Message struct {
 	PortLow   int      `json:"port_low,omitempty"` // --ports
 	PortHigh  int      `json:"port_high,omitempty"`
 	Shell     bool     `json:"shell,omitempty"` // run Argv[0] through the user's shell (--ssh mode)
+	// PingMS, in the request, offers pings every so many milliseconds while the remote
+	// command runs; the remote half accepts by echoing it in its hello. Then each half sends
+	// a ping at that interval and gives up on a peer silent for PingDeadAfter. Halves that
+	// predate pings neither offer nor accept them.
+	PingMS int64 `json:"ping_ms,omitempty"`
 
 	// hello (remote half to client)
 	PID           int    `json:"pid,omitempty"`
@@ -82,11 +88,16 @@ const (
 	MsgStarted      = "started"
 	MsgOutputClosed = "output-closed" // client to remote half: the local output stage ended early
 	MsgInputUnread  = "input-unread"  // remote half to client: the remote command is gone, input is unread
+	MsgPing         = "ping"          // either way, when agreed (PingMS): I am alive
 )
 
 // ErrNoMagic is returned when the peer's output ended, or exceeded MaxBanner, before the
 // control magic was seen: the remote half never started.
 var ErrNoMagic = errors.New("rendezvous: the remote half did not start")
+
+// ErrBannerTooLong is a BannerError's Err when the login printed more than MaxBanner bytes
+// without the magic: whatever runs there is not a socketpipe remote half.
+var ErrBannerTooLong = errors.New("too much output")
 
 // A BannerError reports that the remote half never spoke; Banner holds the start of what the
 // login printed instead, for the error message.
@@ -99,10 +110,23 @@ func (e *BannerError) Error() string {
 	if len(e.Banner) == 0 {
 		return ErrNoMagic.Error()
 	}
-	return fmt.Sprintf("%v (it printed %q)", ErrNoMagic, trimBanner(e.Banner))
+	q := strconv.Quote(trimBanner(e.Banner))
+	if len(q) > 240 { // binary noise quotes to four times its size
+		q = q[:240] + "..."
+	}
+	return fmt.Sprintf("%v (it printed %s)", ErrNoMagic, q)
 }
 
 func (e *BannerError) Unwrap() error { return ErrNoMagic }
+
+// Quote quotes a word that came from outside (a command line, the other half) for a message:
+// as %q does, cut to its first 64 bytes, so that hostile input cannot make a message huge.
+func Quote(s string) string {
+	if len(s) > 64 {
+		return strconv.Quote(s[:64]) + "..."
+	}
+	return strconv.Quote(s)
+}
 
 func trimBanner(b []byte) string {
 	b = bytes.TrimSpace(b)
@@ -217,7 +241,7 @@ func (c *Conn) skipBanner() error {
 		c.r.Discard(adv)
 		skipped += adv
 		if skipped > MaxBanner {
-			return &BannerError{Banner: c.Banner, Err: errors.New("too much output")}
+			return &BannerError{Banner: c.Banner, Err: ErrBannerTooLong}
 		}
 	}
 }

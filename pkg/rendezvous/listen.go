@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // MaxPending bounds the connections whose proof is under way at once on a listener, so a
-// flood of strangers costs bounded memory. Connections beyond it are closed at once.
+// flood of strangers costs bounded memory. A connection beyond it closes the oldest one still
+// proving: strangers that hold their connections open cannot keep the real peer, which
+// proves itself within a round trip or two, from getting a turn.
 const MaxPending = 64
 
 // PortRange restricts a listener's port (--ports LOW-HIGH). The zero value means an
@@ -31,7 +32,7 @@ func ParsePortRange(s string) (PortRange, error) {
 	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || l < 1 || h > 65535 || l > h {
-		return PortRange{}, fmt.Errorf("rendezvous: bad port range %q: want LOW-HIGH within 1-65535", s)
+		return PortRange{}, fmt.Errorf("rendezvous: bad port range %s: want LOW-HIGH within 1-65535", Quote(s))
 	}
 	return PortRange{l, h}, nil
 }
@@ -49,6 +50,7 @@ type Listener struct {
 	// Rejected counts connections that failed the proof (for -v and tests).
 	mu       sync.Mutex
 	rejected int
+	pending  []net.Conn // proofs under way, oldest first
 }
 
 // Listen listens on ip (never on all interfaces: ip must not be unspecified) at an ephemeral
@@ -95,7 +97,6 @@ func (l *Listener) Rejected() int {
 
 func (l *Listener) acceptLoop() {
 	defer l.wg.Done()
-	sem := make(chan struct{}, MaxPending)
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -114,18 +115,25 @@ func (l *Listener) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			c.Close()
-			l.reject()
-			continue
+		l.mu.Lock()
+		if len(l.pending) >= MaxPending {
+			l.pending[0].Close() // its proof fails, and it is counted as rejected
+			l.pending = l.pending[1:]
 		}
+		l.pending = append(l.pending, c)
+		l.mu.Unlock()
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			defer func() { <-sem }()
 			p, err := Prove(c, l.secret, l.role)
+			l.mu.Lock()
+			for i, pc := range l.pending {
+				if pc == c {
+					l.pending = append(l.pending[:i], l.pending[i+1:]...)
+					break
+				}
+			}
+			l.mu.Unlock()
 			if err != nil {
 				c.Close()
 				l.reject()
@@ -188,35 +196,55 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 	return p, nil
 }
 
-// Liveness settings of the data socket: a dead peer or a cut link is found within about
-// KeepIdle + KeepInterval*KeepCount when idle, and UserTimeout when data is unacknowledged.
-// A slow consumer whose kernel still acknowledges (window probes) is not dead.
+// Liveness. A cut link or a dead peer must end a run within a bound, yet a slow consumer (a
+// tape drive that stalls for minutes while its host still answers) is not dead.
+//
+// The data socket gets TCP keepalive, which finds a dead peer of an idle connection within
+// about KeepIdle + KeepInterval*KeepCount. It does not get TCP_USER_TIMEOUT: Linux applies that
+// to a zero window too, and aborts a connection whose receiver has stopped reading for longer,
+// however promptly its kernel answers the window probes. While data is on its way, the halves
+// instead send each other a ping on the control channel every PingInterval, and give up on a
+// peer not heard from for PingDead (see Message.PingMS).
 const (
 	KeepIdle     = 15 * time.Second
 	KeepInterval = 5 * time.Second
 	KeepCount    = 6
-	UserTimeout  = 60 * time.Second
+	PingInterval = 5 * time.Second
+	PingDead     = 6 * PingInterval
 )
 
-// Tune sets keepalive and TCP_USER_TIMEOUT on a data socket.
+// LivenessEnv is for tests only: when it is "short" in the environment of a half, that half
+// uses ShortLiveness instead of the constants above, so that a test of a cut link ends in
+// seconds. It is read once.
+const LivenessEnv = "SOCKETPIPE_TEST_LIVENESS"
+
+// Liveness is a set of liveness settings.
+type Liveness struct {
+	KeepIdle, KeepInterval time.Duration
+	KeepCount              int
+	PingInterval           time.Duration // the client's choice, sent in the request
+}
+
+// ShortLiveness is what LivenessEnv=short selects: a dead link found in about 6 s.
+var ShortLiveness = Liveness{KeepIdle: 2 * time.Second, KeepInterval: time.Second, KeepCount: 3, PingInterval: time.Second}
+
+// CurrentLiveness returns the settings in force.
+var CurrentLiveness = sync.OnceValue(func() Liveness {
+	if os.Getenv(LivenessEnv) == "short" {
+		return ShortLiveness
+	}
+	return Liveness{KeepIdle: KeepIdle, KeepInterval: KeepInterval, KeepCount: KeepCount, PingInterval: PingInterval}
+})
+
+// PingDeadAfter is how long a half waits for word from a peer that pings every interval.
+func PingDeadAfter(interval time.Duration) time.Duration { return 6 * interval }
+
+// Tune sets keepalive on a data socket.
 func Tune(c net.Conn) error {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	if err := tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: KeepIdle, Interval: KeepInterval, Count: KeepCount}); err != nil {
-		return err
-	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(UserTimeout/time.Millisecond))
-	})
-	if err != nil {
-		return err
-	}
-	return serr
+	lv := CurrentLiveness()
+	return tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: lv.KeepIdle, Interval: lv.KeepInterval, Count: lv.KeepCount})
 }

@@ -24,7 +24,7 @@ func CheckMode(m string) error {
 	case ModeAuto, ModeBack, ModeReverse, ModeSSH:
 		return nil
 	}
-	return fmt.Errorf("unknown mode %q: want auto, back, reverse or ssh", m)
+	return fmt.Errorf("unknown mode %s: want auto, back, reverse or ssh", Quote(m))
 }
 
 // FallbackDelay is how long auto mode waits for a direct connection before it falls back to
@@ -150,7 +150,7 @@ func (c *Client) Run(ctx context.Context, ctl *Conn, hello *Message, msgs <-chan
 		}
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			reasons[ModeReverse] = fmt.Sprintf("bad address %q from the remote half", addr)
+			reasons[ModeReverse] = fmt.Sprintf("bad address %s from the remote half", Quote(addr))
 			return
 		}
 		if c.ReverseIP != nil {
@@ -227,7 +227,7 @@ func (c *Client) Run(ctx context.Context, ctl *Conn, hello *Message, msgs <-chan
 				dialReverse(m.Addr)
 				pendingDials++
 			default:
-				return nil, fmt.Errorf("rendezvous: unexpected %q message while making the data connection", m.Type)
+				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", Quote(m.Type))
 			}
 		case <-fallback:
 			return c.useSSH(ctl, fmt.Sprintf("no direct connection within %v", FallbackDelay))
@@ -343,14 +343,28 @@ func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Res
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := Dial(ctx, addr, s.Req.Secret, RoleServer)
-			if err != nil {
-				if ctx.Err() == nil {
-					ctl.Send(&Message{Type: MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v", addr, err)})
+			// Retried until the rendezvous ends: a flood of strangers at the client's
+			// listener may close an attempt before it has proved itself.
+			backoff := 100 * time.Millisecond
+			for attempt := 1; ; attempt++ {
+				p, err := Dial(ctx, addr, s.Req.Secret, RoleServer)
+				if err == nil {
+					await(p, ModeBack)
+					return
 				}
-				return
+				if ctx.Err() != nil {
+					return
+				}
+				if attempt == 1 {
+					ctl.Send(&Message{Type: MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v (retrying)", addr, err)})
+				}
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return
+				}
+				backoff = min(2*backoff, 2*time.Second)
 			}
-			await(p, ModeBack)
 		}()
 	}
 	if s.Req.Addr != "" {
@@ -385,7 +399,7 @@ func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Res
 			case MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			default:
-				return nil, fmt.Errorf("rendezvous: unexpected %q message while making the data connection", m.Type)
+				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", Quote(m.Type))
 			}
 		case <-timeout:
 			return nil, ErrTimeout

@@ -1,11 +1,14 @@
 package sshlogin
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -68,11 +71,19 @@ func (e *execRun) wait() error {
 	return nil
 }
 
+// close kills the login command and what it started that still runs under it: a wrapper
+// script's children (a ProxyCommand, a sleep) would otherwise outlive the run, holding the
+// control channel's pipes open. The login shares our process group (see execStart), so its
+// descendants are found through /proc rather than killed as a group.
 func (e *execRun) close() error {
 	if e.cmd.ProcessState != nil {
 		return nil
 	}
+	kids := descendants(e.cmd.Process.Pid)
 	err := e.cmd.Process.Kill()
+	for _, pid := range kids {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
 	if errors.Is(err, os.ErrProcessDone) {
 		return nil
 	}
@@ -86,4 +97,48 @@ func signalName(sig syscall.Signal) string {
 		return name[3:]
 	}
 	return fmt.Sprint(int(sig))
+}
+
+// descendants returns the pids of the processes under pid (children first), from the parent
+// pids in /proc; nil where /proc cannot be read.
+func descendants(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The parent pid is the second field after the command name, which is in
+		// parentheses and may contain anything.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 2 {
+			continue
+		}
+		if pp, err := strconv.Atoi(f[1]); err == nil {
+			children[pp] = append(children[pp], p)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
