@@ -137,13 +137,30 @@ func splice(in, out, max int) (int, error) {
 		case err == unix.EINTR:
 			continue
 		case err == unix.EAGAIN:
-			// A non-blocking end: wait until both can make progress.
-			fds := []unix.PollFd{{Fd: int32(in), Events: unix.POLLIN}, {Fd: int32(out), Events: unix.POLLOUT}}
-			unix.Poll(fds, 1000)
+			// A non-blocking end (rsync and borg make their descriptors non-blocking, and
+			// the flag is shared with us). Wait for the input, then for the output: polling
+			// both at once would spin while one of them is ready and the other is not.
+			waitReady(in, unix.POLLIN)
+			waitReady(out, unix.POLLOUT)
 			continue
 		case err != nil:
 			return 0, err
 		}
 		return int(m), nil
+	}
+}
+
+// waitReady waits until fd is ready for events, or has hung up or failed (the next splice
+// then reports it).
+func waitReady(fd int, events int16) {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: events}}
+	for {
+		n, err := unix.Poll(fds, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n > 0 {
+			return
+		}
 	}
 }
