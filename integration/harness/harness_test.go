@@ -37,6 +37,9 @@ func TestRequireUnknownName(t *testing.T) {
 func TestRequireOutsideRoot(t *testing.T) {
 	Require(t, NeedRoot)
 	if _, err := exec.LookPath("setpriv"); err != nil {
+		if InCI() {
+			t.Fatalf("setpriv (util-linux) not found; CI=true: a test that cannot run fails")
+		}
 		t.Skip("setpriv (util-linux) not found") // not a prerequisite of the harness itself
 	}
 	// The test binary lives in a directory only root may enter: copy it where nobody can run it.
@@ -88,7 +91,7 @@ func TestRequireOutsideRoot(t *testing.T) {
 // TestRequireChild is run by TestRequireOutsideRoot.
 func TestRequireChild(t *testing.T) {
 	if os.Getenv("SP_HARNESS_REQUIRE_CHILD") != "1" {
-		t.Skip("run by TestRequireOutsideRoot")
+		return // a helper process: TestRequireOutsideRoot runs it
 	}
 	Require(t, NeedRoot)
 	t.Log("Require returned although the prerequisite is missing")
@@ -770,7 +773,7 @@ func TestKilledTestBinary(t *testing.T) {
 // TestKilledTestBinaryChild is run by TestKilledTestBinary.
 func TestKilledTestBinaryChild(t *testing.T) {
 	if os.Getenv("SP_HARNESS_KILLED_CHILD") != "1" {
-		t.Skip("run by TestKilledTestBinary")
+		return // a helper process: TestKilledTestBinary runs it
 	}
 	nw := NewNetwork(t, 1, NetworkOptions{})
 	s := StartSSHD(t, SSHDOptions{Netns: nw.Hosts[0].Name, ListenAddr: nw.Hosts[0].IPv4})
