@@ -138,6 +138,39 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 			return exitUsage
 		}
 	}
+	c := &plumb.Client{
+		Input: a.Input, Remote: a.Remote, Output: a.Output,
+		Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
+		Encrypt: a.Encrypt, Cipher: a.Cipher,
+		Logf: logf,
+	}
+	rep, code := runLogin(ctx, a, c, stderr, logf, sig, rec)
+	if rep == nil {
+		if code == 0 {
+			code = exitFailure
+		}
+		return code
+	}
+	status, stage := rep.Status()
+	if stage != nil {
+		errorf(msgs, "%v", rep.StageError())
+	}
+	return status
+}
+
+// runLogin starts the remote half through a's login command, runs c on it (filling in what
+// the login knows of its connection), and ends the login. It returns the report of a run that
+// went through; otherwise a nil report, with the error already reported and code 0, or code
+// 128+n when a signal ended the run.
+func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.File, logf func(string, ...any), sig func() syscall.Signal, rec *runRecord) (*plumb.Report, int) {
+	msgs := rec.stderr
+	signaled := func() int {
+		if s := sig(); s != 0 {
+			return 128 + int(s)
+		}
+		return 0
+	}
 	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
 	dep := newDeployer(a, stderr, logf)
 	login.NativeCommand = dep.startCommand
@@ -148,29 +181,22 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	w, err := login.StdinPipe()
 	if err != nil {
 		errorf(msgs, "%v", err)
-		return exitFailure
+		return nil, 0
 	}
 	r, err := login.StdoutPipe()
 	if err != nil {
 		errorf(msgs, "%v", err)
-		return exitFailure
+		return nil, 0
 	}
 	if err := login.Start(ctx); err != nil {
-		if s := sig(); s != 0 {
-			return 128 + int(s)
+		if code := signaled(); code != 0 {
+			return nil, code
 		}
 		reportLoginError(msgs, a.Login, err)
-		return exitFailure
+		return nil, 0
 	}
 	rec.loginStarted(login.Native())
-	c := &plumb.Client{
-		Input: a.Input, Remote: a.Remote, Output: a.Output,
-		Stdin: stdin, Stdout: stdout, Stderr: stderr,
-		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
-		Encrypt: a.Encrypt, Cipher: a.Cipher,
-		LocalAddr: login.LocalAddr(), RemoteAddr: login.RemoteAddr(), Native: login.Native(),
-		Logf: logf,
-	}
+	c.LocalAddr, c.RemoteAddr, c.Native = login.LocalAddr(), login.RemoteAddr(), login.Native()
 	rec.watch(c)
 	rep, err := c.Run(ctx, dep.reader(r), w)
 	half := login // the session the remote half runs in
@@ -187,11 +213,11 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 		}
 		lerr := waitLogin(half, 3*time.Second)
 		login.Close()
-		if s := sig(); s != 0 {
-			return 128 + int(s)
+		if code := signaled(); code != 0 {
+			return nil, code
 		}
 		reportRunError(msgs, a, err, lerr)
-		return exitFailure
+		return nil, 0
 	}
 	// Done: closing the control channel lets the remote half exit.
 	w.Close()
@@ -199,14 +225,10 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 		logf("login ended: %v", lerr)
 	}
 	login.Close()
-	if s := sig(); s != 0 {
-		return 128 + int(s)
+	if code := signaled(); code != 0 {
+		return nil, code
 	}
-	status, stage := rep.Status()
-	if stage != nil {
-		errorf(msgs, "%v", rep.StageError())
-	}
-	return status
+	return rep, 0
 }
 
 // waitLogin waits for the login to end, up to d; then it is closed.

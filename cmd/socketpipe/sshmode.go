@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
@@ -175,67 +174,20 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 	a.Login = append([]string{sshBin}, loginArgs...)
 	m.log("ssh mode: remote command %q through the remote shell", a.Remote[0])
 
-	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
-	dep := newDeployer(a, stderr, m.logf)
-	login.NativeCommand = dep.startCommand
-	login.Stderr = stderr
-	login.BatchMode = a.Batch
-	login.ForceExec = a.ForceExec
-	login.Logf = m.logf
-	w, err := login.StdinPipe()
-	if err != nil {
-		errorf(msgs, "%v", err)
-		return exitSSH
-	}
-	r, err := login.StdoutPipe()
-	if err != nil {
-		errorf(msgs, "%v", err)
-		return exitSSH
-	}
-	if err := login.Start(ctx); err != nil {
-		if s := sig(); s != 0 {
-			return 128 + int(s)
-		}
-		reportLoginError(msgs, a.Login, err)
-		return exitSSH
-	}
-	rec.loginStarted(login.Native())
 	c := &plumb.Client{
 		Remote: a.Remote, Shell: true,
 		StdinToRemote: !hasFlag(inv.Flags, "-n"),
 		Stdin:         stdin, Stdout: stdout, Stderr: stderr,
 		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
 		Encrypt: a.Encrypt, Cipher: a.Cipher,
-		LocalAddr: login.LocalAddr(), RemoteAddr: login.RemoteAddr(), Native: login.Native(),
 		Logf: m.logf,
 	}
-	rec.watch(c)
-	rep, err := c.Run(ctx, dep.reader(r), w)
-	half := login // the session the remote half runs in
-	if err != nil && login.Native() {
-		rep, half, w, err = dep.recover(ctx, login, w, c, err)
-	}
-	rec.rep = rep
-	if err != nil {
-		// A login whose output simply ended is let finish, for its exit status.
-		if !errors.As(err, new(*rendezvous.BannerError)) {
-			login.Close()
+	rep, code := runLogin(ctx, a, c, stderr, m.logf, sig, rec)
+	if rep == nil {
+		if code == 0 {
+			code = exitSSH
 		}
-		lerr := waitLogin(half, 5*time.Second)
-		login.Close()
-		if s := sig(); s != 0 {
-			return 128 + int(s)
-		}
-		reportRunError(msgs, a, err, lerr)
-		return exitSSH
-	}
-	w.Close()
-	if lerr := waitLogin(half, 10*time.Second); lerr != nil {
-		m.log("login ended: %v", lerr)
-	}
-	login.Close()
-	if s := sig(); s != 0 {
-		return 128 + int(s)
+		return code
 	}
 	status, stage := rep.Status()
 	if stage != nil && stage.Signal != "" {
