@@ -49,6 +49,15 @@ func copyBuffer(dst io.Writer, src io.Reader, n *atomic.Int64) (int64, error) {
 	}
 }
 
+func isUnixSocket(f *os.File) bool {
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return false
+	}
+	d, err := unix.GetsockoptInt(int(f.Fd()), unix.SOL_SOCKET, unix.SO_DOMAIN)
+	return err == nil && d == unix.AF_UNIX
+}
+
 func isPipe(f *os.File) bool {
 	var st unix.Stat_t
 	return unix.Fstat(int(f.Fd()), &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO
@@ -61,7 +70,14 @@ func spliceCopy(dst, src *os.File, n *atomic.Int64) (total int64, err error, ok 
 	if isPipe(src) || isPipe(dst) {
 		return spliceLoop(out, in, n, true)
 	}
-	// Neither end is a pipe: go through one of our own.
+	// Neither end is a pipe: go through one of our own, except from or to a unix socket
+	// (rsync, borg and git hand their transport a socketpair): the kernel copies a unix
+	// socket's data into the pipe anyway, and the two splices per chunk cost more than one
+	// read and one write. Measured with rsync -W of 1 GiB through --ssh: 2.9 s spliced,
+	// 1.9 s copied.
+	if isUnixSocket(src) || isUnixSocket(dst) {
+		return 0, nil, false
+	}
 	pr, pw, perr := os.Pipe()
 	if perr != nil {
 		return 0, nil, false
