@@ -525,7 +525,7 @@ type VersionError struct {
 
 func (e *VersionError) Error() string {
 	return fmt.Sprintf("version mismatch: local socketpipe %s speaks protocol %d, remote socketpipe %s speaks protocol %d",
-		e.Local, e.LocalProtocol, e.Remote, e.RemoteProtocol)
+		rendezvous.Printable(e.Local, 64), e.LocalProtocol, rendezvous.Printable(e.Remote, 64), e.RemoteProtocol)
 }
 
 func addrIP(a net.Addr) net.IP {

@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Protocol is the version of the control protocol spoken by this package. Two halves with
@@ -126,6 +129,29 @@ func Quote(s string) string {
 		return strconv.Quote(s[:64]) + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// Printable returns s as it may be shown to a user when it came from the other half: control
+// characters (a terminal's escape sequences) replaced by '?', and at most max bytes, cut at a
+// character boundary with "..." after.
+func Printable(s string, max int) string {
+	cut := false
+	if len(s) > max {
+		s, cut = s[:max], true
+		for len(s) > 0 && !utf8.ValidString(s) {
+			s = s[:len(s)-1]
+		}
+	}
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+	if cut {
+		s += "..."
+	}
+	return s
 }
 
 func trimBanner(b []byte) string {

@@ -44,7 +44,7 @@ var ErrTimeout = errors.New("rendezvous: no data connection within the timeout")
 // A RemoteError is an error message sent by the other half.
 type RemoteError struct{ Msg string }
 
-func (e *RemoteError) Error() string { return e.Msg }
+func (e *RemoteError) Error() string { return Printable(e.Msg, 512) }
 
 // Client makes the data connection from the client's side.
 type Client struct {

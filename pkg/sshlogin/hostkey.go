@@ -59,8 +59,8 @@ func (e *HostKeyError) Hint() string {
 		return "the server offers a key marked as revoked; do not connect until its administrator replaces it"
 	case e.Changed:
 		// -f names the file: ssh-keygen -R alone edits only ~/.ssh/known_hosts.
-		return fmt.Sprintf("if the host key really changed, remove the old key (ssh-keygen -f '%s' -R '%s', or line %d of that file) and connect again",
-			e.File, e.Host, e.Line)
+		return fmt.Sprintf("if the host key really changed, remove the old key (ssh-keygen -f '%s' -R '%s', or delete line %d of %s) and connect again",
+			e.File, e.Host, e.Line, e.File)
 	}
 	return fmt.Sprintf("check the fingerprint %s with the host's administrator, then add the key to known_hosts "+
 		"(connect once with ssh, or with -o StrictHostKeyChecking=accept-new)", e.Fingerprint)
