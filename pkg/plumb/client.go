@@ -82,6 +82,10 @@ func (r *Report) StageError() error {
 	return nil
 }
 
+// SIGPIPEGrace is how long the remote command's stream may take to end after the local output
+// went away, before the remote command is given SIGPIPE (see Client.Run).
+const SIGPIPEGrace = time.Second
+
 // ErrRemoteVanished is returned when the remote half ended without reporting the status of the
 // remote command: the stream may be incomplete.
 var ErrRemoteVanished = errors.New("the remote half ended without reporting the remote command's status")
@@ -327,14 +331,28 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 
 	// Downstream: the remote to the output command (or our stdout).
 	var statusSeen atomic.Bool
-	var earlyOnce sync.Once
+	var earlyOnce, endOnce sync.Once
+	dataEnd := make(chan struct{}) // closed when the remote's stream has ended
+	markDataEnd := func() { endOnce.Do(func() { close(dataEnd) }) }
+	sendOutputClosed := func() {
+		if !statusSeen.Load() {
+			// As in a shell pipeline, the writer before a reader that went away
+			// gets SIGPIPE: the remote half signals the remote command.
+			rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgOutputClosed})
+		}
+	}
+	// The output went away before the end of the remote's stream. A shell's writer gets
+	// SIGPIPE only if it writes again: one that already wrote its last bytes just exits. So
+	// the remote command is signalled only if its stream does not end within SIGPIPEGrace.
 	outputClosedEarly := func() {
 		earlyOnce.Do(func() {
-			if !statusSeen.Load() {
-				// As in a shell pipeline, the writer before a reader that went away
-				// gets SIGPIPE: the remote half signals the remote command.
-				rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgOutputClosed})
-			}
+			go func() {
+				select {
+				case <-dataEnd:
+				case <-time.After(SIGPIPEGrace):
+					sendOutputClosed()
+				}
+			}()
 		})
 	}
 	drainTo := func(w *os.File) {
@@ -342,7 +360,9 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 		if isBrokenPipe(err) {
 			outputClosedEarly()
 			if l.recv != nil {
-				io.Copy(io.Discard, l.recv)
+				if _, err := io.Copy(io.Discard, l.recv); err == nil {
+					markDataEnd()
+				}
 			}
 			return
 		}
@@ -379,8 +399,8 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			procs = append(procs, p)
 			go func() {
 				rep.Stages[2].setEnded(p.Wait())
-				if !l.relayed() && !peerClosed(l.sock) {
-					outputClosedEarly()
+				if !l.relayed() && !peerClosedWithin(l.sock, SIGPIPEGrace) {
+					sendOutputClosed()
 				}
 				close(outputDone)
 			}()
@@ -390,6 +410,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			rd.setSink(sinkW, func(n int) { l.received.Add(int64(n)) }, outputClosedEarly)
 			go func() {
 				<-rd.dataEnded
+				markDataEnd()
 				close(drained)
 			}()
 		case l.relayed():
@@ -405,6 +426,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 		rd.setSink(c.Stdout, func(n int) { l.received.Add(int64(n)) }, outputClosedEarly)
 		go func() {
 			<-rd.dataEnded
+			markDataEnd()
 			close(outputDone)
 			close(drained)
 		}()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"golang.org/x/sys/unix"
@@ -185,10 +186,20 @@ func relayPipe() (r, w *os.File, err error) {
 	return r, w, err
 }
 
-// peerClosed reports whether the other half has ended its stream on the socket (its FIN
-// arrived), without reading any data.
-func peerClosed(f *os.File) bool {
-	fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLRDHUP}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+// peerClosedWithin waits up to d for the other half to end its stream on the socket (its FIN),
+// without reading any data, and reports whether it did.
+func peerClosedWithin(f *os.File, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for {
+		fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLRDHUP}}
+		left := time.Until(deadline)
+		if left < 0 {
+			left = 0
+		}
+		n, err := unix.Poll(fds, int(left/time.Millisecond))
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
+	}
 }
