@@ -252,19 +252,7 @@ func TestOracleRandomArgs(t *testing.T) {
 			if rerr != nil {
 				t.Fatal(rerr)
 			}
-			if sshErr != nil {
-				if cfg.ExecReason == "" {
-					t.Errorf("ssh -G failed (%v: %s), socketpipe did not", sshErr, stderr.String())
-				}
-				return
-			}
-			if cfg.ExecReason != "" {
-				t.Errorf("ExecReason %q, but ssh -G accepted it", cfg.ExecReason)
-				return
-			}
-			got := parseG(string(out))
-			normalizeSSH(t, got, oe, oe.pwHome)
-			compareG(t, rebuild(got), cfg)
+			agreeWithSSH(t, cfg, sshErr, stderr.String(), out, oe)
 		})
 	}
 }

@@ -194,7 +194,7 @@ func (r *fakeRemote) cached() string {
 func TestStartAndInstallScripts(t *testing.T) {
 	r := newFakeRemote(t)
 	if runtime.GOOS != "linux" && runtime.GOOS != "freebsd" && runtime.GOOS != "darwin" {
-		t.Skip("unknown uname")
+		t.Fatalf("no uname mapping for %s", runtime.GOOS)
 	}
 
 	out := r.start()

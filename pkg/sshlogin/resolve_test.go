@@ -933,20 +933,7 @@ func TestOracleRandom(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if sshErr != nil {
-				// ssh refused the configuration: socketpipe must hand it to ssh.
-				if cfg.ExecReason == "" {
-					t.Errorf("ssh -G failed (%v: %s) but ExecReason is empty", sshErr, stderr.String())
-				}
-				return
-			}
-			if cfg.ExecReason != "" {
-				t.Errorf("ExecReason %q, but ssh -G accepted it", cfg.ExecReason)
-				return
-			}
-			got := parseG(string(out))
-			normalizeSSH(t, got, oe, oe.pwHome)
-			compareG(t, rebuild(got), cfg)
+			agreeWithSSH(t, cfg, sshErr, stderr.String(), out, oe)
 		})
 	}
 }
@@ -987,4 +974,24 @@ func TestResolveConfigFileNone(t *testing.T) {
 			t.Errorf("-F %q: port %d, ExecReason %q", cf, c.Port, c.ExecReason)
 		}
 	}
+}
+
+// agreeWithSSH checks a resolved configuration against what ssh -G said of the same input:
+// ssh refused it, so socketpipe must hand the login to ssh; or ssh accepted it, so socketpipe
+// must resolve every keyword it honours to ssh's value.
+func agreeWithSSH(t *testing.T, cfg *Config, sshErr error, sshStderr string, out []byte, oe oracleEnv) {
+	t.Helper()
+	if sshErr != nil {
+		if cfg.ExecReason == "" {
+			t.Errorf("ssh -G failed (%v: %s) but ExecReason is empty", sshErr, sshStderr)
+		}
+		return
+	}
+	if cfg.ExecReason != "" {
+		t.Errorf("ExecReason %q, but ssh -G accepted it", cfg.ExecReason)
+		return
+	}
+	got := parseG(string(out))
+	normalizeSSH(t, got, oe, oe.pwHome)
+	compareG(t, rebuild(got), cfg)
 }
