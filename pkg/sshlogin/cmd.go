@@ -124,12 +124,13 @@ func (e *RefusedError) Error() string {
 }
 
 // Endpoint is who a native login reached: the user, the server's address as configured and
-// its host key, checked against known_hosts.
+// its host key, checked against known_hosts, and the key the user was accepted with.
 type Endpoint struct {
 	User     string
 	HostName string
 	Port     int
 	HostKey  ssh.PublicKey
+	UserKey  ssh.PublicKey // nil when another method than public keys authenticated
 }
 
 // Fingerprint is the host key's SHA-256 fingerprint, as ssh prints it ("SHA256:...").
@@ -138,6 +139,14 @@ func (e *Endpoint) Fingerprint() string {
 		return ""
 	}
 	return ssh.FingerprintSHA256(e.HostKey)
+}
+
+// UserKeyFingerprint is the user key's SHA-256 fingerprint; "" without one.
+func (e *Endpoint) UserKeyFingerprint() string {
+	if e.UserKey == nil {
+		return ""
+	}
+	return ssh.FingerprintSHA256(e.UserKey)
 }
 
 // String is user@host:port, for messages.

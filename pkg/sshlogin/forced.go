@@ -81,14 +81,16 @@ func (w *Watcher) ForcedCommand(ctx context.Context, grace, silence time.Duratio
 // ForcedLogins is a file of logins known to run a forced command, one a line:
 //
 //	# comments and blank lines are ignored
-//	user host port fingerprint first-seen
-//	backup nas.example.org 22 SHA256:n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg 2026-12-01T10:00:00Z
+//	user host port host-key user-key first-seen
+//	backup nas.example.org 22 SHA256:n4bQgYhM...DwCgg SHA256:Yq3m...k2U 2026-12-01T10:00:00Z
 //
 // host is the HostName the login connected to; user and host are URL-path-escaped where they
-// hold spaces or other unsafe bytes; fingerprint is the host key's SHA-256, as ssh prints it,
-// so that another server behind the same name is not taken for the same login. Deleting a
-// line, or the file, forgets. Lines are appended whole with O_APPEND, so concurrent runs can
-// share the file.
+// hold spaces or other unsafe bytes. host-key is the server's host key's SHA-256 fingerprint,
+// as ssh prints it, so that another server behind the same name is not taken for the same
+// login; user-key is that of the key the user was accepted with ("-" for another method),
+// since authorized_keys forces a command on one key and not on another key of the same
+// account. Deleting a line, or the file, forgets. Lines are appended whole with O_APPEND, so
+// concurrent runs can share the file.
 type ForcedLogins struct {
 	Path string
 }
@@ -97,7 +99,8 @@ type ForcedLogins struct {
 type ForcedLogin struct {
 	User, Host  string
 	Port        int
-	Fingerprint string
+	Fingerprint string // the host key's
+	UserKey     string // the user key's fingerprint; "" for another method
 	Since       time.Time
 }
 
@@ -138,7 +141,8 @@ func (f *ForcedLogins) Has(ep *Endpoint) (bool, error) {
 }
 
 func (l *ForcedLogin) matches(ep *Endpoint) bool {
-	return l.User == ep.User && l.Host == ep.HostName && l.Port == ep.Port && l.Fingerprint == ep.Fingerprint()
+	return l.User == ep.User && l.Host == ep.HostName && l.Port == ep.Port && l.Fingerprint == ep.Fingerprint() &&
+		l.UserKey == ep.UserKeyFingerprint()
 }
 
 // Add appends ep to the file, creating it and its directory (mode 0700) as needed; it does
@@ -161,7 +165,8 @@ func (f *ForcedLogins) Add(ep *Endpoint, now time.Time) error {
 	if fi, err := file.Stat(); err == nil && fi.Size() == 0 {
 		b.WriteString(forcedHeader)
 	}
-	l := ForcedLogin{User: ep.User, Host: ep.HostName, Port: ep.Port, Fingerprint: ep.Fingerprint(), Since: now}
+	l := ForcedLogin{User: ep.User, Host: ep.HostName, Port: ep.Port, Fingerprint: ep.Fingerprint(),
+		UserKey: ep.UserKeyFingerprint(), Since: now}
 	b.WriteString(l.String() + "\n")
 	_, err = file.Write(b.Bytes()) // one write: appended whole
 	if cerr := file.Close(); err == nil {
@@ -176,13 +181,17 @@ func (f *ForcedLogins) Add(ep *Endpoint, now time.Time) error {
 const forcedHeader = `# socketpipe: logins whose server runs a forced command (sshd ForceCommand, or command= in
 # authorized_keys). socketpipe --ssh runs the command over the SSH session for them, as ssh
 # does, instead of starting its remote half. Delete a line, or this file, to forget one.
-# user host port host-key-fingerprint first-seen
+# user host port host-key user-key first-seen
 `
 
 // String is the login's line in the file, without the newline.
 func (l *ForcedLogin) String() string {
+	uk := l.UserKey
+	if uk == "" {
+		uk = "-"
+	}
 	return strings.Join([]string{url.PathEscape(l.User), url.PathEscape(l.Host), strconv.Itoa(l.Port),
-		l.Fingerprint, l.Since.UTC().Format(time.RFC3339)}, " ")
+		l.Fingerprint, uk, l.Since.UTC().Format(time.RFC3339)}, " ")
 }
 
 // ParseForcedLogins reads the lines of a ForcedLogins file, skipping comments and any line
@@ -205,16 +214,22 @@ func ParseForcedLogins(r io.Reader) []ForcedLogin {
 
 func parseForcedLine(line string) (ForcedLogin, bool) {
 	f := strings.Fields(line)
-	if len(f) != 5 {
+	if len(f) != 6 {
 		return ForcedLogin{}, false
 	}
 	user, err1 := url.PathUnescape(f[0])
 	host, err2 := url.PathUnescape(f[1])
 	port, err3 := strconv.Atoi(f[2])
-	since, err4 := time.Parse(time.RFC3339, f[4])
+	since, err4 := time.Parse(time.RFC3339, f[5])
+	uk := f[4]
+	if uk == "-" {
+		uk = ""
+	} else if !strings.HasPrefix(uk, "SHA256:") {
+		return ForcedLogin{}, false
+	}
 	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || host == "" || port <= 0 || port > 65535 ||
 		!strings.HasPrefix(f[3], "SHA256:") || since.UTC().Year() < 1 || since.UTC().Year() > 9999 {
 		return ForcedLogin{}, false
 	}
-	return ForcedLogin{User: user, Host: host, Port: port, Fingerprint: f[3], Since: since}, true
+	return ForcedLogin{User: user, Host: host, Port: port, Fingerprint: f[3], UserKey: uk, Since: since}, true
 }

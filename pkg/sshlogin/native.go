@@ -155,6 +155,7 @@ type nativeRun struct {
 	connDone chan struct{}
 	connErr  error
 	hostKey  ssh.PublicKey // the target's
+	userKey  ssh.PublicKey // the key the target accepted; nil for another method
 
 	// For more sessions on the connection (Cmd.Session).
 	cfg    *Config
@@ -193,7 +194,7 @@ func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env 
 		close(n.connDone)
 	}()
 	c.mu.Lock()
-	c.endpoint = &Endpoint{User: chain.cfg.User, HostName: chain.cfg.HostName, Port: chain.cfg.Port, HostKey: n.hostKey}
+	c.endpoint = &Endpoint{User: chain.cfg.User, HostName: chain.cfg.HostName, Port: chain.cfg.Port, HostKey: n.hostKey, UserKey: n.userKey}
 	c.mu.Unlock()
 	command := c.Command
 	if c.NativeCommand != nil {
@@ -251,12 +252,12 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env Env, d *debug, n *nativeR
 		conn = ka.conn
 	}
 	t1 := time.Now()
-	client, hostKey, err := c.handshake(ctx, conn, cfg, env, d)
+	client, hs, err := c.handshake(ctx, conn, cfg, env, d)
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
-	n.hostKey = hostKey // the target's: it is connected last
+	n.hostKey, n.userKey = hs.hostKey, hs.userKey // the target's: it is connected last
 	c.logf("logged in to %s in %v", cfg.Host, time.Since(t1).Round(time.Microsecond))
 	if ka != nil {
 		ka.start(client, d)
@@ -311,7 +312,7 @@ func dial(ctx context.Context, cfg *Config) (net.Conn, error) {
 }
 
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
-func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env, d *debug) (*ssh.Client, ssh.PublicKey, error) {
+func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env, d *debug) (*ssh.Client, *handshakeState, error) {
 	batch := c.BatchMode || cfg.BatchMode
 	p := &prompter{ctx: ctx, env: env, batch: batch, stderr: c.Stderr}
 	hs := &handshakeState{}
@@ -370,7 +371,10 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env
 	}
 	d.printf("Authenticated to %s ([%s]:%d) using %q.", cfg.Host, cfg.HostName, cfg.Port, auth.used)
 	c.logf("authenticated as %s with %s", cfg.User, auth.usedDesc())
-	return ssh.NewClient(sc, chans, reqs), hs.hostKey, nil
+	if auth.used == "publickey" && auth.usedKey != nil {
+		hs.userKey = auth.usedKey.pub
+	}
+	return ssh.NewClient(sc, chans, reqs), hs, nil
 }
 
 // defaultCiphers prefers AES-GCM when the CPU has AES instructions (the relay through SSH
