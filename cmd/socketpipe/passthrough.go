@@ -35,6 +35,9 @@ type passThrough struct {
 	now     bool                   // --pass-through
 	known   *sshlogin.ForcedLogins // logins remembered to force a command; nil: none
 	logf    func(string, ...any)
+	// handOver executes the ssh binary with the user's arguments, for an executed login; it
+	// returns only on failure, with the status.
+	handOver func(reason string) int
 
 	why        string // why the command was passed through
 	toRemote   atomic.Int64

@@ -118,6 +118,11 @@ func logger(w io.Writer, verbose int) func(string, ...any) {
 	}
 }
 
+// startMarker starts the remote command line of an executed ssh login: the line it prints
+// before the remote half tells that the remote shell runs what was asked for, not a forced
+// command (see sshlogin.Watcher).
+const startMarker = `printf '\0socketpipe-start\n'; `
+
 // remoteCommandLine is the shell command that starts the remote half.
 func remoteCommandLine(path string) string {
 	if path == "" {
@@ -177,7 +182,13 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 		}
 		return 0
 	}
-	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
+	command := remoteCommandLine(a.RemotePath)
+	// An executed ssh may meet a forced command too: the start marker tells.
+	execSSH := len(a.Login) > 0 && isSSH(a.Login[0])
+	if execSSH {
+		command = startMarker + command
+	}
+	login := sshlogin.Command(a.Login, command)
 	dep := newDeployer(a, stderr, logf)
 	// The first session's messages wait until it shows that it runs the start command.
 	held := &heldWriter{w: stderr}
@@ -233,7 +244,7 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 	verdict := make(chan string, 1)
 	vctx, vcancel := context.WithCancel(ctx)
 	defer vcancel()
-	if login.Native() {
+	if login.Native() || execSSH {
 		silence := a.Timeout
 		go func() {
 			why := dep.watch.ForcedCommand(vctx, forcedGrace, silence)
@@ -258,15 +269,33 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 		dep.watch.Drain(2 * time.Second) // to see how the session ended
 	}
 	vcancel()
-	if why := <-verdict; why != "" && ctx.Err() == nil {
+	why := <-verdict
+	if why != "" && !login.Native() {
+		// An ssh that failed by itself (status 255) never ran a command: not a forced one.
+		select {
+		case <-dep.watch.Ended():
+		default:
+			login.Close()
+		}
+		var ee *sshlogin.ExitError
+		if lerr := waitLogin(login, 3*time.Second); errors.As(lerr, &ee) && ee.Status == 255 {
+			why = ""
+		}
+	}
+	if why != "" && ctx.Err() == nil {
 		said := held.discard()
 		if logf != nil && said != "" {
 			logf("the forced command said on its standard error: %s", rendezvous.Quote(firstLine([]byte(said))))
 		}
-		if pt == nil {
+		switch {
+		case pt == nil:
 			login.Close()
 			reportRunError(msgs, a, &forcedError{why: why}, nil, true)
 			return nil, 0
+		case !login.Native():
+			// The ssh binary runs the command as it would: hand over to it.
+			login.Close()
+			return nil, pt.handOver("the server runs a forced command: " + why)
 		}
 		return passForced(ctx, login, w, pt, c, why, stderr, msgs, rec, signaled)
 	}

@@ -229,7 +229,7 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 		Logf: m.logf,
 	}
 	pt := &passThrough{command: a.Remote[0], stdout: stdout, now: a.PassThrough,
-		known: sshlogin.DefaultForcedLogins(), logf: m.logf}
+		known: sshlogin.DefaultForcedLogins(), logf: m.logf, handOver: m.handOver}
 	if c.StdinToRemote {
 		pt.stdin = stdin
 	}
