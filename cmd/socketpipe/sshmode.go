@@ -422,16 +422,20 @@ func printG(inv *sshlogin.Invocation, stdout, stderr io.Writer) int {
 }
 
 const sshUsageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
-                  [--remote-path path] [--cipher name] [--stats file]
+                  [--remote-path path] [--cipher name] [--stats file] [--pass-through]
                   --ssh [ssh options] destination command [argument ...]
+       socketpipe --ssh -s [ssh options] destination subsystem
        socketpipe --ssh -G [ssh options] destination
        ssh [ssh options] destination command [argument ...]   (socketpipe linked as ssh)
 
 Runs the command on the destination as ssh does (the words joined by spaces, through the
 remote user's shell), with its standard input and output on a direct TCP connection to
 socketpipe's own. socketpipe's options go before --ssh, or in SOCKETPIPE_SSH_OPTIONS; every
-word after --ssh is ssh's. What socketpipe cannot serve (no command, -t, -L/-R/-D, -N, -W,
--X/-Y, -f, -M/-S/-O, ...) is handed to the real ssh binary on PATH.
+word after --ssh is ssh's. A subsystem (-s: sftp, what scp and sftp ask for) is requested on
+the native SSH connection. A login whose server forces a command (ForceCommand, command= in
+authorized_keys) gets the command over the SSH session, as with ssh, and is remembered in
+the cache directory; --pass-through asks for that at once. What socketpipe cannot serve (no
+command, -t, -L/-R/-D, -N, -W, -X/-Y, -f, -M/-S/-O, ...) is handed to the real ssh on PATH.
 
 Exit status: the remote command's, or 255 when socketpipe itself fails. See socketpipe(1).
 `
