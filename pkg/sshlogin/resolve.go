@@ -570,8 +570,7 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 		}
 		for _, m := range matches {
 			if st, err := os.Stat(m); err == nil && st.IsDir() {
-				r.exec(pos, "Include %s is a directory", m)
-				continue
+				continue // ssh opens it and reads no line from it
 			}
 			r.readFile(m, f, depth+1, false)
 		}

@@ -2,6 +2,8 @@ package sshlogin
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +68,7 @@ func requireSSH(t *testing.T) string {
 type oracleEnv struct {
 	pwHome, pwUser, localHost string
 	uid                       int
+	ssh                       string
 }
 
 func newOracleEnv(t *testing.T) oracleEnv {
@@ -74,7 +77,8 @@ func newOracleEnv(t *testing.T) oracleEnv {
 		t.Fatal(err)
 	}
 	h, _ := os.Hostname()
-	return oracleEnv{pwHome: u.HomeDir, pwUser: u.Username, localHost: h, uid: os.Getuid()}
+	p, _ := exec.LookPath("ssh")
+	return oracleEnv{pwHome: u.HomeDir, pwUser: u.Username, localHost: h, uid: os.Getuid(), ssh: p}
 }
 
 // normalizeSSH makes ssh -G's output comparable with WriteG's: ssh prints identityfile and
@@ -89,9 +93,20 @@ func normalizeSSH(t *testing.T, got map[string][]string, oe oracleEnv, home stri
 		return got[k][0]
 	}
 	short, _, _ := strings.Cut(oe.localHost, ".")
+	alias := first("hostkeyalias")
+	if alias == "" {
+		alias = first("host")
+	}
+	// %C as ssh computes it from what it printed (the jump host is hashed too from 9.6).
+	hashed := oe.localHost + first("hostname") + first("port") + first("user")
+	if j := first("proxyjump"); j != "" && osshFor(Env{SSH: oe.ssh}).v >= relJumpToken {
+		hops, _ := parseProxyJump(j)
+		hashed += hops[len(hops)-1].host
+	}
+	sum := sha1.Sum([]byte(hashed))
 	tok := map[byte]string{'h': first("hostname"), 'r': first("user"), 'p': first("port"),
 		'u': oe.pwUser, 'l': oe.localHost, 'L': short, 'd': home, 'n': first("host"),
-		'i': fmt.Sprint(oe.uid)}
+		'i': fmt.Sprint(oe.uid), 'k': alias, 'C': hex.EncodeToString(sum[:])}
 	for _, k := range []string{"identityfile", "certificatefile"} {
 		for i, v := range got[k] {
 			if v == "~" || strings.HasPrefix(v, "~/") {
@@ -190,6 +205,7 @@ func writeCase(t *testing.T, c oracleCase, dir string) {
 			t.Fatal(err)
 		}
 		data = bytes.ReplaceAll(data, []byte("@DIR@"), []byte(dir))
+		data = bytes.ReplaceAll(data, []byte("@USER@"), []byte(localUserName()))
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -740,10 +756,19 @@ func FuzzResolve(f *testing.F) {
 	})
 }
 
+// localUserName is the user the tests run as: the default remote user of the oracle's ssh.
+func localUserName() string {
+	u, err := osuser.Current()
+	if err != nil {
+		return "nobody"
+	}
+	return u.Username
+}
+
 func withDir(args []string, dir string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, "@DIR@", dir)
+		out[i] = strings.ReplaceAll(strings.ReplaceAll(a, "@DIR@", dir), "@USER@", localUserName())
 	}
 	return out
 }
