@@ -1411,7 +1411,7 @@ var keywords = map[string]int{
 	"obscurekeystroketiming": kwIgnored, "channeltimeout": kwIgnored, "versionaddendum": kwIgnored,
 	"warnweakcrypto": kwIgnored,
 
-	// Deprecated or unsupported in OpenSSH 9.2: it warns and goes on.
+	// Deprecated or unsupported in every release in the table: ssh warns and goes on.
 	"protocol": kwIgnored, "cipher": kwIgnored, "fallbacktorsh": kwIgnored,
 	"globalknownhostsfile2": kwIgnored, "userknownhostsfile2": kwIgnored,
 	"rhostsauthentication": kwIgnored, "useroaming": kwIgnored, "usersh": kwIgnored,

@@ -721,12 +721,18 @@ func FuzzResolve(f *testing.F) {
 		"Host h\n  Port 2\n", "Match host h,!x\n  User u\nMatch all\n", "Host *\n  IdentityFile ~/%h\n",
 		"Include conf.d/*\n", "Match exec true\n", "HostName %h.%%\n", "SetEnv A=\"b c\"\n",
 		"Ciphers -aes*\nMACs ^hmac-sha1\n", "Port=\"22\"\n", "IgnoreUnknown x\nx y\n", "\"\n",
+		"Match originalhost h user me\n  Port 3\n", "Match final\n  Port 4\nMatch !canonical host h\n",
+		"CanonicalizeHostname yes\nCanonicalDomains a.example\nCanonicalizeMaxDots 0\n",
+		"Tag t\nMatch tagged t localnetwork 127.0.0.0/8\n", "Match version OpenSSH_9* sessiontype shell command \"\"\n",
+		"User %u-${HOME}\nIdentityFile ~/%C_%j\nProxyJump a,b:2\n", "UseKeychain yes\nIgnoreUnknown Frob\nFrob 1\n",
+		"KexAlgorithms +mlkem768x25519-sha256\nHostKeyAlgorithms -ssh-dss*\n", "Match host h all\nRefuseConnection x\n",
 	} {
 		f.Add(s, "h")
 	}
 	f.Fuzz(func(t *testing.T, config, host string) {
-		// An Include could name any file, even /dev/tty: keep includes inside the test home.
-		if strings.Contains(strings.ToLower(config), "include") && strings.ContainsAny(config, "/~.") {
+		// An Include could name any file, even /dev/tty: keep includes inside the test home
+		// (tokens and ${VAR} in Include paths expand from 9.9).
+		if strings.Contains(strings.ToLower(config), "include") && strings.ContainsAny(config, "/~.%$") {
 			t.Skip()
 		}
 		dir := t.TempDir()
@@ -739,8 +745,12 @@ func FuzzResolve(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, ".ssh", "conf.d", "a"), []byte(config), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// Each input is read as one of the releases the table knows; Env.OpenSSH keeps ssh
+		// binaries out of it, and without MatchExec no command is run.
+		env := testEnv(dir)
+		env.OpenSSH = releaseName(osshReleases[len(config)%len(osshReleases)])
 		inv := &Invocation{Host: host}
-		c, err := Resolve(inv, testEnv(dir))
+		c, err := Resolve(inv, env)
 		if host == "" {
 			if err == nil {
 				t.Fatal("no error for an empty host")
