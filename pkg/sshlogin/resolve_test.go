@@ -794,7 +794,9 @@ func TestOracleThisMachine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := Resolve(inv, DefaultEnv())
+			env := DefaultEnv()
+			env.CacheDir = t.TempDir() // not the user's cache
+			cfg, err := Resolve(inv, env)
 			if err != nil {
 				t.Fatal(err)
 			}
