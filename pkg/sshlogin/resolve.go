@@ -319,6 +319,12 @@ func (r *resolver) readFile(name string, flags, depth int, mustExist bool) {
 	}
 	active := flags&confNeverMatch == 0
 	for i, line := range strings.Split(string(b), "\n") {
+		if r.execReason != "" {
+			// ssh will be run and read it all again: nothing here matters any more. (Files
+			// that include themselves through globs would otherwise be read a number of
+			// times exponential in the include depth.)
+			return
+		}
 		kw, rest, ok := splitOption(line)
 		if kw == "" || strings.HasPrefix(kw, "#") {
 			continue

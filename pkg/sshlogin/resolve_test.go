@@ -520,6 +520,8 @@ func TestResolveExecReason(t *testing.T) {
 		{"include inactive", "Host other\n  Include @DIR@/inc/*\n", nil, "", map[string]string{"inc/a": "ProxyCommand nc\n"}},
 		{"include writable by others", "Include @DIR@/inc/*\n", nil, "bad owner or permissions on", map[string]string{"inc/a": "Port 1\n"}},
 		{"include depth", "Include @DIR@/config\n", nil, "too many recursive", nil},
+		{"include fan-out", "Include @DIR@/inc/*\n", nil, "too many recursive", map[string]string{
+			"inc/a": "Include @DIR@/inc/*\n", "inc/b": "Include @DIR@/inc/*\n", "inc/c": "Include @DIR@/inc/*\n"}},
 		{"host on the command line", "", []string{"-o", "Host=x"}, "Host is not allowed", nil},
 		{"missing -F file", "", []string{"-F", "/nonexistent/config"}, "cannot read config file /nonexistent/config", nil},
 	}
@@ -903,6 +905,10 @@ func TestOracleRandom(t *testing.T) {
 			return pick("alias1", "alias2")
 		case "LogLevel":
 			return pick("ERROR", "VERBOSE", "DEBUG2", "QUIET", "INFO")
+		case "CanonicalizeHostname":
+			return pick("yes", "no", "always", "true")
+		case "CanonicalizeMaxDots":
+			return pick("0", "1", "2")
 		}
 		panic(kw)
 	}
@@ -912,7 +918,8 @@ func TestOracleRandom(t *testing.T) {
 		"ServerAliveInterval", "BindAddress", "PreferredAuthentications", "PubkeyAuthentication",
 		"IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts", "PasswordAuthentication",
 		"KbdInteractiveAuthentication", "Ciphers", "MACs", "KexAlgorithms", "HostKeyAlgorithms",
-		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel"}
+		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel", "CanonicalizeHostname",
+		"CanonicalizeMaxDots"}
 
 	dir := t.TempDir()
 	// lines writes up to max random lines; Include lines name files of the same run.
@@ -926,12 +933,28 @@ func TestOracleRandom(t *testing.T) {
 			case 0:
 				fmt.Fprintf(&b, "Host %s %s\n", pattern(), pattern())
 			case 1:
-				m := "host " + strings.TrimPrefix(pattern(), "!") + "," + pattern()
-				if rng.IntN(3) == 0 {
-					m = "!" + m
+				var crit []string
+				for k := 1 + rng.IntN(2); k > 0; k-- {
+					neg := pick("", "", "!")
+					switch c := pick("host", "host", "originalhost", "user", "localuser", "canonical", "final", "exec"); c {
+					case "host", "originalhost":
+						crit = append(crit, neg+c+" "+strings.TrimPrefix(pattern(), "!")+","+pattern())
+					case "user":
+						crit = append(crit, neg+c+" "+pick("alice", "bob,carol", "*", localUserName(), "d*"))
+					case "localuser":
+						crit = append(crit, neg+c+" "+pick(localUserName(), "nobody", "r*,!x"))
+					case "canonical", "final":
+						crit = append(crit, neg+c)
+					case "exec":
+						crit = append(crit, neg+c+" "+pick("true", "false", `"test %h = a"`, `"test %r = alice"`, `"test %p -gt 1000"`, `"test %n = ab"`))
+					}
 				}
-				if rng.IntN(4) == 0 {
+				m := strings.Join(crit, " ")
+				switch rng.IntN(8) {
+				case 0:
 					m = "all"
+				case 1:
+					m = crit[0] + " all"
 				}
 				fmt.Fprintf(&b, "Match %s\n", m)
 			case 2:
@@ -990,7 +1013,7 @@ func TestOracleRandom(t *testing.T) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
 			defer func() {
-				if t.Failed() {
+				if os.Getenv("ORACLE_SHOW") != "" || t.Failed() {
 					t.Logf("args %q, config:\n%s", args, config)
 				}
 			}()
@@ -1004,7 +1027,8 @@ func TestOracleRandom(t *testing.T) {
 				t.Fatalf("ParseArgs(%q): %v", args, err)
 			}
 			env := Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
-				Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent"), SSH: sshPath}
+				Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent"), SSH: sshPath,
+				MatchExec: oracleMatchExec}
 			cfg, err := Resolve(inv, env)
 			if err != nil {
 				t.Fatal(err)
