@@ -185,7 +185,7 @@ func (c *Config) WriteG(w io.Writer) error {
 		// (the files only some releases try do not exist): print the local release's.
 		ids = nil
 		for _, f := range defaultIdentityFiles(rel.v) {
-			ids = append(ids, c.osshEnv.Home+strings.TrimPrefix(f, "~"))
+			ids = append(ids, strings.TrimSuffix(c.osshEnv.Home, "/")+strings.TrimPrefix(f, "~"))
 		}
 	}
 	for _, f := range ids {

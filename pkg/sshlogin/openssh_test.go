@@ -493,3 +493,33 @@ func TestHostShellCharacters(t *testing.T) {
 		}
 	}
 }
+
+// docs/openssh-releases.md shows the table: every keyword and criterion newer than 9.0 is in
+// the row of its release.
+func TestReleaseTableDoc(t *testing.T) {
+	b, err := os.ReadFile("../../docs/openssh-releases.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if cells := strings.Split(line, "|"); len(cells) > 4 {
+			rows[strings.TrimSpace(cells[1])] = strings.ToLower(cells[2] + "|" + cells[3])
+		}
+	}
+	for kw, v := range keywordSince {
+		if !strings.Contains(rows[releaseName(v)], kw) {
+			t.Errorf("docs/openssh-releases.md: %s is not in the row of %s", keywordName(kw), releaseName(v))
+		}
+	}
+	for c, v := range matchSince {
+		if !strings.Contains(rows[releaseName(v)], c) {
+			t.Errorf("docs/openssh-releases.md: Match %s is not in the row of %s", c, releaseName(v))
+		}
+	}
+	for _, v := range osshReleases {
+		if _, ok := rows[releaseName(v)]; !ok {
+			t.Errorf("docs/openssh-releases.md: no row for %s", releaseName(v))
+		}
+	}
+}
