@@ -1,5 +1,6 @@
 # socketpipe: build, test, demo, bench.
-GO      ?= go
+# go on PATH, else Go's own install directory: sudo's secure_path leaves /usr/local/go/bin out.
+GO      ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
 PREFIX  ?= /usr/local
 BIN     := bin/socketpipe
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
