@@ -1,5 +1,6 @@
 # socketpipe: build, test, demo, bench.
-GO      ?= go
+# go on PATH, else Go's own install directory: sudo's secure_path leaves /usr/local/go/bin out.
+GO      ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
 PREFIX  ?= /usr/local
 BIN     := bin/socketpipe
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -24,7 +25,7 @@ FUZZ_TARGETS := \
 	./pkg/sshlogin:FuzzWatcher:10 \
 	./pkg/sshlogin:FuzzForcedLogins:1
 
-.PHONY: all build build-all test unit race integration fuzz demo bench install clean
+.PHONY: all build build-all deps test unit race integration fuzz demo bench install clean
 
 all: build
 
@@ -43,16 +44,22 @@ build-all:
 			-o bin/socketpipe-$$os-$$arch ./cmd/socketpipe || exit 1; \
 	done
 
-test: unit race integration fuzz
+# The Debian packages that the tests, the demo and the benchmarks need are listed in
+# .ci/packages. As root, deps installs the missing ones with apt-get; otherwise it prints the
+# command that does. With nothing missing it does nothing, quickly, so the targets below run it.
+deps:
+	@bash .ci/deps
+
+test: deps unit race integration fuzz
 
 unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 ./pkg/... ./cmd/...
 
-race:
+race: deps
 	$(GO) test -race -count=1 ./pkg/... ./cmd/...
 
-integration:
+integration: deps
 	$(GO) test -count=1 -timeout 30m ./integration/...
 
 fuzz:
@@ -63,14 +70,13 @@ fuzz:
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $${n}x $$pkg || exit 1; \
 	done
 
-# A throwaway sshd on 127.0.0.1; 1 GiB through socketpipe and through an ssh pipe. Needs root
-# and openssh-server/openssh-client (.ci/run installs them).
-demo:
+# A throwaway sshd on 127.0.0.1; 1 GiB through socketpipe and through an ssh pipe. Needs root.
+demo: deps
 	$(GO) run ./integration/bench/cmd/spbench -demo -size 1GiB
 
 # Issue 8's variants interleaved BENCH_RUNS times with the goals table, then the Go
 # micro-benchmarks with allocations.
-bench:
+bench: deps
 	$(GO) run ./integration/bench/cmd/spbench -size $(BENCH_SIZE) -runs $(BENCH_RUNS)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(BENCH_PKGS)
 

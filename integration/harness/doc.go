@@ -26,6 +26,14 @@
 //	b.DropInboundExcept(t, 22)
 //	out, err := a.Command(ctx, sshd.SSHArgs()...).Output()
 //
+// Tests over a long fat network make a [WAN]: two hosts joined by an emulated path with a
+// round trip, a link rate, a drop-tail queue and random loss, moved packet by packet between
+// two TUN devices (this kernel has no netem):
+//
+//	w := harness.NewWAN(t, harness.WANOptions{RTT: 100 * time.Millisecond, Rate: harness.Gbps})
+//	a, b := w.Hosts[0], w.Hosts[1]
+//	rtt, err := a.Ping(ctx, b.IPv4) // 100 ms and a little
+//
 // Everything needs root and the tools of Debian's openssh-server, openssh-client, iproute2 and
 // nftables packages. Each entry point calls [Require]: outside CI a missing prerequisite skips
 // the test; with CI=true it fails it, because a test that cannot run where it must is a failure.

@@ -81,38 +81,13 @@ func NewNetwork(t testing.TB, n int, opts NetworkOptions) *Network {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sweepOnce.Do(sweepStale)
 	nw := &Network{Name: "sp-" + randomHex(3), Subnet: x}
 	nw.Switch = nw.Name + "-sw"
 	names := []string{nw.Switch}
 	for i := 0; i < n; i++ {
 		names = append(names, fmt.Sprintf("%s-h%d", nw.Name, i))
 	}
-	if err := recordOwner(nw.Name, names); err != nil {
-		freeSubnet(x)
-		t.Fatalf("harness: %v", err)
-	}
-	var created []string
-	t.Cleanup(func() {
-		failed := false
-		for i := len(created) - 1; i >= 0; i-- {
-			if err := deleteNetns(created[i]); err != nil {
-				t.Errorf("harness: %v", err)
-				failed = true
-			}
-		}
-		if !failed {
-			forgetOwner(nw.Name)
-		}
-		freeSubnet(x)
-	})
-	add := func(name string) {
-		t.Helper()
-		if err := addNetns(name); err != nil {
-			t.Fatalf("harness: %v", err)
-		}
-		created = append(created, name)
-	}
+	makeNamespaces(t, nw.Name, names, x)
 	run := func(args ...string) {
 		t.Helper()
 		if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
@@ -120,7 +95,6 @@ func NewNetwork(t testing.TB, n int, opts NetworkOptions) *Network {
 		}
 	}
 
-	add(nw.Switch)
 	run("ip", "-n", nw.Switch, "link", "add", "br0", "type", "bridge", "stp_state", "0")
 	run("ip", "-n", nw.Switch, "link", "set", "br0", "up")
 	for i := 0; i < n; i++ {
@@ -131,7 +105,6 @@ func NewNetwork(t testing.TB, n int, opts NetworkOptions) *Network {
 			Link:  "eth0",
 			Index: i,
 		}
-		add(h.Name)
 		port := fmt.Sprintf("h%d", i)
 		// Both ends are created inside namespaces: no interface ever appears in the root one.
 		run("ip", "-n", nw.Switch, "link", "add", port, "type", "veth", "peer", "name", h.Link, "netns", h.Name)
@@ -150,6 +123,39 @@ func NewNetwork(t testing.TB, n int, opts NetworkOptions) *Network {
 		t.Fatalf("harness: network %s: %v", nw.Name, err)
 	}
 	return nw
+}
+
+// makeNamespaces creates the named network namespaces of the network called name, on subnet x
+// (from allocSubnet), and removes them, killing whatever still runs in them, and frees x when
+// the test ends, even if it fails. A state file names this process as their owner, so that
+// the next test binary removes them if this one is killed before its cleanups run.
+func makeNamespaces(t testing.TB, name string, names []string, x int) {
+	t.Helper()
+	sweepOnce.Do(sweepStale)
+	if err := recordOwner(name, names); err != nil {
+		freeSubnet(x)
+		t.Fatalf("harness: %v", err)
+	}
+	var created []string
+	t.Cleanup(func() {
+		failed := false
+		for i := len(created) - 1; i >= 0; i-- {
+			if err := deleteNetns(created[i]); err != nil {
+				t.Errorf("harness: %v", err)
+				failed = true
+			}
+		}
+		if !failed {
+			forgetOwner(name)
+		}
+		freeSubnet(x)
+	})
+	for _, ns := range names {
+		if err := addNetns(ns); err != nil {
+			t.Fatalf("harness: %v", err)
+		}
+		created = append(created, ns)
+	}
 }
 
 // waitUsable polls until every host's link is up with no tentative address and every bridge

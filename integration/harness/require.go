@@ -20,6 +20,7 @@ const (
 	NeedNetns  = "netns"      // network namespaces and veth pairs can actually be created
 	NeedNft    = "nft"        // nft on PATH and nf_tables with conntrack usable inside a namespace
 	NeedGo     = "go"         // the go command, to build binaries
+	NeedTUN    = "tun"        // /dev/net/tun with vnet headers and offloads, inside a namespace (NewWAN)
 )
 
 // SSHDPath is the OpenSSH server binary the harness runs. sshd re-executes itself for every
@@ -95,6 +96,12 @@ func checkPrereq(what string) error {
 		}
 		probeOnce.Do(probe)
 		return probeNetnsErr
+	case NeedTUN:
+		if err := checkPrereq(NeedNetns); err != nil {
+			return fmt.Errorf("tun: %w", err)
+		}
+		probeOnce.Do(probe)
+		return probeTUNErr
 	case NeedGo:
 		if _, err := goCommand(); err != nil {
 			return err
@@ -108,19 +115,26 @@ var (
 	probeOnce     sync.Once
 	probeNetnsErr error
 	probeNftErr   error
+	probeTUNErr   error
 )
 
-// probe creates a throwaway namespace with a veth pair and loads a conntrack rule into it, once
-// per process: binaries being present says nothing about a container without CAP_NET_ADMIN or a
-// kernel without nf_tables.
+// probe creates a throwaway namespace with a veth pair and a TUN device and loads a conntrack
+// rule into it, once per process: binaries being present says nothing about a container
+// without CAP_NET_ADMIN or a kernel without nf_tables or TUN.
 func probe() {
 	name := "sp-probe-" + randomHex(4)
 	if err := addNetns(name); err != nil {
 		probeNetnsErr = fmt.Errorf("cannot create a network namespace: %v", err)
 		probeNftErr = probeNetnsErr
+		probeTUNErr = probeNetnsErr
 		return
 	}
 	defer deleteNetns(name)
+	if f, err := openTUN(name, "tun0", true); err != nil {
+		probeTUNErr = fmt.Errorf("cannot create a TUN device with offloads in a namespace: %v", err)
+	} else {
+		f.Close()
+	}
 	if out, err := exec.Command("ip", "-n", name, "link", "add", "p0", "type", "veth", "peer", "name", "p1").CombinedOutput(); err != nil {
 		probeNetnsErr = fmt.Errorf("cannot create a veth pair in a namespace: %v: %s", err, strings.TrimSpace(string(out)))
 	}

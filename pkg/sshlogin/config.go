@@ -58,9 +58,18 @@ type Config struct {
 	LogLevel                     string   // "QUIET", "INFO", "VERBOSE", "DEBUG", "DEBUG2", "DEBUG3"
 
 	// ExecReason is non-empty when this login cannot be honoured in-process and the ssh binary
-	// must be executed instead (ProxyCommand, Match exec, ControlMaster/ControlPath reuse,
-	// LocalCommand, KnownHostsCommand, PKCS11Provider, SecurityKeyProvider, GSSAPI, an unknown
-	// option, a config file the parser cannot read). It says why, for -v, naming file and line
-	// where there is one.
+	// must be executed instead (ProxyCommand, Match exec without Env.MatchExec,
+	// ControlMaster/ControlPath reuse, LocalCommand, KnownHostsCommand, PKCS11Provider,
+	// SecurityKeyProvider, GSSAPI, canonicalization through DNS, an unknown option, a config
+	// file the parser cannot read). It says why, for -v, naming file and line where there is one.
 	ExecReason string
+
+	// Notes are what a -v run should say about how the configuration was read: the OpenSSH
+	// release followed and where it came from (when something depended on it), and keywords
+	// accepted without effect in-process (Apple's UseKeychain).
+	Notes []string
+
+	rel        *ossh // the release resolved for; nil until something needs it
+	osshEnv    Env   // to find the release later (WriteG)
+	defaultIDs bool  // IdentityFiles are the defaults, listed without asking the release
 }

@@ -9,25 +9,40 @@ import (
 	"strings"
 )
 
-// OpenSSH 9.2's defaults and supported algorithms, as `ssh -G` and `ssh -Q` print them on
-// Debian 12. A nil list in Config means these defaults.
-const (
-	sshDefCiphers     = "chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com"
-	sshDefKex         = "sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,diffie-hellman-group-exchange-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group14-sha256"
-	sshDefMACs        = "umac-64-etm@openssh.com,umac-128-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-sha1-etm@openssh.com,umac-64@openssh.com,umac-128@openssh.com,hmac-sha2-256,hmac-sha2-512,hmac-sha1"
-	sshDefHostKeyAlgs = "ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256-cert-v01@openssh.com,ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521-cert-v01@openssh.com,sk-ssh-ed25519-cert-v01@openssh.com,sk-ecdsa-sha2-nistp256-cert-v01@openssh.com,rsa-sha2-512-cert-v01@openssh.com,rsa-sha2-256-cert-v01@openssh.com,ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,sk-ssh-ed25519@openssh.com,sk-ecdsa-sha2-nistp256@openssh.com,rsa-sha2-512,rsa-sha2-256"
-
-	sshAllCiphers     = "3des-cbc,aes128-cbc,aes192-cbc,aes256-cbc,aes128-ctr,aes192-ctr,aes256-ctr,aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
-	sshAllMACs        = "hmac-sha1,hmac-sha1-96,hmac-sha2-256,hmac-sha2-512,hmac-md5,hmac-md5-96,umac-64@openssh.com,umac-128@openssh.com,hmac-sha1-etm@openssh.com,hmac-sha1-96-etm@openssh.com,hmac-sha2-256-etm@openssh.com,hmac-sha2-512-etm@openssh.com,hmac-md5-etm@openssh.com,hmac-md5-96-etm@openssh.com,umac-64-etm@openssh.com,umac-128-etm@openssh.com"
-	sshAllKex         = "diffie-hellman-group1-sha1,diffie-hellman-group14-sha1,diffie-hellman-group14-sha256,diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha1,diffie-hellman-group-exchange-sha256,ecdh-sha2-nistp256,ecdh-sha2-nistp384,ecdh-sha2-nistp521,curve25519-sha256,curve25519-sha256@libssh.org,sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com"
-	sshAllHostKeyAlgs = "ssh-ed25519,ssh-ed25519-cert-v01@openssh.com,sk-ssh-ed25519@openssh.com,sk-ssh-ed25519-cert-v01@openssh.com,ecdsa-sha2-nistp256,ecdsa-sha2-nistp256-cert-v01@openssh.com,ecdsa-sha2-nistp384,ecdsa-sha2-nistp384-cert-v01@openssh.com,ecdsa-sha2-nistp521,ecdsa-sha2-nistp521-cert-v01@openssh.com,sk-ecdsa-sha2-nistp256@openssh.com,sk-ecdsa-sha2-nistp256-cert-v01@openssh.com,webauthn-sk-ecdsa-sha2-nistp256@openssh.com,ssh-dss,ssh-dss-cert-v01@openssh.com,ssh-rsa,ssh-rsa-cert-v01@openssh.com,rsa-sha2-256,rsa-sha2-256-cert-v01@openssh.com,rsa-sha2-512,rsa-sha2-512-cert-v01@openssh.com"
-)
-
-// The identity files OpenSSH 9.2 tries when none is configured, in its order.
-var sshDefIdentityFiles = []string{
-	"~/.ssh/id_rsa", "~/.ssh/id_ecdsa", "~/.ssh/id_ecdsa_sk", "~/.ssh/id_ed25519",
-	"~/.ssh/id_ed25519_sk", "~/.ssh/id_xmss", "~/.ssh/id_dsa",
+// forKeyword gives the default and the supported list for an algorithm keyword.
+func (l algLists) forKeyword(kw string) (def, all string) {
+	switch kw {
+	case "ciphers":
+		return l.Ciphers, l.AllCiphers
+	case "macs":
+		return l.MACs, l.AllMACs
+	case "kexalgorithms":
+		return l.Kex, l.AllKex
+	}
+	return l.HostKeys, l.AllHostKeys
 }
+
+// commonLists holds, for each algorithm keyword, the algorithms every release in the table
+// supports: a configuration that names only these is valid whichever ssh is local, and the
+// release need not be asked.
+var commonLists = func() map[string]map[string]bool {
+	m := map[string]map[string]bool{}
+	for _, kw := range []string{"ciphers", "macs", "kexalgorithms", "hostkeyalgorithms"} {
+		var common map[string]bool
+		for _, v := range osshReleases {
+			_, all := tableLists(v).forKeyword(kw)
+			have := map[string]bool{}
+			for _, a := range strings.Split(all, ",") {
+				if common == nil || common[a] {
+					have[a] = true
+				}
+			}
+			common = have
+		}
+		m[kw] = common
+	}
+	return m
+}()
 
 // assembleAlgorithms is OpenSSH's kex_assemble_names: "+list" appends to the defaults,
 // "-list" removes the matching ones, "^list" puts them first, and a plain list replaces
@@ -93,13 +108,16 @@ func namesCat(a, b string) string {
 
 // WriteG writes the configuration in the format of `ssh -G` (a lowercase keyword, a space and
 // the value, one a line; identityfile, certificatefile, sendenv and setenv once per value) for
-// the keywords socketpipe honours, with values spelled as OpenSSH 9.2 spells them: "true" for
-// StrictHostKeyChecking yes, "none" for no ConnectTimeout, the default algorithm lists when
-// none is configured.
+// the keywords socketpipe honours, with values spelled as OpenSSH spells them: "true" for
+// StrictHostKeyChecking yes, "none" for no ConnectTimeout, the default algorithm lists of the
+// release the configuration was resolved for (see Env.OpenSSH) when none is configured; no
+// "host" line for a release before 9.2. A Config not made by Resolve follows the ssh on PATH.
 //
 // Unlike ssh -G, identityfile and certificatefile are printed expanded (~ and % tokens), as
 // socketpipe will open them; ssh prints them as written and expands them later.
 func (c *Config) WriteG(w io.Writer) error {
+	rel := c.release()
+	lists := rel.algorithms(c.osshEnv.CacheDir)
 	bw := bufio.NewWriter(w)
 	kv := func(k, v string) { fmt.Fprintf(bw, "%s %s\n", k, v) }
 	yn := func(b bool) string {
@@ -115,7 +133,9 @@ func (c *Config) WriteG(w io.Writer) error {
 		return strings.Join(l, ",")
 	}
 
-	kv("host", c.Host)
+	if rel.v >= relHostInG {
+		kv("host", c.Host)
+	}
 	kv("user", c.User)
 	kv("hostname", c.HostName)
 	kv("port", strconv.Itoa(c.Port))
@@ -141,25 +161,34 @@ func (c *Config) WriteG(w io.Writer) error {
 	if c.BindAddress != "" {
 		kv("bindaddress", c.BindAddress)
 	}
-	kv("ciphers", list(c.Ciphers, sshDefCiphers))
-	kv("hostkeyalgorithms", list(c.HostKeyAlgorithms, sshDefHostKeyAlgs))
+	kv("ciphers", list(c.Ciphers, lists.Ciphers))
+	kv("hostkeyalgorithms", list(c.HostKeyAlgorithms, lists.HostKeys))
 	if c.HostKeyAlias != "" {
 		kv("hostkeyalias", c.HostKeyAlias)
 	}
 	if c.IdentityAgent != "" {
 		kv("identityagent", c.IdentityAgent)
 	}
-	kv("kexalgorithms", list(c.KexAlgorithms, sshDefKex))
+	kv("kexalgorithms", list(c.KexAlgorithms, lists.Kex))
 	lv := c.LogLevel
 	if lv == "QUIET" {
 		lv = "SILENT"
 	}
 	kv("loglevel", lv)
-	kv("macs", list(c.MACs, sshDefMACs))
+	kv("macs", list(c.MACs, lists.MACs))
 	if c.PreferredAuthentications != nil {
 		kv("preferredauthentications", strings.Join(c.PreferredAuthentications, ","))
 	}
-	for _, f := range c.IdentityFiles {
+	ids := c.IdentityFiles
+	if c.defaultIDs {
+		// Resolve listed the newest release's defaults without asking which ssh is local
+		// (the files only some releases try do not exist): print the local release's.
+		ids = nil
+		for _, f := range defaultIdentityFiles(rel.v) {
+			ids = append(ids, strings.TrimSuffix(c.osshEnv.Home, "/")+strings.TrimPrefix(f, "~"))
+		}
+	}
+	for _, f := range ids {
 		kv("identityfile", f)
 	}
 	for _, f := range c.CertificateFiles {
@@ -208,4 +237,12 @@ func formatJump(s string) string {
 		b.WriteString(":" + strconv.Itoa(h.port))
 	}
 	return b.String()
+}
+
+// release is the OpenSSH release the configuration follows: the one Resolve asked, or asked now.
+func (c *Config) release() *ossh {
+	if c.rel == nil {
+		c.rel = osshFor(c.osshEnv)
+	}
+	return c.rel
 }

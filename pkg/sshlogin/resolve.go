@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/netip"
 	"os"
 	osuser "os/user"
@@ -18,7 +19,8 @@ import (
 )
 
 // Env is what Resolve needs to know about the local side: where ~ is, who the local user is,
-// and the environment. DefaultEnv gives the running process's.
+// the environment, and which OpenSSH release's reading of ssh_config to follow. DefaultEnv
+// gives the running process's.
 type Env struct {
 	Home      string              // the local user's home directory: ~, %d and ~/.ssh/config
 	User      string              // the local user name: %u and the default User
@@ -26,12 +28,31 @@ type Env struct {
 	LocalHost string              // the local host name as gethostname(2) gives it: %l (%L is its first label)
 	Getenv    func(string) string // the environment, for ${VAR} in paths and Kerberos; nil: empty
 	SystemDir string              // the directory of the system ssh_config; "" means /etc/ssh
+
+	// OpenSSH names the release whose keywords, Match criteria and defaults apply ("9.2",
+	// "10.0p2" or an `ssh -V` line). "" means the release of the ssh binary SSH names, asked
+	// only when something in the configuration depends on the release, and remembered in
+	// CacheDir; with no ssh binary, the newest release socketpipe knows (10.5).
+	OpenSSH string
+	SSH     string // the ssh binary to ask: a path or a name on PATH; "" is ssh on PATH, not socketpipe itself
+	// CacheDir keeps the answers of ssh binaries (release and algorithm lists) between runs,
+	// checked against the binary's inode, size and modification time; "" keeps none.
+	CacheDir string
+
+	// MatchExec runs the command of a Match exec criterion as ssh does: with $SHELL -c (or
+	// /bin/sh), standard input and output on /dev/null; it reports whether the command exited
+	// 0, and an error when it could not be run or was killed. nil leaves such a Match to ssh
+	// (Config.ExecReason). Like ssh, Resolve runs the command only when the criteria before it
+	// on the line matched, and again in a final pass (Match final, CanonicalizeHostname).
+	MatchExec func(command string) (bool, error)
 }
 
 // DefaultEnv returns the Env of the running process. Like OpenSSH, it takes the home directory
-// from the password database rather than $HOME, falling back to $HOME when there is none.
+// from the password database rather than $HOME, falling back to $HOME when there is none. It
+// follows the ssh on PATH, caches its answers under the user's cache directory
+// (socketpipe/openssh-releases.json) and runs Match exec commands with the user's shell.
 func DefaultEnv() Env {
-	env := Env{UID: os.Getuid(), Getenv: os.Getenv}
+	env := Env{UID: os.Getuid(), Getenv: os.Getenv, MatchExec: shellMatchExec}
 	if u, err := osuser.Current(); err == nil {
 		env.Home, env.User = u.HomeDir, u.Username
 	}
@@ -42,6 +63,9 @@ func DefaultEnv() Env {
 		env.User = os.Getenv("USER")
 	}
 	env.LocalHost, _ = os.Hostname()
+	if d, err := os.UserCacheDir(); err == nil {
+		env.CacheDir = filepath.Join(d, "socketpipe")
+	}
 	return env
 }
 
@@ -76,7 +100,12 @@ type setting struct {
 
 type resolver struct {
 	env     Env
-	hostArg string
+	inv     *Invocation
+	hostArg string // the destination as typed: Match originalhost, %n, and Host in the first pass
+	host    string // what Host patterns match: hostArg, or in the final pass the canonical name
+	final   bool   // the final pass: Match final and canonical are true
+	// wantFinal is set by a Match final (and CanonicalizeHostname): read the files again.
+	wantFinal bool
 
 	first     map[string]setting // first-value-wins keywords, by lowercase keyword
 	ids       []pathEntry        // -i and IdentityFile, as written, in order
@@ -86,18 +115,29 @@ type resolver struct {
 	setEnvSet bool
 	ignore    string // IgnoreUnknown pattern list, once set
 
+	rel        *ossh // the release followed, once something needed it
+	idsGuessed bool  // the default identities are the newest release's, the release unasked
+	notes      []string
+	noted      map[string]bool
 	execReason string
 }
 
-// Resolve applies the command line in inv over ssh_config with OpenSSH 9.2's semantics and
-// returns the configuration of the login. The command line comes first (-4/-6, -v/-q, -p, -l,
-// -i, then the -o options in order), then ~/.ssh/config, then the system file (only the -F
-// file instead, or nothing for -F none). For each keyword the first value found wins, except
-// that IdentityFile, CertificateFile and SendEnv accumulate, and SetEnv takes the first line
-// that applies. Host, Match host and Match all, Include with globs, IgnoreUnknown and the ~,
-// %-token and ${VAR} expansions are OpenSSH's; so are the defaults (as ssh -G prints them),
-// the hostname (lowercased, or an address in canonical form), the dropping of -i files that
-// do not exist, and the refusal of a user file or Include that others may write.
+// Resolve applies the command line in inv over ssh_config as the local OpenSSH reads it and
+// returns the configuration of the login. The command line comes first (-4/-6, -v/-q, -p,
+// -l, -i, then the -o options in order), then ~/.ssh/config, then the system file (only the
+// -F file instead, or nothing for -F none). For each keyword the first value found wins,
+// except that IdentityFile, CertificateFile and SendEnv accumulate, and SetEnv takes the first
+// line that applies. Host and every Match criterion, Include with globs, IgnoreUnknown, the
+// final pass (Match final, CanonicalizeHostname) and the ~, %-token and ${VAR} expansions are
+// OpenSSH's; so are the defaults (as ssh -G prints them), the hostname (lowercased, or an
+// address in canonical form), the dropping of -i files that do not exist, and the refusal of
+// a user file or Include that others may write.
+//
+// Which keywords and criteria exist, which tokens expand and what the defaults are depend on
+// the OpenSSH release (see Env.OpenSSH): a keyword newer than the local ssh is an unknown
+// keyword, as it is to that ssh. Apple's UseKeychain is accepted everywhere, as on macOS.
+// Match command and sessiontype see inv.Command: a caller that will send a command of its own
+// puts it there first.
 //
 // IdentityAgent is "" when not configured, otherwise as ssh -G prints it: "none",
 // "SSH_AUTH_SOCK" or "$VAR" as written (the variable names the socket), or an expanded path.
@@ -112,7 +152,7 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv == nil || inv.Host == "" {
 		return nil, errors.New("sshlogin: resolve: no host")
 	}
-	r := &resolver{env: env, hostArg: inv.Host, first: map[string]setting{}}
+	r := &resolver{env: env, inv: inv, hostArg: inv.Host, host: inv.Host, first: map[string]setting{}}
 
 	// The command line, in the order that lets OpenSSH's first-wins come out right (ParseArgs
 	// already dropped -p/-l values that an earlier -o overrode). -4/-6 and -v/-q overwrite in
@@ -146,17 +186,51 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 	for _, o := range inv.Options {
 		r.apply(o[0], o[1], "command-line", 0, 0, &active, true, 0)
 	}
+	r.checkCommandLine()
 
-	switch {
-	case strings.EqualFold(inv.ConfigFile, "none"):
-		// ssh -F none reads no file at all.
-	case inv.ConfigFile != "":
-		r.readFile(inv.ConfigFile, confUser, 0, true)
-	default:
-		r.readFile(filepath.Join(env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
-		r.readFile(filepath.Join(env.systemDir(), "ssh_config"), 0, 0, false)
+	r.readConfigs()
+	if host, ok := r.canonicalize(); ok && r.wantFinal {
+		// ssh reads the files again with the canonical name: Host matches it, Match final and
+		// canonical are true, and what the first pass set stays set.
+		r.final, r.host = true, host
+		r.first["hostname"] = setting{[]string{host}, "canonical host name"}
+		r.readConfigs()
 	}
 	return r.finish(inv), nil
+}
+
+// readConfigs reads the configuration files of one pass.
+func (r *resolver) readConfigs() {
+	switch {
+	case strings.EqualFold(r.inv.ConfigFile, "none"):
+		// ssh -F none reads no file at all.
+	case r.inv.ConfigFile != "":
+		r.readFile(r.inv.ConfigFile, confUser, 0, true)
+	default:
+		r.readFile(filepath.Join(r.env.Home, ".ssh", "config"), confUser|confCheckPerm, 0, false)
+		r.readFile(filepath.Join(r.env.systemDir(), "ssh_config"), 0, 0, false)
+	}
+}
+
+// release is the OpenSSH release followed, found the first time something depends on it.
+func (r *resolver) release() *ossh {
+	if r.rel == nil {
+		r.rel = osshFor(r.env)
+		r.note("following OpenSSH %s: %s", releaseName(r.rel.v), r.rel.source)
+	}
+	return r.rel
+}
+
+func (r *resolver) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if r.noted[msg] {
+		return
+	}
+	if r.noted == nil {
+		r.noted = map[string]bool{}
+	}
+	r.noted[msg] = true
+	r.notes = append(r.notes, msg)
 }
 
 func (r *resolver) exec(pos, format string, args ...any) {
@@ -168,6 +242,59 @@ func (r *resolver) exec(pos, format string, args ...any) {
 		msg = pos + ": " + msg
 	}
 	r.execReason = msg
+}
+
+// checkCommandLine refuses, as OpenSSH 9.6 and later do, a destination or -l user with shell
+// characters in it (they would end up in %-tokens).
+func (r *resolver) checkCommandLine() {
+	if !validHostnameChars(r.hostArg) || (r.inv.User != "" && !validUserChars(r.inv.User)) {
+		if r.release().v >= relJumpToken {
+			if !validHostnameChars(r.hostArg) {
+				r.exec("command line", "hostname %q contains invalid characters", r.hostArg)
+			} else {
+				r.exec("command line", "remote username %q contains invalid characters", r.inv.User)
+			}
+		}
+	}
+}
+
+// validHostnameChars is OpenSSH's valid_hostname (ssh.c, 9.6).
+func validHostnameChars(s string) bool {
+	if strings.HasPrefix(s, "-") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if strings.IndexByte("'`\"$\\;&<>|(){}", c) >= 0 || c == ' ' || c == '\t' || c == '\n' ||
+			c == '\v' || c == '\f' || c == '\r' || c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validUserChars is OpenSSH's valid_ruser (ssh.c, 9.6).
+func validUserChars(s string) bool {
+	if strings.HasPrefix(s, "-") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if strings.IndexByte("'`\";&<>|(){}", c) >= 0 {
+			return false
+		}
+		if isSpace(c) && i+1 < len(s) && s[i+1] == '-' {
+			return false
+		}
+		if c == '\\' && i+1 == len(s) {
+			return false
+		}
+	}
+	return true
+}
+
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 // readFile reads one config file. A missing file is no error, except for -F.
@@ -192,6 +319,12 @@ func (r *resolver) readFile(name string, flags, depth int, mustExist bool) {
 	}
 	active := flags&confNeverMatch == 0
 	for i, line := range strings.Split(string(b), "\n") {
+		if r.execReason != "" {
+			// ssh will be run and read it all again: nothing here matters any more. (Files
+			// that include themselves through globs would otherwise be read a number of
+			// times exponential in the include depth.)
+			return
+		}
 		kw, rest, ok := splitOption(line)
 		if kw == "" || strings.HasPrefix(kw, "#") {
 			continue
@@ -203,6 +336,19 @@ func (r *resolver) readFile(name string, flags, depth int, mustExist bool) {
 		}
 		r.apply(kw, rest, name, i+1, flags, &active, false, depth)
 	}
+}
+
+// known says whether the release followed accepts kw (lowercase, aliases resolved), and if
+// not, which release first did.
+func (r *resolver) known(kw string) (kind, since int, ok bool) {
+	kind, ok = keywords[kw]
+	if !ok {
+		return 0, 0, false
+	}
+	if since, newer := keywordSince[kw]; newer && r.release().v < since {
+		return 0, since, false
+	}
+	return kind, 0, true
 }
 
 // apply processes one keyword line, as OpenSSH's process_config_line does.
@@ -223,9 +369,21 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 	if canon, ok := keywordAlias[kw]; ok {
 		kw = canon
 	}
-	kind, known := keywords[kw]
+	if name, apple := appleKeywords[kw]; apple {
+		if err := validate("batchmode", args); err != nil {
+			r.exec(pos, "%s: %v", name, err)
+		} else if *active && flags&confNeverMatch == 0 {
+			r.note("%s (Apple's keyword, accepted on every system) has no effect in-process: keys come from files and the agent", name)
+		}
+		return
+	}
+	kind, since, known := r.known(kw)
 	if !known {
 		if r.ignore != "" && matchPatternList(kw, r.ignore, true) == 1 {
+			return
+		}
+		if since > 0 {
+			r.exec(pos, "unknown ssh_config keyword %q (OpenSSH %s has it; the local ssh is %s)", kw, releaseName(since), releaseName(r.release().v))
 			return
 		}
 		r.exec(pos, "unknown ssh_config keyword %q", kw)
@@ -243,11 +401,15 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 			return
 		}
 		for _, p := range args {
+			if p == "" {
+				r.exec(pos, "Host: empty argument")
+				return
+			}
 			neg := strings.HasPrefix(p, "!")
 			if neg {
 				p = p[1:]
 			}
-			if matchPattern(r.hostArg, p, false) {
+			if matchPattern(r.host, p, false) {
 				if neg {
 					*active = false
 					return
@@ -300,6 +462,12 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 			return
 		}
 	}
+	if kw == "ciphers" || kw == "macs" || kw == "kexalgorithms" || kw == "hostkeyalgorithms" {
+		if err := r.validAlgorithms(kw, args[0]); err != nil {
+			r.exec(pos, "%s: %v", keywordName(kw), err)
+			return
+		}
+	}
 	if !*active {
 		return
 	}
@@ -341,6 +509,9 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		}
 	case "localforward", "remoteforward", "dynamicforward":
 		r.exec(pos, "%s is not supported in-process", keywordName(kw))
+	case "refuseconnection":
+		// ssh stops here with this message.
+		r.exec(pos, "RefuseConnection: %s", args[0])
 	case "ignoreunknown":
 		if r.ignore == "" {
 			r.ignore = args[0]
@@ -362,78 +533,22 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 	}
 }
 
-// match evaluates the criteria of a Match line. Only "all" and "host" are understood; any other
-// criterion sets ExecReason (ok is false).
-func (r *resolver) match(args []string, pos string) (matched, ok bool) {
-	result := true
-	n := 0
-	for i := 0; i < len(args); i++ {
-		attr := args[i]
-		if strings.HasPrefix(attr, "#") {
-			break
-		}
-		neg := strings.HasPrefix(attr, "!")
-		if neg {
-			attr = attr[1:]
-		}
-		// "host=pattern" is the same as "host pattern".
-		var value string
-		hasValue := false
-		if k, v, ok := strings.Cut(attr, "="); ok {
-			attr, value, hasValue = k, v, true
-		}
-		switch strings.ToLower(attr) {
-		case "all":
-			if n > 0 || (i+1 < len(args) && !strings.HasPrefix(args[i+1], "#")) {
-				r.exec(pos, "Match all cannot be combined with other criteria")
-				return false, false
-			}
-			return result && !neg, true
-		case "host":
-			n++
-			if !hasValue {
-				if i+1 >= len(args) || strings.HasPrefix(args[i+1], "#") {
-					r.exec(pos, "missing Match criteria for host")
-					return false, false
-				}
-				i++
-				value = args[i]
-			}
-			if value == "" {
-				r.exec(pos, "missing Match criteria for host")
-				return false, false
-			}
-			host := r.hostArg
-			if s, ok := r.first["hostname"]; ok {
-				h, err := percentExpand(s.args[0], map[byte]string{'h': r.hostArg})
-				if err != nil {
-					r.exec(pos, "HostName: %v", err)
-					return false, false
-				}
-				host = h
-			}
-			m := matchPatternList(strings.ToLower(host), value, true) == 1
-			if m == neg {
-				result = false
-			}
-		default:
-			r.exec(pos, "Match %s is not supported in-process", attr)
-			return false, false
-		}
-	}
-	if n == 0 {
-		r.exec(pos, "Match without criteria")
-		return false, false
-	}
-	return result, true
-}
-
+// include reads the files an Include line names, as OpenSSH does: ~ only in user files, a
+// relative path under ~/.ssh (user files) or /etc/ssh, globs sorted, and (from 9.9) %-tokens
+// and ${VAR} expanded first, a path that cannot be expanded being skipped.
 func (r *resolver) include(args []string, pos string, flags int, active *bool, depth int) {
 	if depth+1 > maxIncludeDepth {
 		r.exec(pos, "too many recursive configuration includes")
 		return
 	}
 	for _, arg := range args {
+		if strings.ContainsAny(arg, "%$") && r.release().v >= relIncludeTokens {
+			p, err := r.expandEarly(arg, true)
+			if err != nil {
+				continue // ssh logs "Unable to expand user config file" and goes on
+			}
+			arg = p
+		}
 		if strings.HasPrefix(arg, "~") && flags&confUser == 0 {
 			r.exec(pos, "bad include path %s", arg)
 			return
@@ -461,8 +576,7 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 		}
 		for _, m := range matches {
 			if st, err := os.Stat(m); err == nil && st.IsDir() {
-				r.exec(pos, "Include %s is a directory", m)
-				continue
+				continue // ssh opens it and reads no line from it
 			}
 			r.readFile(m, f, depth+1, false)
 		}
@@ -549,8 +663,9 @@ func (r *resolver) finish(inv *Invocation) *Config {
 
 	c.HostName = inv.Host
 	if v, ok := get("hostname"); ok {
-		h, err := percentExpand(v, map[byte]string{'h': inv.Host})
-		if err != nil {
+		if r.final {
+			c.HostName = v // the canonical name, already expanded
+		} else if h, err := percentExpand(v, map[byte]string{'h': inv.Host}); err != nil {
 			r.exec(r.first["hostname"].pos, "HostName: %v", err)
 		} else {
 			c.HostName = h
@@ -582,7 +697,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}[strings.ToLower(v)]
 	}
 	if v, ok := get("hostkeyalias"); ok {
-		c.HostKeyAlias = v
+		c.HostKeyAlias = asciiLower(v) // ssh lowercases it before use (and before -G)
 	}
 	if v, ok := get("connecttimeout"); ok {
 		if secs, _ := parseTime(v); secs > 0 {
@@ -618,17 +733,20 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}
 	}
 	for _, a := range []struct {
-		kw       string
-		dst      *[]string
-		def, all string
+		kw  string
+		dst *[]string
 	}{
-		{"ciphers", &c.Ciphers, sshDefCiphers, sshAllCiphers},
-		{"kexalgorithms", &c.KexAlgorithms, sshDefKex, sshAllKex},
-		{"macs", &c.MACs, sshDefMACs, sshAllMACs},
-		{"hostkeyalgorithms", &c.HostKeyAlgorithms, sshDefHostKeyAlgs, sshAllHostKeyAlgs},
+		{"ciphers", &c.Ciphers}, {"kexalgorithms", &c.KexAlgorithms},
+		{"macs", &c.MACs}, {"hostkeyalgorithms", &c.HostKeyAlgorithms},
 	} {
 		if v, ok := get(a.kw); ok {
-			list, err := assembleAlgorithms(v, a.def, a.all)
+			if !strings.ContainsAny(v[:1], "+-^") && !strings.ContainsAny(v, "*?") {
+				// A plain list is the list: no defaults or patterns to look up.
+				*a.dst = strings.Split(namesCat("", v), ",")
+				continue
+			}
+			def, all := r.lists().forKeyword(a.kw)
+			list, err := assembleAlgorithms(v, def, all)
 			if err != nil {
 				r.exec(r.first[a.kw].pos, "%s: %v", keywordName(a.kw), err)
 				continue
@@ -649,23 +767,43 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}
 	}
 
-	// Tokens for the paths, as OpenSSH 9.2's DEFAULT_CLIENT_PERCENT_EXPAND_ARGS (9.2 has no %j).
 	port := strconv.Itoa(c.Port)
 	short, _, _ := strings.Cut(r.env.LocalHost, ".")
 	alias := inv.Host
 	if c.HostKeyAlias != "" {
 		alias = c.HostKeyAlias
 	}
-	sum := sha1.Sum([]byte(r.env.LocalHost + c.HostName + port + c.User))
+	jump := ""
+	if c.ProxyJump != "" {
+		if hops, err := parseProxyJump(c.ProxyJump); err == nil && len(hops) > 0 {
+			jump = hops[len(hops)-1].host
+		}
+	}
 	tokens := map[byte]string{
-		'C': hex.EncodeToString(sum[:]),
 		'L': short, 'i': strconv.Itoa(r.env.UID), 'k': alias, 'l': r.env.LocalHost,
-		'n': inv.Host, 'p': port, 'r': c.User, 'u': r.env.User, 'h': c.HostName,
-		'd': r.env.Home,
+		'n': inv.Host, 'p': port, 'u': r.env.User, 'h': c.HostName, 'd': r.env.Home,
+	}
+	r.expandUser(c, tokens, jump)
+	tokens['r'] = c.User
+	// %C hashes the jump host too from 9.6, and %j is 9.6's: the release matters only when a
+	// ProxyJump is set or %j is used.
+	hashed := r.env.LocalHost + c.HostName + port + c.User
+	if jump != "" && r.release().v >= relJumpToken {
+		hashed += jump
+	}
+	sum := sha1.Sum([]byte(hashed))
+	tokens['C'] = hex.EncodeToString(sum[:])
+	withJ := func(p string) map[byte]string {
+		if hasToken(p, 'j') && r.release().v >= relJumpToken {
+			t := maps.Clone(tokens)
+			t['j'] = jump
+			return t
+		}
+		return tokens
 	}
 	expand := func(kw, p string) string {
 		p = r.tilde(p)
-		out, err := percentExpand(p, tokens)
+		out, err := percentExpand(p, withJ(p))
 		if err == nil {
 			out, err = r.dollarExpand(out)
 		}
@@ -684,7 +822,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id.path))
 	}
 	if len(r.ids) == 0 {
-		for _, id := range sshDefIdentityFiles {
+		for _, id := range r.defaultIdentities() {
 			c.IdentityFiles = append(c.IdentityFiles, expand("identityfile", id))
 		}
 	}
@@ -715,9 +853,86 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		}
 	}
 
-	r.execSettings(c, tokens)
+	r.execSettings(c, withJ(r.firstValue("controlpath")))
 	c.ExecReason = r.execReason
+	c.Notes = r.notes
+	c.rel = r.rel
+	c.osshEnv = r.env
+	c.defaultIDs = r.idsGuessed
 	return c
+}
+
+// expandUser applies to User what OpenSSH 10 does: %-tokens (but %r and %C) and ${VAR}
+// expanded, in 10.0 for every User and from 10.1 for one from a configuration file or -o,
+// and the result refused if it has shell characters (10.0: always; 10.1: when expanded).
+// Earlier releases take User as written. The release is asked only for a User with "%" or
+// "$" or shell characters in it.
+func (r *resolver) expandUser(c *Config, tokens map[byte]string, jump string) {
+	s, ok := r.first["user"]
+	if !ok || (!strings.ContainsAny(c.User, "%$") && validUserChars(c.User)) {
+		return
+	}
+	v := r.release().v
+	if v < relUserTokens {
+		return
+	}
+	fromConfig := s.pos != "command line"
+	u := c.User
+	if v < relUserTokensConfig || fromConfig {
+		t := maps.Clone(tokens)
+		t['j'] = jump
+		var err error
+		u, err = percentExpand(c.User, t)
+		if err == nil {
+			u, err = r.dollarExpand(u)
+		}
+		if err != nil {
+			r.exec(s.pos, "User: %v", err)
+			return
+		}
+	}
+	if (v < relUserTokensConfig || !fromConfig || u != c.User) && !validUserChars(u) {
+		r.exec(s.pos, "remote username %q contains invalid characters", u)
+		return
+	}
+	c.User = u
+}
+
+// hasToken says whether s uses the %-token t (not %%t).
+func hasToken(s string, t byte) bool {
+	for i := 0; i+1 < len(s); i++ {
+		if s[i] == '%' {
+			if s[i+1] == t {
+				return true
+			}
+			i++
+		}
+	}
+	return false
+}
+
+// lists are the algorithm lists of the release followed.
+func (r *resolver) lists() algLists {
+	return r.release().algorithms(r.env.CacheDir)
+}
+
+// defaultIdentities are the identity files ssh tries when none is configured. They differ
+// between releases only in files few people have (DSA, XMSS, ML-DSA keys): unless one of them
+// exists, the list of the newest release is as good as the local one's and no ssh is asked.
+func (r *resolver) defaultIdentities() []string {
+	if r.rel == nil && r.env.OpenSSH == "" {
+		need := false
+		for _, f := range releaseDependentIdentities {
+			if _, err := os.Stat(filepath.Join(r.env.Home, ".ssh", f)); err == nil {
+				need = true
+			}
+		}
+		if !need {
+			r.idsGuessed = true
+			return defaultIdentityFiles(osshNewest)
+		}
+	}
+	return defaultIdentityFiles(r.release().v)
 }
 
 // execSettings sets ExecReason for settings whose value asks for something only ssh can do.
@@ -756,7 +971,6 @@ func (r *resolver) execSettings(c *Config, tokens map[byte]string) {
 	is("pkcs11provider", notNone)
 	is("securitykeyprovider", func(v string) bool { return v != "internal" && v != "$SSH_SK_PROVIDER" })
 	is("hostbasedauthentication", yes)
-	is("canonicalizehostname", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
 	is("remotecommand", notNone)
 	is("requesttty", func(v string) bool { return strings.EqualFold(v, "force") })
 	is("sessiontype", func(v string) bool { return !strings.EqualFold(v, "default") })
@@ -1070,17 +1284,55 @@ func validate(kw string, args []string) error {
 				return fmt.Errorf("invalid environment %q", a)
 			}
 		}
+	case "canonicalizehostname":
+		switch strings.ToLower(v) {
+		case "yes", "no", "true", "false", "always":
+			return one()
+		}
+		return fmt.Errorf("unsupported option %q", v)
+	case "canonicalizefallbacklocal":
+		switch strings.ToLower(v) {
+		case "yes", "no", "true", "false":
+			return one()
+		}
+		return fmt.Errorf("unsupported option %q", v)
+	case "canonicalizemaxdots":
+		if _, ok := strtonum(v, 0, 1<<31-1); !ok {
+			return fmt.Errorf("bad number %q", v)
+		}
+		return one()
+	case "canonicaldomains":
+		for i, a := range args {
+			if strings.EqualFold(a, "none") && len(args) > 1 {
+				return fmt.Errorf("\"none\" must appear alone")
+			}
+			if !validDomain(a) {
+				return fmt.Errorf("invalid domain name %q (argument %d)", a, i+1)
+			}
+		}
+	case "canonicalizepermittedcnames":
+		for _, a := range args {
+			if strings.EqualFold(a, "none") {
+				if len(args) > 1 {
+					return fmt.Errorf("\"none\" must appear alone")
+				}
+				continue
+			}
+			if a == "*" {
+				continue
+			}
+			if _, t, ok := strings.Cut(a, ":"); !ok || t == "" {
+				return fmt.Errorf("invalid permitted CNAME %q", a)
+			}
+		}
 	case "sendenv":
 		for _, a := range args {
-			if strings.Contains(a, "=") {
+			if a == "" || strings.Contains(a, "=") {
 				return fmt.Errorf("invalid environment name %q", a)
 			}
 		}
 	case "ciphers", "macs", "kexalgorithms", "hostkeyalgorithms":
-		if err := validAlgorithms(kw, v); err != nil {
-			return err
-		}
-		return one()
+		return one() // the names are checked by resolver.validAlgorithms
 	case "userknownhostsfile", "globalknownhostsfile", "preferredauthentications":
 		return nil
 	case "identityagent", "hostname", "user",
@@ -1098,7 +1350,8 @@ func keywordName(kw string) string {
 	return kw
 }
 
-// What socketpipe does with each ssh_config keyword of OpenSSH 9.2 (Debian's build).
+// What socketpipe does with each ssh_config keyword of the OpenSSH releases it knows (and of
+// Debian's and Fedora's GSSAPI key exchange patch); keywordSince says which are newer than 9.0.
 const (
 	kwHonoured = iota + 1 // resolved into Config, or checked for values only ssh can serve
 	kwIgnored             // no effect on a non-interactive command over a socketpipe login
@@ -1125,12 +1378,21 @@ var keywords = map[string]int{
 	"localcommand": kwHonoured, "permitlocalcommand": kwHonoured, "knownhostscommand": kwHonoured,
 	"pkcs11provider": kwHonoured, "securitykeyprovider": kwHonoured,
 	"gssapiauthentication": kwHonoured, "gssapikeyexchange": kwHonoured,
-	"hostbasedauthentication": kwHonoured, "canonicalizehostname": kwHonoured,
-	"remotecommand": kwHonoured, "requesttty": kwHonoured, "sessiontype": kwHonoured,
+	"hostbasedauthentication": kwHonoured,
+	"remotecommand":           kwHonoured, "requesttty": kwHonoured, "sessiontype": kwHonoured,
 	"forkafterauthentication": kwHonoured, "tunnel": kwHonoured, "bindinterface": kwHonoured,
 	"verifyhostkeydns": kwHonoured, "nohostauthenticationforlocalhost": kwHonoured,
 	"revokedhostkeys": kwHonoured,
 	"localforward":    kwHonoured, "remoteforward": kwHonoured, "dynamicforward": kwHonoured,
+	"refuseconnection": kwHonoured,
+
+	// Canonicalization: done in-process where it needs no DNS (canonicalize).
+	"canonicalizehostname": kwHonoured, "canonicaldomains": kwHonoured,
+	"canonicalizefallbacklocal": kwHonoured, "canonicalizemaxdots": kwHonoured,
+	"canonicalizepermittedcnames": kwHonoured,
+
+	// Tag is what Match tagged compares.
+	"tag": kwHonoured,
 
 	// Agent and X11 forwarding stay off; the rest is interactive use, logging, tuning, or
 	// only matters with something above that already sends the login to ssh.
@@ -1142,9 +1404,7 @@ var keywords = map[string]int{
 	"logverbose": kwIgnored, "casignaturealgorithms": kwIgnored, "enablesshkeysign": kwIgnored,
 	"rekeylimit": kwIgnored, "controlpersist": kwIgnored, "tunneldevice": kwIgnored,
 	"visualhostkey": kwIgnored, "ipqos": kwIgnored, "stdinnull": kwIgnored,
-	"proxyusefdpass": kwIgnored, "canonicaldomains": kwIgnored,
-	"canonicalizefallbacklocal": kwIgnored, "canonicalizemaxdots": kwIgnored,
-	"canonicalizepermittedcnames": kwIgnored, "streamlocalbindmask": kwIgnored,
+	"proxyusefdpass": kwIgnored, "streamlocalbindmask": kwIgnored,
 	"streamlocalbindunlink": kwIgnored, "fingerprinthash": kwIgnored, "updatehostkeys": kwIgnored,
 	"hostbasedacceptedalgorithms": kwIgnored, "pubkeyacceptedalgorithms": kwIgnored,
 	"requiredrsasize": kwIgnored, "enableescapecommandline": kwIgnored,
@@ -1152,8 +1412,12 @@ var keywords = map[string]int{
 	"gssapiclientidentity": kwIgnored, "gssapiserveridentity": kwIgnored,
 	"gssapirenewalforcesrekey": kwIgnored, "gssapitrustdns": kwIgnored,
 	"gssapikexalgorithms": kwIgnored,
+	// Newer than 9.0 (keywordSince): interactive use, or no effect on a non-interactive
+	// command whose session socketpipe keeps busy.
+	"obscurekeystroketiming": kwIgnored, "channeltimeout": kwIgnored, "versionaddendum": kwIgnored,
+	"warnweakcrypto": kwIgnored,
 
-	// Deprecated or unsupported in OpenSSH 9.2: it warns and goes on.
+	// Deprecated or unsupported in every release in the table: ssh warns and goes on.
 	"protocol": kwIgnored, "cipher": kwIgnored, "fallbacktorsh": kwIgnored,
 	"globalknownhostsfile2": kwIgnored, "userknownhostsfile2": kwIgnored,
 	"rhostsauthentication": kwIgnored, "useroaming": kwIgnored, "usersh": kwIgnored,
@@ -1191,7 +1455,8 @@ var keywordNames = func() map[string]string {
 		"HostbasedAuthentication", "CanonicalizeHostname", "RemoteCommand", "RequestTTY",
 		"SessionType", "ForkAfterAuthentication", "Tunnel", "BindInterface", "VerifyHostKeyDNS",
 		"NoHostAuthenticationForLocalhost", "RevokedHostKeys", "LocalForward", "RemoteForward",
-		"DynamicForward"} {
+		"DynamicForward", "RefuseConnection", "CanonicalDomains", "CanonicalizeFallbackLocal",
+		"CanonicalizeMaxDots", "CanonicalizePermittedCNAMEs", "Tag"} {
 		m[strings.ToLower(n)] = n
 	}
 	return m
@@ -1275,10 +1540,11 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-// validAlgorithms checks an algorithm list as OpenSSH 9.2's readconf does: a "-" list is not
+// validAlgorithms checks an algorithm list as OpenSSH's readconf does: a "-" list is not
 // checked; otherwise every name must be supported, and only HostKeyAlgorithms may use
-// wildcards (each matching some algorithm).
-func validAlgorithms(kw, spec string) error {
+// wildcards (each matching some algorithm). Names every release supports pass without asking
+// which release is local.
+func (r *resolver) validAlgorithms(kw, spec string) error {
 	if strings.HasPrefix(spec, "-") {
 		return nil
 	}
@@ -1286,19 +1552,33 @@ func validAlgorithms(kw, spec string) error {
 	if strings.HasPrefix(spec, "+") || strings.HasPrefix(spec, "^") {
 		list = spec[1:]
 	}
-	all := map[string]string{"ciphers": sshAllCiphers, "macs": sshAllMACs,
-		"kexalgorithms": sshAllKex, "hostkeyalgorithms": sshAllHostKeyAlgs}[kw]
-	for _, name := range strings.Split(list, ",") {
-		ok := false
-		for _, a := range strings.Split(all, ",") {
-			if a == name || kw == "hostkeyalgorithms" && strings.ContainsAny(name, "*?") && matchPattern(a, name, false) {
-				ok = true
-				break
+	common := commonLists[kw]
+	wild := func(name string) bool { return kw == "hostkeyalgorithms" && strings.ContainsAny(name, "*?") }
+	in := func(name string, all []string) bool {
+		for _, a := range all {
+			if a == name || wild(name) && matchPattern(a, name, false) {
+				return true
 			}
 		}
-		if !ok {
-			return fmt.Errorf("unsupported algorithm %q in %q", name, spec)
+		return false
+	}
+	for _, name := range strings.Split(list, ",") {
+		if common[name] || wild(name) && in(name, sortedKeys(common)) {
+			continue
+		}
+		_, all := r.lists().forKeyword(kw)
+		if !in(name, strings.Split(all, ",")) {
+			return fmt.Errorf("unsupported algorithm %q in %q (OpenSSH %s)", name, spec, releaseName(r.release().v))
 		}
 	}
 	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }

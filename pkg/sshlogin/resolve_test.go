@@ -2,6 +2,9 @@ package sshlogin
 
 import (
 	"bytes"
+	"crypto/sha1"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -54,13 +57,10 @@ func requireSSH(t *testing.T) string {
 		}
 		t.Skipf("no ssh binary: %v", err)
 	}
-	// The defaults and algorithm lists in gconfig.go are OpenSSH 9.2's.
-	out, _ := exec.Command(p, "-V").CombinedOutput()
-	if !strings.HasPrefix(string(out), "OpenSSH_9.2") {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the oracle is OpenSSH 9.2, whose defaults socketpipe prints; this is %s", out)
-		}
-		t.Skipf("ssh is not OpenSSH 9.2: %s", out)
+	// Whatever release it is, Resolve follows it (Env.SSH); the table's other rows are pinned
+	// by TestReleaseTable.
+	if o := osshFor(Env{SSH: p}); o.path == "" {
+		t.Fatalf("the oracle %s is not an OpenSSH socketpipe can follow: %s", p, o.source)
 	}
 	return p
 }
@@ -68,6 +68,7 @@ func requireSSH(t *testing.T) string {
 type oracleEnv struct {
 	pwHome, pwUser, localHost string
 	uid                       int
+	ssh                       string
 }
 
 func newOracleEnv(t *testing.T) oracleEnv {
@@ -76,7 +77,8 @@ func newOracleEnv(t *testing.T) oracleEnv {
 		t.Fatal(err)
 	}
 	h, _ := os.Hostname()
-	return oracleEnv{pwHome: u.HomeDir, pwUser: u.Username, localHost: h, uid: os.Getuid()}
+	p, _ := exec.LookPath("ssh")
+	return oracleEnv{pwHome: u.HomeDir, pwUser: u.Username, localHost: h, uid: os.Getuid(), ssh: p}
 }
 
 // normalizeSSH makes ssh -G's output comparable with WriteG's: ssh prints identityfile and
@@ -91,9 +93,20 @@ func normalizeSSH(t *testing.T, got map[string][]string, oe oracleEnv, home stri
 		return got[k][0]
 	}
 	short, _, _ := strings.Cut(oe.localHost, ".")
+	alias := first("hostkeyalias")
+	if alias == "" {
+		alias = first("host")
+	}
+	// %C as ssh computes it from what it printed (the jump host is hashed too from 9.6).
+	hashed := oe.localHost + first("hostname") + first("port") + first("user")
+	if j := first("proxyjump"); j != "" && osshFor(Env{SSH: oe.ssh}).v >= relJumpToken {
+		hops, _ := parseProxyJump(j)
+		hashed += hops[len(hops)-1].host
+	}
+	sum := sha1.Sum([]byte(hashed))
 	tok := map[byte]string{'h': first("hostname"), 'r': first("user"), 'p': first("port"),
 		'u': oe.pwUser, 'l': oe.localHost, 'L': short, 'd': home, 'n': first("host"),
-		'i': fmt.Sprint(oe.uid)}
+		'i': fmt.Sprint(oe.uid), 'k': alias, 'C': hex.EncodeToString(sum[:])}
 	for _, k := range []string{"identityfile", "certificatefile"} {
 		for i, v := range got[k] {
 			if v == "~" || strings.HasPrefix(v, "~/") {
@@ -192,6 +205,7 @@ func writeCase(t *testing.T, c oracleCase, dir string) {
 			t.Fatal(err)
 		}
 		data = bytes.ReplaceAll(data, []byte("@DIR@"), []byte(dir))
+		data = bytes.ReplaceAll(data, []byte("@USER@"), []byte(localUserName()))
 		if err := os.WriteFile(p, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -237,7 +251,8 @@ func TestOracleConfigFile(t *testing.T) {
 						t.Fatal(err)
 					}
 					env := Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
-						Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent")}
+						Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent"),
+						SSH: sshPath, MatchExec: oracleMatchExec}
 					cfg, err := Resolve(inv, env)
 					if err != nil {
 						t.Fatal(err)
@@ -315,7 +330,7 @@ func TestOracleUserFiles(t *testing.T) {
 						t.Fatal(err)
 					}
 					env := Env{Home: home, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
-						Getenv: oracleGetenv(home), SystemDir: etc}
+						Getenv: oracleGetenv(home), SystemDir: etc, SSH: sshPath, MatchExec: oracleMatchExec}
 					cfg, err := Resolve(inv, env)
 					if err != nil {
 						t.Fatal(err)
@@ -370,9 +385,21 @@ func parseTxtar(data []byte) (a struct {
 	return a
 }
 
+// oracleMatchExec runs Match exec commands as the oracle's ssh does: its environment has no
+// SHELL, so /bin/sh.
+func oracleMatchExec(command string) (bool, error) {
+	err := exec.Command("/bin/sh", "-c", command).Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.Exited() {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func testEnv(home string) Env {
 	return Env{Home: home, User: "me", UID: 1000, LocalHost: "local.example", SystemDir: filepath.Join(home, "etc"),
-		Getenv: func(k string) string { return map[string]string{"HOME": home, "SOCK": "/run/agent.sock"}[k] }}
+		OpenSSH: "9.2",
+		Getenv:  func(k string) string { return map[string]string{"HOME": home, "SOCK": "/run/agent.sock"}[k] }}
 }
 
 // resolveText resolves args against a -F file holding config (and extra files beside it).
@@ -415,13 +442,40 @@ func TestResolveExecReason(t *testing.T) {
 		{"proxycommand elsewhere", "Host other\n  ProxyCommand nc %h %p\n", nil, "", nil},
 		{"proxycommand -o", "", []string{"-o", "ProxyCommand=nc %h %p"}, "command line (-o proxycommand): ProxyCommand", nil},
 		{"match exec", "Match exec \"true\"\n  Port 1\n", nil, "config line 1: Match exec", nil},
-		{"match final", "Host x\nMatch final\n", nil, "config line 2: Match final", nil},
-		{"match canonical", "Match canonical host h\n", nil, "Match canonical", nil},
-		{"match user", "Match user bob\n", nil, "Match user", nil},
-		{"match localuser", "Match localuser me\n", nil, "Match localuser", nil},
-		{"match originalhost", "Match originalhost h\n", nil, "Match originalhost", nil},
+		{"match final", "Host x\nMatch final\n", nil, "", nil},
+		{"match canonical", "Match canonical host h\n", nil, "", nil},
+		{"match user", "Match user bob\n", nil, "", nil},
+		{"match localuser", "Match localuser me\n", nil, "", nil},
+		{"match originalhost", "Match originalhost h\n", nil, "", nil},
 		{"match negated exec", "Match !exec false\n", nil, "Match exec", nil},
+		{"match exec after a failed criterion", "Match host nomatch exec false\n", nil, "", nil},
+		{"match exec bad token", "Match host nomatch exec \"echo %Z\"\n", nil, "unknown key %Z", nil},
 		{"match all extra", "Match all host h\n", nil, "cannot be combined", nil},
+		{"match all after one", "Match host h all\n", nil, "", nil},
+		{"match all after two", "Match host h user me all\n", nil, "cannot be combined", nil},
+		{"match unknown criterion", "Match frob x\n", nil, "unsupported Match criterion frob", nil},
+		{"match localnetwork on 9.2", "Match localnetwork 10.0.0.0/8\n", nil, "(OpenSSH 9.4 has it; the local ssh is 9.2)", nil},
+		{"match version on 9.2", "Match version OpenSSH_9*\n", nil, "OpenSSH 10.0 has it", nil},
+		{"match final=x", "Match final=x\n", nil, "unsupported Match criterion final=x", nil},
+		{"match no value", "Match user\n", nil, "missing Match criteria for user", nil},
+		{"tag on 9.2", "Tag x\n", nil, "unknown ssh_config keyword \"tag\" (OpenSSH 9.4 has it; the local ssh is 9.2)", nil},
+		{"tag on 9.2 ignored", "IgnoreUnknown tag\nTag x\n", nil, "", nil},
+		{"channeltimeout on 9.2", "ChannelTimeout session=5m\n", nil, "OpenSSH 9.6 has it", nil},
+		{"usekeychain", "UseKeychain yes\n", nil, "", nil},
+		{"usekeychain bad", "UseKeychain maybe\n", nil, "UseKeychain: unsupported option", nil},
+		{"canonicalize no domains", "CanonicalizeHostname yes\n", nil, "", nil},
+		{"canonicalize domains", "CanonicalizeHostname yes\nCanonicalDomains example.com\n", nil, "CanonicalDomains: resolving \"h\" is left to ssh", nil},
+		{"canonicalize domains none", "CanonicalizeHostname yes\nCanonicalDomains none\n", nil, "", nil},
+		{"canonicalize trailing dot", "CanonicalizeHostname always\nHostName h.example.\n", nil, "resolving \"h.example.\"", nil},
+		{"canonicalize dots", "CanonicalizeHostname yes\nCanonicalDomains example.com\nHostName a.b.c\n", nil, "", nil},
+		{"canonicalize proxied", "CanonicalizeHostname yes\nCanonicalDomains example.com\nProxyJump j\n", nil, "", nil},
+		{"canonicalize proxied always", "CanonicalizeHostname always\nCanonicalDomains example.com\nProxyJump j\n", nil, "left to ssh", nil},
+		{"canonicalize no fallback", "CanonicalizeHostname yes\nCanonicalizeFallbackLocal no\n", nil, "cannot resolve", nil},
+		{"canonicalize bad domain", "CanonicalDomains -x\n", nil, "invalid domain name", nil},
+		{"permitted cnames", "CanonicalizePermittedCNAMEs *.a:*.b\n", nil, "following CNAMEs", nil},
+		{"permitted cnames bad", "CanonicalizePermittedCNAMEs x\n", nil, "invalid permitted CNAME", nil},
+		{"refuseconnection on 9.2", "RefuseConnection no\n", nil, "OpenSSH 10.1 has it", nil},
+		{"sendenv empty", "SendEnv \"\"\n", nil, "invalid environment name", nil},
 		{"match host", "Match host h\n  Port 2\nMatch all\n  User u\n", nil, "", nil},
 		{"controlmaster", "ControlMaster auto\n", nil, "ControlMaster auto", nil},
 		{"controlpath absent", "ControlPath ~/.ssh/cm-%C\n", nil, "", nil},
@@ -459,7 +513,6 @@ func TestResolveExecReason(t *testing.T) {
 		{"remotecommand", "RemoteCommand ls\n", nil, "RemoteCommand", nil},
 		{"requesttty force", "RequestTTY force\n", nil, "RequestTTY", nil},
 		{"requesttty yes", "RequestTTY yes\n", nil, "", nil},
-		{"canonicalize", "CanonicalizeHostname yes\n", nil, "CanonicalizeHostname", nil},
 		{"hostbased", "HostbasedAuthentication yes\n", nil, "HostbasedAuthentication", nil},
 		{"tunnel", "Tunnel point-to-point\n", nil, "Tunnel", nil},
 		{"forwardagent ignored", "ForwardAgent yes\nForwardX11 yes\nCompression yes\n", nil, "", nil},
@@ -467,6 +520,8 @@ func TestResolveExecReason(t *testing.T) {
 		{"include inactive", "Host other\n  Include @DIR@/inc/*\n", nil, "", map[string]string{"inc/a": "ProxyCommand nc\n"}},
 		{"include writable by others", "Include @DIR@/inc/*\n", nil, "bad owner or permissions on", map[string]string{"inc/a": "Port 1\n"}},
 		{"include depth", "Include @DIR@/config\n", nil, "too many recursive", nil},
+		{"include fan-out", "Include @DIR@/inc/*\n", nil, "too many recursive", map[string]string{
+			"inc/a": "Include @DIR@/inc/*\n", "inc/b": "Include @DIR@/inc/*\n", "inc/c": "Include @DIR@/inc/*\n"}},
 		{"host on the command line", "", []string{"-o", "Host=x"}, "Host is not allowed", nil},
 		{"missing -F file", "", []string{"-F", "/nonexistent/config"}, "cannot read config file /nonexistent/config", nil},
 	}
@@ -569,6 +624,7 @@ func TestResolveDefaults(t *testing.T) {
 		PasswordAuthentication: true, KbdInteractiveAuthentication: true, PubkeyAuthentication: true,
 		LogLevel: "INFO",
 	}
+	c.Notes, c.rel, c.osshEnv = nil, nil, Env{}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("defaults\n got  %+v\n want %+v", c, want)
 	}
@@ -667,12 +723,18 @@ func FuzzResolve(f *testing.F) {
 		"Host h\n  Port 2\n", "Match host h,!x\n  User u\nMatch all\n", "Host *\n  IdentityFile ~/%h\n",
 		"Include conf.d/*\n", "Match exec true\n", "HostName %h.%%\n", "SetEnv A=\"b c\"\n",
 		"Ciphers -aes*\nMACs ^hmac-sha1\n", "Port=\"22\"\n", "IgnoreUnknown x\nx y\n", "\"\n",
+		"Match originalhost h user me\n  Port 3\n", "Match final\n  Port 4\nMatch !canonical host h\n",
+		"CanonicalizeHostname yes\nCanonicalDomains a.example\nCanonicalizeMaxDots 0\n",
+		"Tag t\nMatch tagged t localnetwork 127.0.0.0/8\n", "Match version OpenSSH_9* sessiontype shell command \"\"\n",
+		"User %u-${HOME}\nIdentityFile ~/%C_%j\nProxyJump a,b:2\n", "UseKeychain yes\nIgnoreUnknown Frob\nFrob 1\n",
+		"KexAlgorithms +mlkem768x25519-sha256\nHostKeyAlgorithms -ssh-dss*\n", "Match host h all\nRefuseConnection x\n",
 	} {
 		f.Add(s, "h")
 	}
 	f.Fuzz(func(t *testing.T, config, host string) {
-		// An Include could name any file, even /dev/tty: keep includes inside the test home.
-		if strings.Contains(strings.ToLower(config), "include") && strings.ContainsAny(config, "/~.") {
+		// An Include could name any file, even /dev/tty: keep includes inside the test home
+		// (tokens and ${VAR} in Include paths expand from 9.9).
+		if strings.Contains(strings.ToLower(config), "include") && strings.ContainsAny(config, "/~.%$") {
 			t.Skip()
 		}
 		dir := t.TempDir()
@@ -685,8 +747,12 @@ func FuzzResolve(f *testing.F) {
 		if err := os.WriteFile(filepath.Join(dir, ".ssh", "conf.d", "a"), []byte(config), 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// Each input is read as one of the releases the table knows; Env.OpenSSH keeps ssh
+		// binaries out of it, and without MatchExec no command is run.
+		env := testEnv(dir)
+		env.OpenSSH = releaseName(osshReleases[len(config)%len(osshReleases)])
 		inv := &Invocation{Host: host}
-		c, err := Resolve(inv, testEnv(dir))
+		c, err := Resolve(inv, env)
 		if host == "" {
 			if err == nil {
 				t.Fatal("no error for an empty host")
@@ -702,10 +768,19 @@ func FuzzResolve(f *testing.F) {
 	})
 }
 
+// localUserName is the user the tests run as: the default remote user of the oracle's ssh.
+func localUserName() string {
+	u, err := osuser.Current()
+	if err != nil {
+		return "nobody"
+	}
+	return u.Username
+}
+
 func withDir(args []string, dir string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {
-		out[i] = strings.ReplaceAll(a, "@DIR@", dir)
+		out[i] = strings.ReplaceAll(strings.ReplaceAll(a, "@DIR@", dir), "@USER@", localUserName())
 	}
 	return out
 }
@@ -721,7 +796,9 @@ func TestOracleThisMachine(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cfg, err := Resolve(inv, DefaultEnv())
+			env := DefaultEnv()
+			env.CacheDir = t.TempDir() // not the user's cache
+			cfg, err := Resolve(inv, env)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -754,6 +831,7 @@ func TestOracleRandom(t *testing.T) {
 	if testing.Short() {
 		n = 20
 	}
+	lists := osshFor(Env{SSH: sshPath}).algorithms("")
 	rng := rand.New(rand.NewPCG(1, 2))
 	pick := func(xs ...string) string { return xs[rng.IntN(len(xs))] }
 	hosts := []string{"a", "b", "ab", "abc", "AB", "x.example.com"}
@@ -810,13 +888,13 @@ func TestOracleRandom(t *testing.T) {
 			"PasswordAuthentication", "KbdInteractiveAuthentication":
 			return pick("yes", "no")
 		case "Ciphers":
-			return algo(sshAllCiphers)
+			return algo(lists.AllCiphers)
 		case "MACs":
-			return algo(sshAllMACs)
+			return algo(lists.AllMACs)
 		case "KexAlgorithms":
-			return algo(sshAllKex)
+			return algo(lists.AllKex)
 		case "HostKeyAlgorithms":
-			return algo(sshAllHostKeyAlgs)
+			return algo(lists.AllHostKeys)
 		case "SetEnv":
 			return pick("A=1", "B=2 C=3", `D="x y"`, "A=9")
 		case "SendEnv":
@@ -827,6 +905,10 @@ func TestOracleRandom(t *testing.T) {
 			return pick("alias1", "alias2")
 		case "LogLevel":
 			return pick("ERROR", "VERBOSE", "DEBUG2", "QUIET", "INFO")
+		case "CanonicalizeHostname":
+			return pick("yes", "no", "always", "true")
+		case "CanonicalizeMaxDots":
+			return pick("0", "1", "2")
 		}
 		panic(kw)
 	}
@@ -836,7 +918,8 @@ func TestOracleRandom(t *testing.T) {
 		"ServerAliveInterval", "BindAddress", "PreferredAuthentications", "PubkeyAuthentication",
 		"IdentitiesOnly", "CheckHostIP", "BatchMode", "HashKnownHosts", "PasswordAuthentication",
 		"KbdInteractiveAuthentication", "Ciphers", "MACs", "KexAlgorithms", "HostKeyAlgorithms",
-		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel"}
+		"SetEnv", "SendEnv", "ProxyJump", "HostKeyAlias", "LogLevel", "CanonicalizeHostname",
+		"CanonicalizeMaxDots"}
 
 	dir := t.TempDir()
 	// lines writes up to max random lines; Include lines name files of the same run.
@@ -850,12 +933,28 @@ func TestOracleRandom(t *testing.T) {
 			case 0:
 				fmt.Fprintf(&b, "Host %s %s\n", pattern(), pattern())
 			case 1:
-				m := "host " + strings.TrimPrefix(pattern(), "!") + "," + pattern()
-				if rng.IntN(3) == 0 {
-					m = "!" + m
+				var crit []string
+				for k := 1 + rng.IntN(2); k > 0; k-- {
+					neg := pick("", "", "!")
+					switch c := pick("host", "host", "originalhost", "user", "localuser", "canonical", "final", "exec"); c {
+					case "host", "originalhost":
+						crit = append(crit, neg+c+" "+strings.TrimPrefix(pattern(), "!")+","+pattern())
+					case "user":
+						crit = append(crit, neg+c+" "+pick("alice", "bob,carol", "*", localUserName(), "d*"))
+					case "localuser":
+						crit = append(crit, neg+c+" "+pick(localUserName(), "nobody", "r*,!x"))
+					case "canonical", "final":
+						crit = append(crit, neg+c)
+					case "exec":
+						crit = append(crit, neg+c+" "+pick("true", "false", `"test %h = a"`, `"test %r = alice"`, `"test %p -gt 1000"`, `"test %n = ab"`))
+					}
 				}
-				if rng.IntN(4) == 0 {
+				m := strings.Join(crit, " ")
+				switch rng.IntN(8) {
+				case 0:
 					m = "all"
+				case 1:
+					m = crit[0] + " all"
 				}
 				fmt.Fprintf(&b, "Match %s\n", m)
 			case 2:
@@ -914,7 +1013,7 @@ func TestOracleRandom(t *testing.T) {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			t.Parallel()
 			defer func() {
-				if t.Failed() {
+				if os.Getenv("ORACLE_SHOW") != "" || t.Failed() {
 					t.Logf("args %q, config:\n%s", args, config)
 				}
 			}()
@@ -928,7 +1027,8 @@ func TestOracleRandom(t *testing.T) {
 				t.Fatalf("ParseArgs(%q): %v", args, err)
 			}
 			env := Env{Home: oe.pwHome, User: oe.pwUser, UID: oe.uid, LocalHost: oe.localHost,
-				Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent")}
+				Getenv: oracleGetenv(oe.pwHome), SystemDir: filepath.Join(dir, "nonexistent"), SSH: sshPath,
+				MatchExec: oracleMatchExec}
 			cfg, err := Resolve(inv, env)
 			if err != nil {
 				t.Fatal(err)
