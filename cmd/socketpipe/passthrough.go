@@ -122,6 +122,74 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 	}
 }
 
+// forcedWatch follows the first session until it shows it runs the start command, and cancels
+// the run when the session turns out to run a forced command instead.
+type forcedWatch struct {
+	ctx    context.Context // the run's: cancelled with errForced
+	cancel context.CancelCauseFunc
+	w      *sshlogin.Watcher
+	on     bool
+	wctx   context.Context
+	stopW  context.CancelFunc
+	why    chan string
+}
+
+// watchForced starts watching w (when on: a login that runs the start command, native or an
+// executed ssh); held is released as soon as the start command shows.
+func watchForced(ctx context.Context, w *sshlogin.Watcher, held *heldWriter, silence time.Duration, on bool) *forcedWatch {
+	f := &forcedWatch{w: w, on: on, why: make(chan string, 1)}
+	f.ctx, f.cancel = context.WithCancelCause(ctx)
+	f.wctx, f.stopW = context.WithCancel(ctx)
+	if !on {
+		held.release()
+		f.why <- ""
+		return f
+	}
+	go func() {
+		why := w.ForcedCommand(f.wctx, forcedGrace, silence)
+		if why != "" {
+			f.cancel(errForced)
+		}
+		f.why <- why
+	}()
+	go func() {
+		select {
+		case <-w.Started():
+			held.release()
+		case <-f.wctx.Done():
+		}
+	}()
+	return f
+}
+
+func (f *forcedWatch) stop() {
+	f.stopW()
+	f.cancel(nil)
+}
+
+// verdict says, once the run has returned runErr, why the login seems to run a forced command,
+// or "".
+func (f *forcedWatch) verdict(runErr error, login *sshlogin.Cmd) string {
+	if runErr != nil && f.on && !errors.Is(context.Cause(f.ctx), errForced) {
+		f.w.Drain(2 * time.Second) // to see how the session ended
+	}
+	f.stopW()
+	why := <-f.why
+	if why != "" && !login.Native() {
+		// An ssh that failed by itself (status 255) never ran a command: not a forced one.
+		select {
+		case <-f.w.Ended():
+		default:
+			login.Close()
+		}
+		var ee *sshlogin.ExitError
+		if err := waitLogin(login, 3*time.Second); errors.As(err, &ee) && ee.Status == 255 {
+			return ""
+		}
+	}
+	return why
+}
+
 // modePassThrough is the Report's mode for a command passed through the SSH session.
 const modePassThrough = "pass-through"
 

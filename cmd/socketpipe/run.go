@@ -237,51 +237,12 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 	rec.watch(c)
 	watch := dep.reader(r)
 
-	// A native login runs the start command, unless the server forces another command: then
-	// the start command's first line never comes.
-	runCtx, cancelRun := context.WithCancelCause(ctx)
-	defer cancelRun(nil)
-	verdict := make(chan string, 1)
-	vctx, vcancel := context.WithCancel(ctx)
-	defer vcancel()
-	if login.Native() || execSSH {
-		silence := a.Timeout
-		go func() {
-			why := dep.watch.ForcedCommand(vctx, forcedGrace, silence)
-			if why != "" {
-				cancelRun(errForced)
-			}
-			verdict <- why
-		}()
-		go func() {
-			select {
-			case <-dep.watch.Started():
-				held.release()
-			case <-vctx.Done():
-			}
-		}()
-	} else {
-		held.release()
-		verdict <- ""
-	}
-	rep, err := c.Run(runCtx, watch, w)
-	if err != nil && login.Native() && !errors.Is(context.Cause(runCtx), errForced) {
-		dep.watch.Drain(2 * time.Second) // to see how the session ended
-	}
-	vcancel()
-	why := <-verdict
-	if why != "" && !login.Native() {
-		// An ssh that failed by itself (status 255) never ran a command: not a forced one.
-		select {
-		case <-dep.watch.Ended():
-		default:
-			login.Close()
-		}
-		var ee *sshlogin.ExitError
-		if lerr := waitLogin(login, 3*time.Second); errors.As(lerr, &ee) && ee.Status == 255 {
-			why = ""
-		}
-	}
+	// The login runs the start command, unless the server forces another command: then the
+	// start command's first line never comes.
+	fw := watchForced(ctx, dep.watch, held, a.Timeout, login.Native() || execSSH)
+	defer fw.stop()
+	rep, err := c.Run(fw.ctx, watch, w)
+	why := fw.verdict(err, login)
 	if why != "" && ctx.Err() == nil {
 		said := held.discard()
 		if logf != nil && said != "" {
