@@ -73,6 +73,9 @@ func (m *sshMode) log(format string, args ...any) {
 func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
 	m := &sshMode{asSSH: asSSH, sshArgs: sshArgs, stderr: stderr}
 	if asSSH && os.Getenv(sshSelfEnv) != "" {
+		if a, err := parseSSHModeOptions(strings.Fields(os.Getenv(sshOptionsEnv))); err == nil {
+			m.logf = logger(stderr, a.Verbose)
+		}
 		return m.handOver("a login that socketpipe itself executes")
 	}
 	inv, err := sshlogin.ParseArgs(sshArgs)
