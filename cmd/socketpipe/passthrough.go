@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,7 +113,7 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 	case errors.As(werr, &ee):
 		st.Exit, st.Signal = ee.Status, ee.Signal
 	default:
-		st.Exit, st.Err = exitSSH, rendezvous.Printable(werr.Error(), 200)
+		st.Exit, st.Err = exitSSH, rendezvous.Printable(strings.TrimPrefix(werr.Error(), "sshlogin: "), 200)
 	}
 	return &plumb.Report{
 		Mode: modePassThrough, Why: pt.why,
