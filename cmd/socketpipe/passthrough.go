@@ -148,8 +148,14 @@ func watchForced(ctx context.Context, w *sshlogin.Watcher, held *heldWriter, sil
 	}
 	go func() {
 		why := w.ForcedCommand(f.wctx, forcedGrace, silence)
-		if why != "" {
-			f.cancel(errForced)
+		select {
+		case <-w.Ended():
+			// The run meets the end of the output by itself, and keeps its own error for
+			// the case that the verdict is overruled (an ssh that exited 255).
+		default:
+			if why != "" {
+				f.cancel(errForced)
+			}
 		}
 		f.why <- why
 	}()
