@@ -272,6 +272,11 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 
 	inputDone := make(chan struct{})
 	outputDone := make(chan struct{})
+	if c.Input == nil && c.Output == nil {
+		if err := l.ownSocket(); err != nil {
+			return err
+		}
+	}
 
 	// Upstream: the input command (or our stdin) to the remote.
 	switch {

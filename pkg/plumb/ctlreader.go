@@ -20,7 +20,8 @@ type ctlReader struct {
 
 	sinkMu    sync.Mutex
 	sinkReady chan struct{}
-	sink      *os.File // where ssh-mode data goes; closed at the E frame
+	sink      *os.File  // where ssh-mode data goes; closed at the E frame
+	sinkIO    io.Writer // writes to sink by the relay's rules (relay.go)
 	received  func(int)
 	broken    func()
 	dataEnded chan struct{} // closed at the E frame
@@ -48,7 +49,7 @@ func newCtlReader(conn *rendezvous.Conn) *ctlReader {
 // of the data.
 func (r *ctlReader) setSink(f *os.File, counted func(int), broken func()) {
 	r.sinkMu.Lock()
-	r.sink, r.received, r.broken = f, counted, broken
+	r.sink, r.sinkIO, r.received, r.broken = f, newEndIO(f), counted, broken
 	r.sinkMu.Unlock()
 	close(r.sinkReady)
 }
@@ -96,7 +97,7 @@ func (r *ctlReader) loop() {
 				continue // the reader went away; keep reading control messages
 			}
 			r.busy.Store(true)
-			_, err := r.sink.Write(buf[:n])
+			_, err := r.sinkIO.Write(buf[:n])
 			r.heard.Store(time.Now().UnixNano())
 			r.busy.Store(false)
 			if err != nil {

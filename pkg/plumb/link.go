@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
@@ -58,7 +59,15 @@ func (l *link) closeWrite() error {
 	var err error
 	l.closeOnce.Do(func() {
 		if l.sock != nil {
-			err = unix.Shutdown(int(l.sock.Fd()), unix.SHUT_WR)
+			// Through the RawConn, not Fd: a relay may end after Run has closed the socket
+			// (Run does not wait for an endless stdin), and must not shut down whatever
+			// descriptor took its number.
+			var rc syscall.RawConn
+			if rc, err = l.sock.SyscallConn(); err == nil {
+				if cerr := rc.Control(func(fd uintptr) { err = unix.Shutdown(int(fd), unix.SHUT_WR) }); cerr != nil {
+					err = cerr
+				}
+			}
 			l.shut.Store(err == nil)
 			if errors.Is(err, unix.ENOTCONN) {
 				err = nil
@@ -83,13 +92,31 @@ func (l *link) close() {
 // relayed reports whether socketpipe copies the data.
 func (l *link) relayed() bool { return l.sock == nil }
 
+// ownSocket is for a plain link whose socket no command holds, only socketpipe's relays: it
+// makes the socket non-blocking, so that a splice from a pipe into it returns when the socket
+// is full instead of waiting there while it holds the pipe, which would keep the pipe's writer
+// from the room it has (see relay.go). Copy then splices that direction.
+func (l *link) ownSocket() error {
+	if l.sock == nil {
+		return nil
+	}
+	rc, err := l.sock.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = unix.SetNonblock(int(fd), true) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // pump copies from r to the other half and ends the stream.
 func (l *link) pump(r *os.File) error {
 	var err error
 	if l.sock != nil {
 		_, err = Copy(l.sock, r, &l.sent)
 	} else {
-		_, err = copyInto(l.send, r, &l.sent)
+		_, err = copyInto(l.send, newEndIO(r), &l.sent)
 	}
 	if cerr := l.closeWrite(); err == nil {
 		err = cerr
@@ -103,7 +130,7 @@ func (l *link) drain(w *os.File) error {
 		_, err := Copy(w, l.sock, &l.received)
 		return err
 	}
-	_, err := copyInto(w, l.recv, &l.received)
+	_, err := copyInto(newEndIO(w), l.recv, &l.received)
 	return err
 }
 
