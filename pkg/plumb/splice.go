@@ -54,8 +54,9 @@ func spliceFromPipe(e *end) bool {
 }
 
 // spliceIntoPipe reports whether a splice from e into a pipe is safe: it holds the pipe while it
-// reads e. A socket is spliced from only once poll(2) says it has data (splicer.some), so the
-// read takes what is there without waiting. A unix socket's data is copied by the kernel in any
+// reads e. A blocking socket is spliced from only once poll(2) says it has data (splicer.some),
+// so the read takes what is there without waiting; a non-blocking one says EAGAIN when there
+// is nothing. A unix socket's data is copied by the kernel in any
 // case, and two splices per chunk cost more than a read and a write (rsync -W of 1 GiB through
 // --ssh: 2.9 s spliced, 1.9 s copied).
 func spliceIntoPipe(e *end) bool {
