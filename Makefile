@@ -22,7 +22,8 @@ FUZZ_TARGETS := \
 	./pkg/rendezvous:FuzzOpenReader:10 \
 	./pkg/sshlogin:FuzzParseArgs:1 \
 	./pkg/sshlogin:FuzzResolve:100 \
-	./pkg/sshlogin:FuzzWatcher:10
+	./pkg/sshlogin:FuzzWatcher:10 \
+	./pkg/sshlogin:FuzzForcedLogins:1
 
 .PHONY: all build build-all deps test unit race integration fuzz demo bench install clean
 

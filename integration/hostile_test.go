@@ -65,12 +65,12 @@ func TestLoginFailures(t *testing.T) {
 		msgs  []string // in stderr
 	}{
 		{"refused-key/exec", []string{"ssh", "-F", refused, r.sshd.Alias}, true, []string{"Permission denied", "socketpipe: error: login failed: ssh exited with status 255"}},
-		{"refused-key/native", []string{"ssh", "-F", refused, r.sshd.Alias}, false, []string{"socketpipe: error: login: ", "publickey"}},
+		{"refused-key/native", []string{"ssh", "-F", refused, r.sshd.Alias}, false, []string{"socketpipe: error: login failed: ", "publickey"}},
 		{"unknown-host-key/exec", []string{"ssh", "-F", unknown, r.sshd.Alias}, true, []string{"Host key verification failed", "socketpipe: error: login failed: ssh exited with status 255"}},
-		{"unknown-host-key/native", []string{"ssh", "-F", unknown, r.sshd.Alias}, false, []string{"socketpipe: error: login: ", "host key"}},
+		{"unknown-host-key/native", []string{"ssh", "-F", unknown, r.sshd.Alias}, false, []string{"socketpipe: error: login failed: ", "host key"}},
 		{"dns/exec", []string{"ssh", "-F", r.sshd.ClientConfig, "-o", "HostName=no-such-host.invalid", r.sshd.Alias}, true, []string{"no-such-host.invalid", "socketpipe: error: login failed: ssh exited with status 255"}},
-		{"dns/native", []string{"ssh", "-F", r.sshd.ClientConfig, "-o", "HostName=no-such-host.invalid", r.sshd.Alias}, false, []string{"socketpipe: error: login: ", "no-such-host.invalid"}},
-		{"login-not-found", []string{"no-such-login-cmd", "host"}, false, []string{"socketpipe: error: login: ", "no-such-login-cmd", "not found"}},
+		{"dns/native", []string{"ssh", "-F", r.sshd.ClientConfig, "-o", "HostName=no-such-host.invalid", r.sshd.Alias}, false, []string{"socketpipe: error: login failed: ", "no-such-host.invalid"}},
+		{"login-not-found", []string{"no-such-login-cmd", "host"}, false, []string{"socketpipe: error: login failed: ", "no-such-login-cmd", "not found"}},
 		{"login-exits-0", []string{"true"}, false, []string{"socketpipe: error: the remote half did not start", "socketpipe: hint: the login command true ended without starting the remote half"}},
 	}
 	for _, tc := range tests {

@@ -443,7 +443,7 @@ func TestNativeLoginConfig(t *testing.T) {
 		if res.code != 2 {
 			t.Fatalf("want exit 2, got %v", res)
 		}
-		nlMustContain(t, "stderr", res.stderr, "socketpipe: error: login: the ssh binary is needed (", "ProxyCommand is not supported in-process", "but cannot be run")
+		nlMustContain(t, "stderr", res.stderr, "socketpipe: error: login failed: the ssh binary is needed (", "ProxyCommand is not supported in-process", "but cannot be run")
 		if _, err := os.Stat(mark); err == nil {
 			t.Error("the ProxyCommand ran")
 		}
@@ -509,7 +509,7 @@ func TestNativeLoginHostKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		res := refused(t, kh, nil,
-			fmt.Sprintf("socketpipe: error: login: host key for %s does not match known_hosts line 3 (%s): offered ED25519 key %s", hostPattern, kh, hostFP),
+			fmt.Sprintf("socketpipe: error: login failed: host key for %s does not match known_hosts line 3 (%s): offered ED25519 key %s", hostPattern, kh, hostFP),
 			"socketpipe: hint: ")
 		// The hint names the line to remove.
 		nlMustContain(t, "hint", res.stderr, "line 3 of "+kh)
@@ -521,7 +521,7 @@ func TestNativeLoginHostKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 		refused(t, kh, []string{"StrictHostKeyChecking yes"},
-			fmt.Sprintf("socketpipe: error: login: host key for %s is not known (StrictHostKeyChecking yes): offered ED25519 key %s", hostPattern, hostFP))
+			fmt.Sprintf("socketpipe: error: login failed: host key for %s is not known (StrictHostKeyChecking yes): offered ED25519 key %s", hostPattern, hostFP))
 		if b, _ := os.ReadFile(kh); len(b) != 0 {
 			t.Errorf("known_hosts was written: %q", b)
 		}

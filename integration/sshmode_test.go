@@ -32,13 +32,20 @@ type sshModeEnv struct {
 }
 
 func newSSHModeEnv(t *testing.T) *sshModeEnv {
+	return newSSHModeEnvWith(t, harness.SSHDOptions{})
+}
+
+// newSSHModeEnvWith is newSSHModeEnv with more sshd options.
+func newSSHModeEnvWith(t *testing.T, opts harness.SSHDOptions) *sshModeEnv {
 	t.Helper()
 	dir := harness.BuildSocketpipe(t)
 	marker := harness.NewMarker()
-	sshd := harness.StartSSHD(t, harness.SSHDOptions{
-		PathDirs: []string{dir},
-		Env:      map[string]string{harness.MarkerEnv: marker},
-	})
+	opts.PathDirs = append([]string{dir}, opts.PathDirs...)
+	if opts.Env == nil {
+		opts.Env = map[string]string{}
+	}
+	opts.Env[harness.MarkerEnv] = marker
+	sshd := harness.StartSSHD(t, opts)
 	e := &sshModeEnv{t: t, binDir: dir, sp: filepath.Join(dir, "socketpipe"), sshd: sshd, marker: marker}
 	t.Cleanup(func() { harness.WaitNoProcesses(t, marker, 10*time.Second) })
 	return e
@@ -70,22 +77,31 @@ type sshResult struct {
 // run runs argv with stdin, in env (added to the test's environment), and waits at most 2 min.
 func (e *sshModeEnv) run(stdin string, env []string, argv ...string) sshResult {
 	e.t.Helper()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	return runCmd(e.t, cmd, stdin)
+}
+
+// runCmd runs cmd with stdin, at most 2 min, and returns how it ended.
+func runCmd(t *testing.T, cmd *exec.Cmd, stdin string) sshResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdin = strings.NewReader(stdin)
+	c := exec.CommandContext(ctx, cmd.Path, cmd.Args[1:]...)
+	c.Dir, c.Env = cmd.Dir, cmd.Env
+	c.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	c.Stdout, c.Stderr = &out, &errb
+	c.WaitDelay = 5 * time.Second
+	err := c.Run()
 	r := sshResult{stdout: out.String(), stderr: errb.String()}
+	if ctx.Err() != nil {
+		t.Fatalf("%q did not end within 2 minutes; stderr:\n%s", cmd.Args, r.stderr)
+	}
 	if ee, ok := err.(*exec.ExitError); ok {
 		r.code = ee.ExitCode()
 	} else if err != nil {
-		e.t.Fatalf("%q: %v", argv, err)
-	}
-	if ctx.Err() != nil {
-		e.t.Fatalf("%q did not end within 2 minutes; stderr:\n%s", argv, r.stderr)
+		t.Fatalf("%q: %v", cmd.Args, err)
 	}
 	return r
 }
@@ -308,7 +324,7 @@ func TestSSHModeExitStatus(t *testing.T) {
 
 	// A login that fails (nothing listens there) is 255, in socketpipe's voice.
 	r := e.run("", nil, e.sp, "--ssh", "-F", e.sshd.ClientConfig, "-o", "Port=1", e.sshd.Alias, "true")
-	if r.code != 255 || !strings.Contains(r.stderr, "socketpipe: error: login") {
+	if r.code != 255 || !strings.Contains(r.stderr, "socketpipe: error: login failed: ") {
 		t.Errorf("failed login: status %d, stderr %q; want 255 and a login error", r.code, r.stderr)
 	}
 	// So is a host key that does not match.

@@ -58,6 +58,11 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 		version(stdout)
 		return 0
 	}
+	if a.PassThrough {
+		errorf(stderr, "--pass-through is for ssh mode: socketpipe --pass-through --ssh host command")
+		hintf(stderr, "see socketpipe --help")
+		return exitUsage
+	}
 	rec := newRunRecord(a, stderr)
 	status := client(ctx, a, stdin, stdout, stderr, sig, rec)
 	return rec.finish(status, sig(), rec.stderr)
@@ -113,6 +118,11 @@ func logger(w io.Writer, verbose int) func(string, ...any) {
 	}
 }
 
+// startMarker starts the remote command line of an executed ssh login: the line it prints
+// before the remote half tells that the remote shell runs what was asked for, not a forced
+// command (see sshlogin.Watcher).
+const startMarker = `printf '\0socketpipe-start\n'; `
+
 // remoteCommandLine is the shell command that starts the remote half.
 func remoteCommandLine(path string) string {
 	if path == "" {
@@ -145,7 +155,7 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 		Encrypt: a.Encrypt, Cipher: a.Cipher,
 		Logf: logf,
 	}
-	rep, code := runLogin(ctx, a, c, stderr, logf, sig, rec)
+	rep, code := runLogin(ctx, a, c, stderr, logf, sig, rec, nil)
 	if rep == nil {
 		if code == 0 {
 			code = exitFailure
@@ -162,8 +172,9 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 // runLogin starts the remote half through a's login command, runs c on it (filling in what
 // the login knows of its connection), and ends the login. It returns the report of a run that
 // went through; otherwise a nil report, with the error already reported and code 0, or code
-// 128+n when a signal ended the run.
-func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.File, logf func(string, ...any), sig func() syscall.Signal, rec *runRecord) (*plumb.Report, int) {
+// 128+n when a signal ended the run. pt, in ssh mode, passes the command through the SSH
+// session where the remote half cannot run (a forced command) or need not (--pass-through).
+func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.File, logf func(string, ...any), sig func() syscall.Signal, rec *runRecord, pt *passThrough) (*plumb.Report, int) {
 	msgs := rec.stderr
 	signaled := func() int {
 		if s := sig(); s != 0 {
@@ -171,10 +182,27 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 		}
 		return 0
 	}
-	login := sshlogin.Command(a.Login, remoteCommandLine(a.RemotePath))
+	command := remoteCommandLine(a.RemotePath)
+	// An executed ssh may meet a forced command too: the start marker tells.
+	execSSH := len(a.Login) > 0 && isSSH(a.Login[0])
+	if execSSH {
+		command = startMarker + command
+	}
+	login := sshlogin.Command(a.Login, command)
 	dep := newDeployer(a, stderr, logf)
-	login.NativeCommand = dep.startCommand
+	// The first session's messages wait until it shows that it runs the start command.
+	held := &heldWriter{w: stderr}
+	passNow := false
+	login.NativeCommand = func() (string, error) {
+		if pt != nil && pt.decide(login.Endpoint()) {
+			passNow = true
+			held.release()
+			return pt.command, nil
+		}
+		return dep.startCommand()
+	}
 	login.Stderr = stderr
+	login.RemoteStderr = held
 	login.BatchMode = a.Batch
 	login.ForceExec = a.ForceExec
 	login.Logf = logf
@@ -196,9 +224,43 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 		return nil, 0
 	}
 	rec.loginStarted(login.Native())
+	if passNow {
+		rep := pt.run(ctx, login, w, r, c.Remote)
+		login.Close()
+		rec.rep = rep
+		if code := signaled(); code != 0 {
+			return nil, code
+		}
+		return rep, 0
+	}
 	c.LocalAddr, c.RemoteAddr, c.Native = login.LocalAddr(), login.RemoteAddr(), login.Native()
 	rec.watch(c)
-	rep, err := c.Run(ctx, dep.reader(r), w)
+	watch := dep.reader(r)
+
+	// The login runs the start command, unless the server forces another command: then the
+	// start command's first line never comes.
+	fw := watchForced(ctx, dep.watch, held, a.Timeout, login.Native() || execSSH)
+	defer fw.stop()
+	rep, err := c.Run(fw.ctx, watch, w)
+	why := fw.verdict(err, login)
+	if why != "" && ctx.Err() == nil {
+		said := held.discard()
+		if logf != nil && said != "" {
+			logf("the forced command said on its standard error: %s", rendezvous.Quote(firstLine([]byte(said))))
+		}
+		switch {
+		case pt == nil:
+			login.Close()
+			reportRunError(msgs, a, &forcedError{why: why}, nil, true)
+			return nil, 0
+		case !login.Native():
+			// The ssh binary runs the command as it would: hand over to it.
+			login.Close()
+			return nil, pt.handOver("the server runs a forced command: " + why)
+		}
+		return passForced(ctx, login, w, pt, c, why, stderr, msgs, rec, signaled)
+	}
+	held.release()
 	half := login // the session the remote half runs in
 	if err != nil && login.Native() {
 		rep, half, w, err = dep.recover(ctx, login, w, c, err)
@@ -216,7 +278,7 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 		if code := signaled(); code != 0 {
 			return nil, code
 		}
-		reportRunError(msgs, a, err, lerr)
+		reportRunError(msgs, a, err, lerr, login.Native())
 		return nil, 0
 	}
 	// Done: closing the control channel lets the remote half exit.
@@ -229,6 +291,42 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 		return nil, code
 	}
 	return rep, 0
+}
+
+// passForced ends the first session, whose server ran a forced command instead of the start
+// command, and runs the user's command line in a new session on the same connection, as ssh
+// would have: the forced command gets it in SSH_ORIGINAL_COMMAND.
+func passForced(ctx context.Context, login *sshlogin.Cmd, w io.WriteCloser, pt *passThrough, c *plumb.Client, why string, stderr *os.File, msgs io.Writer, rec *runRecord, signaled func() int) (*plumb.Report, int) {
+	defer login.Close()
+	// The first session ends; its Wait would close the connection, which the next session
+	// needs, so the whole login is waited for at the end.
+	w.Close()
+	login.CloseSession()
+	pt.forced(login.Endpoint(), why)
+	s, err := login.Session(pt.command)
+	if err == nil {
+		s.Stderr = stderr
+		var sw io.WriteCloser
+		var sr io.Reader
+		if sw, err = s.StdinPipe(); err == nil {
+			if sr, err = s.StdoutPipe(); err == nil {
+				err = s.Start(ctx)
+			}
+		}
+		if err == nil {
+			rep := pt.run(ctx, s, sw, sr, c.Remote)
+			rec.rep = rep
+			if code := signaled(); code != 0 {
+				return nil, code
+			}
+			return rep, 0
+		}
+	}
+	if code := signaled(); code != 0 {
+		return nil, code
+	}
+	errorf(msgs, "login failed: running the command over the SSH session: %v", strings.TrimPrefix(err.Error(), "sshlogin: "))
+	return nil, 0
 }
 
 // waitLogin waits for the login to end, up to d; then it is closed.
@@ -252,7 +350,7 @@ func loginName(login []string) string {
 }
 
 func reportLoginError(stderr io.Writer, login []string, err error) {
-	errorf(stderr, "login: %v", strings.TrimPrefix(err.Error(), "sshlogin: "))
+	errorf(stderr, "login failed: %v", strings.TrimPrefix(err.Error(), "sshlogin: "))
 	var hk *sshlogin.HostKeyError
 	if errors.As(err, &hk) {
 		if h := hk.Hint(); h != "" {
@@ -261,13 +359,17 @@ func reportLoginError(stderr io.Writer, login []string, err error) {
 	}
 }
 
-func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error) {
+func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error, native bool) {
 	if reportDeployError(stderr, err, loginErr) {
 		return
 	}
 	var be *rendezvous.BannerError
 	var ee *sshlogin.ExitError
+	var fe *forcedError
 	switch {
+	case errors.As(err, &fe):
+		errorf(stderr, "%v", fe)
+		hintf(stderr, "sshd_config's ForceCommand or command= in authorized_keys replaces the command socketpipe asks for; socketpipe --ssh runs a command on such a login the way ssh does")
 	case errors.As(err, &be):
 		name := loginName(a.Login)
 		switch {
@@ -279,6 +381,8 @@ func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error) {
 			hintf(stderr, "install socketpipe on the remote host's PATH or name it with --remote-path; with a native ssh login (no -x) socketpipe copies itself there")
 		case errors.As(loginErr, &ee) && ee.Status == 126:
 			errorf(stderr, "the remote half did not start: %s is not executable on the remote host", remoteName(a.RemotePath))
+		case errors.As(loginErr, &ee) && native:
+			errorf(stderr, "login failed: the session ended with status %d before the remote half started", ee.Status)
 		case errors.As(loginErr, &ee):
 			errorf(stderr, "login failed: %s exited with status %d before the remote half started", name, ee.Status)
 		case loginErr != nil:

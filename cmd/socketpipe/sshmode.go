@@ -73,12 +73,26 @@ func (m *sshMode) log(format string, args ...any) {
 func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
 	m := &sshMode{asSSH: asSSH, sshArgs: sshArgs, stderr: stderr}
 	if asSSH && os.Getenv(sshSelfEnv) != "" {
+		if a, err := parseSSHModeOptions(strings.Fields(os.Getenv(sshOptionsEnv))); err == nil {
+			m.logf = logger(stderr, a.Verbose)
+		}
 		return m.handOver("a login that socketpipe itself executes")
 	}
-	a, err := parseSSHModeOptions(append(strings.Fields(os.Getenv(sshOptionsEnv)), own...))
-	if err != nil {
-		errorf(stderr, "%v", err)
-		hintf(stderr, "socketpipe's own options go before --ssh (or in %s); everything after --ssh is ssh's", sshOptionsEnv)
+	inv, err := sshlogin.ParseArgs(sshArgs)
+	a, oerr := parseSSHModeOptions(append(strings.Fields(os.Getenv(sshOptionsEnv)), own...))
+	// As ssh -q: nothing of socketpipe's own on standard error, not even its failures (the
+	// status says it), unless socketpipe's own -v asks for its story.
+	ownVerbose := 0
+	if a != nil {
+		ownVerbose = a.Verbose
+	}
+	quiet := inv != nil && quietLogin(inv)
+	if quiet && ownVerbose == 0 {
+		m.stderr = io.Discard
+	}
+	if oerr != nil {
+		errorf(m.stderr, "%v", oerr)
+		hintf(m.stderr, "socketpipe's own options go before --ssh (or in %s); everything after --ssh is ssh's", sshOptionsEnv)
 		return exitSSH
 	}
 	if a.Help {
@@ -89,10 +103,14 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		version(stdout)
 		return 0
 	}
+	if inv != nil && !quiet {
+		a.Verbose += inv.Verbose
+	}
+	m.logf = logger(m.stderr, a.Verbose)
 
-	inv, err := sshlogin.ParseArgs(sshArgs)
 	var ae *sshlogin.ArgError
 	var ue *sshlogin.UnsupportedError
+	subsystem := false
 	switch {
 	case errors.Is(err, sshlogin.ErrAgentForwarding):
 		if realSSH() != "" {
@@ -104,41 +122,70 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		m.sshError(ae, err)
 		return exitSSH
 	case errors.As(err, &ue):
-		// -e (the escape character) means nothing without a terminal; -G is answered here.
+		// -e (the escape character) means nothing without a terminal; -G is answered here;
+		// -s (a subsystem) is requested on the native connection.
 		var rest []string
 		g := false
 		for _, o := range ue.Options {
 			switch o {
 			case "-G":
 				g = true
+			case "-s":
+				subsystem = true
 			case "-e":
 			default:
 				rest = append(rest, o)
 			}
 		}
 		if g {
-			return printG(inv, stdout, stderr)
+			return printG(inv, stdout, m.stderr)
 		}
 		if len(rest) > 0 {
 			return m.handOver("ssh option " + strings.Join(rest, " "))
 		}
 	case err != nil:
-		errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "sshlogin: "))
+		errorf(m.stderr, "%v", strings.TrimPrefix(err.Error(), "sshlogin: "))
 		return exitSSH
 	}
 	if len(inv.Command) == 0 {
 		return m.handOver("no remote command (an interactive login)")
 	}
 
-	a.Verbose += inv.Verbose
 	a.Input, a.Output = nil, nil
 	a.Remote = []string{strings.Join(inv.Command, " ")}
 	rec := newRunRecord(a, stderr)
-	status := m.client(ctx, a, inv, stdin, stdout, stderr, sig, rec)
+	if m.stderr == io.Discard {
+		rec.silence()
+	}
+	var status int
+	if subsystem {
+		status = m.subsystem(ctx, a, inv, stdin, stdout, stderr, sig, rec)
+	} else {
+		status = m.client(ctx, a, inv, stdin, stdout, stderr, sig, rec)
+	}
 	if st := rec.finish(status, sig(), rec.stderr); st != status {
 		return exitSSH // --stats could not be written
 	}
 	return status
+}
+
+// quietLogin reports whether ssh would print nothing of its own for this command line: -q
+// after the last -v, or LogLevel QUIET in the configuration.
+func quietLogin(inv *sshlogin.Invocation) bool {
+	if inv.Quiet {
+		return true
+	}
+	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+	return err == nil && strings.EqualFold(cfg.LogLevel, "QUIET")
+}
+
+// loginArgs are ssh's options and the destination, for the login: without the command words,
+// without -e, which the login would refuse as needing a terminal, and without -s, which
+// socketpipe serves itself.
+func (m *sshMode) loginArgs(inv *sshlogin.Invocation) ([]string, bool) {
+	args := sshlogin.DropOptions(m.sshArgs[:len(m.sshArgs)-len(inv.Command)], "es")
+	_, err := sshlogin.ParseArgs(args)
+	return args, err == nil
 }
 
 // client runs the remote command through the login, as client does for the brace mode, with
@@ -153,18 +200,20 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 			return exitSSH
 		}
 	}
-
-	// The login is ssh with the options and the host, without the command words and without
-	// -e, which the login would otherwise refuse as needing a terminal.
-	loginArgs := dropEscapeChar(m.sshArgs[:len(m.sshArgs)-len(inv.Command)])
-	if _, err := sshlogin.ParseArgs(loginArgs); err != nil {
+	loginArgs, ok := m.loginArgs(inv)
+	if !ok {
 		return m.handOver("ssh options that need a terminal")
 	}
 	sshBin := realSSH()
+	reason := execNeeded(a, inv)
+	if a.PassThrough && reason != "" {
+		// What ssh would do: let ssh do it.
+		return m.handOver("--pass-through, and the login needs the ssh binary (" + reason + ")")
+	}
 	if sshBin == "" {
 		// Without a real ssh an executed login would run socketpipe again: say so now.
 		sshBin = "ssh"
-		if reason := execNeeded(a, inv); reason != "" {
+		if reason != "" {
 			errorf(msgs, "the ssh binary is needed (%s) and there is none on PATH besides socketpipe", reason)
 			hintf(msgs, "install OpenSSH's client, or change the ssh configuration")
 			return exitSSH
@@ -172,7 +221,7 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 	}
 	os.Setenv(sshSelfEnv, "1")
 	a.Login = append([]string{sshBin}, loginArgs...)
-	m.log("ssh mode: remote command %q through the remote shell", a.Remote[0])
+	m.log("ssh mode: remote command %q through the remote shell, its standard input and output on socketpipe's data connection", a.Remote[0])
 
 	c := &plumb.Client{
 		Remote: a.Remote, Shell: true,
@@ -182,21 +231,89 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invoc
 		Encrypt: a.Encrypt, Cipher: a.Cipher,
 		Logf: m.logf,
 	}
-	rep, code := runLogin(ctx, a, c, stderr, m.logf, sig, rec)
+	pt := &passThrough{command: a.Remote[0], stdout: stdout, now: a.PassThrough,
+		known: sshlogin.DefaultForcedLogins(), logf: m.logf, handOver: m.handOver}
+	if c.StdinToRemote {
+		pt.stdin = stdin
+	}
+	rep, code := runLogin(ctx, a, c, stderr, m.logf, sig, rec, pt)
 	if rep == nil {
 		if code == 0 {
 			code = exitSSH
 		}
 		return code
 	}
+	return m.status(rep, msgs)
+}
+
+// status is ssh's exit status for a run: the remote command's, 255 when it was killed by a
+// signal or could not be told.
+func (m *sshMode) status(rep *plumb.Report, msgs io.Writer) int {
 	status, stage := rep.Status()
-	if stage != nil && stage.Signal != "" {
-		// ssh's convention: a remote command killed by a signal is 255.
+	if stage != nil && (stage.Signal != "" || stage.Err != "" && stage.Exit == exitSSH) {
 		errorf(msgs, "%v", rep.StageError())
 		return exitSSH
 	}
 	// Like ssh, say nothing about a remote command's non-zero status: it is the exit status.
 	return status
+}
+
+// subsystem runs ssh -s: a subsystem (sftp, what scp and sftp ask for) is the server's own
+// program, so there is no remote half to start; it is requested on the native connection and
+// its input and output are carried over SSH, with no ssh binary needed.
+func (m *sshMode) subsystem(ctx context.Context, a *plumb.Args, inv *sshlogin.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
+	msgs := rec.stderr
+	m.stderr = msgs
+	m.logf = logger(msgs, a.Verbose)
+	name := a.Remote[0]
+	loginArgs, ok := m.loginArgs(inv)
+	if !ok {
+		return m.handOver("ssh options that need a terminal")
+	}
+	if reason := execNeeded(a, inv); reason != "" {
+		return m.handOver(fmt.Sprintf("subsystem %s, and the login needs the ssh binary (%s)", name, reason))
+	}
+	m.log("subsystem %q: requested on the native SSH connection, its standard input and output carried over SSH (the server runs its own program for it: there is no remote half to start)", name)
+	login := sshlogin.Command(append([]string{"ssh"}, loginArgs...), name)
+	login.Subsystem = true
+	login.Stderr = stderr
+	login.BatchMode = a.Batch
+	login.Logf = m.logf
+	pt := &passThrough{command: name, stdout: stdout, logf: m.logf, why: "subsystem " + name}
+	if !hasFlag(inv.Flags, "-n") {
+		pt.stdin = stdin
+	}
+	w, err := login.StdinPipe()
+	if err != nil {
+		errorf(msgs, "%v", err)
+		return exitSSH
+	}
+	r, err := login.StdoutPipe()
+	if err != nil {
+		errorf(msgs, "%v", err)
+		return exitSSH
+	}
+	if err := login.Start(ctx); err != nil {
+		if s := sig(); s != 0 {
+			return 128 + int(s)
+		}
+		reportLoginError(msgs, nil, err)
+		return exitSSH
+	}
+	rec.loginStarted(login.Native())
+	rep := pt.run(ctx, login, w, r, a.Remote)
+	login.Close()
+	rec.rep = rep
+	if s := sig(); s != 0 {
+		return 128 + int(s)
+	}
+	var re *sshlogin.RefusedError
+	if st := rep.Stages[1]; st.Err != "" && errors.As(login.Wait(), &re) {
+		errorf(msgs, "login failed: %s", strings.TrimPrefix(re.Error(), "sshlogin: "))
+		hintf(msgs, "the server has no such subsystem (sshd_config's Subsystem lines name them)")
+		return exitSSH
+	}
+	return m.status(rep, msgs)
 }
 
 // parseSSHModeOptions parses socketpipe's own options for ssh mode with the brace mode's
@@ -284,31 +401,6 @@ func execNeeded(a *plumb.Args, inv *sshlogin.Invocation) string {
 	return cfg.ExecReason
 }
 
-// dropEscapeChar removes ssh's -e option (the escape character, which only matters with a
-// terminal) from ssh's options: "-e char" and "-echar" as words of their own.
-func dropEscapeChar(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i := 0; i < len(args); i++ {
-		switch w := args[i]; {
-		case w == "--":
-			return append(out, args[i:]...)
-		case w == "-e":
-			i++
-		case strings.HasPrefix(w, "-e"):
-		case len(w) == 2 && w[0] == '-' && strings.IndexByte("BDEFIJLOQRSWbcilmopw", w[1]) >= 0:
-			// An option with its value in the next word: keep both as they are.
-			out = append(out, w)
-			if i+1 < len(args) {
-				i++
-				out = append(out, args[i])
-			}
-		default:
-			out = append(out, w)
-		}
-	}
-	return out
-}
-
 func hasFlag(flags []string, f string) bool {
 	for _, x := range flags {
 		if x == f {
@@ -333,16 +425,20 @@ func printG(inv *sshlogin.Invocation, stdout, stderr io.Writer) int {
 }
 
 const sshUsageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
-                  [--remote-path path] [--cipher name] [--stats file]
+                  [--remote-path path] [--cipher name] [--stats file] [--pass-through]
                   --ssh [ssh options] destination command [argument ...]
+       socketpipe --ssh -s [ssh options] destination subsystem
        socketpipe --ssh -G [ssh options] destination
        ssh [ssh options] destination command [argument ...]   (socketpipe linked as ssh)
 
 Runs the command on the destination as ssh does (the words joined by spaces, through the
 remote user's shell), with its standard input and output on a direct TCP connection to
 socketpipe's own. socketpipe's options go before --ssh, or in SOCKETPIPE_SSH_OPTIONS; every
-word after --ssh is ssh's. What socketpipe cannot serve (no command, -t, -L/-R/-D, -N, -W,
--X/-Y, -f, -M/-S/-O, ...) is handed to the real ssh binary on PATH.
+word after --ssh is ssh's. A subsystem (-s: sftp, what scp and sftp ask for) is requested on
+the native SSH connection. A login whose server forces a command (ForceCommand, command= in
+authorized_keys) gets the command over the SSH session, as with ssh, and is remembered in
+the cache directory; --pass-through asks for that at once. What socketpipe cannot serve (no
+command, -t, -L/-R/-D, -N, -W, -X/-Y, -f, -M/-S/-O, ...) is handed to the real ssh on PATH.
 
 Exit status: the remote command's, or 255 when socketpipe itself fails. See socketpipe(1).
 `

@@ -3,7 +3,6 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"reflect"
 	"testing"
 )
 
@@ -21,21 +20,6 @@ func TestSSHFlag(t *testing.T) {
 	} {
 		if got := sshFlag(tc.args); got != tc.want {
 			t.Errorf("sshFlag(%q) = %d, want %d", tc.args, got, tc.want)
-		}
-	}
-}
-
-func TestDropEscapeChar(t *testing.T) {
-	for _, tc := range []struct{ in, want []string }{
-		{[]string{"-e", "none", "host"}, []string{"host"}},
-		{[]string{"-enone", "-p", "22", "host"}, []string{"-p", "22", "host"}},
-		{[]string{"-o", "-e", "host"}, []string{"-o", "-e", "host"}},
-		{[]string{"host", "-e", "~"}, []string{"host"}},
-		{[]string{"-Te", "none", "host"}, []string{"-Te", "none", "host"}},
-		{[]string{"--", "host"}, []string{"--", "host"}},
-	} {
-		if got := dropEscapeChar(tc.in); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("dropEscapeChar(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -44,6 +44,9 @@ func newRunRecord(a *plumb.Args, stderr *os.File) *runRecord {
 	return r
 }
 
+// silence drops socketpipe's own messages (ssh -q) but still notes the first error for --stats.
+func (r *runRecord) silence() { r.stderr = r.errors(io.Discard) }
+
 // errors returns a writer to w that keeps the first error message written through it.
 func (r *runRecord) errors(w io.Writer) io.Writer { return errorTee{r, w} }
 

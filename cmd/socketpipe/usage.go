@@ -11,7 +11,7 @@ const usageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [-
                   [--remote-path path] [--no-deploy] [--cipher name] [--stats file]
                   [-i { input command ... }] -l { login command ... }
                   -r { remote command ... } [-o { output command ... }]
-       socketpipe [options] --ssh [ssh options] host command [argument ...]
+       socketpipe [options] [--pass-through] --ssh [ssh options] host command [argument ...]
        socketpipe --help | --version
 
 Runs the remote command on the host reached by the login command and connects it over a
@@ -36,6 +36,8 @@ separate words and may nest. Without -o the remote output goes to standard outpu
   --remote-path path         the socketpipe binary on the remote host (default socketpipe)
   --no-deploy                never copy socketpipe to a remote host that lacks it (native
                              ssh login copies it into ~/.cache/socketpipe there by default)
+  --pass-through             with --ssh: run the command over the SSH session as ssh does,
+                             without the remote half (for a key with a forced command)
 
 Exit status: the rightmost failed stage's status (as a shell's pipefail), 2 when socketpipe
 itself fails, 1 for a command-line mistake. See socketpipe(1).

@@ -37,6 +37,10 @@ type Args struct {
 	NoDeploy   bool          // --no-deploy
 	Ports      rendezvous.PortRange
 
+	// PassThrough (--pass-through, ssh mode only) runs the command over the SSH session as
+	// ssh does, without the remote half: for a login whose server forces a command.
+	PassThrough bool
+
 	Help    bool // --help
 	Version bool // --version
 }
@@ -166,6 +170,8 @@ func ParseArgs(args []string) (*Args, error) {
 			a.RemotePath = v
 		case "--no-deploy":
 			a.NoDeploy = true
+		case "--pass-through":
+			a.PassThrough = true
 		case "--ports":
 			v, err := value()
 			if err != nil {

@@ -161,8 +161,15 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		PingMS: rendezvous.CurrentLiveness().PingInterval.Milliseconds(),
 	}
 	if err := ctl.Send(req); err != nil {
-		// The login ended before it read anything: it never started the remote half.
-		return rep, &rendezvous.BannerError{Err: fmt.Errorf("sending the request to the remote half: %w", err)}
+		// The login ended before it read anything. What it printed may still say why: a
+		// remote half of another protocol answers before it reads, and may be gone already.
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		hello, herr := recvHello(hctx, ctl)
+		cancel()
+		if herr == nil && hello.Type == rendezvous.MsgHello && hello.Protocol != rendezvous.Protocol {
+			return rep, &VersionError{Local: Version, LocalProtocol: rendezvous.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
+		}
+		return rep, &rendezvous.BannerError{Banner: ctl.Banner, Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
 	hello, err := recvHello(ctx, ctl)
 	if err != nil {

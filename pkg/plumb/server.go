@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -149,6 +150,11 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 		stdin, stdout = l.sock, l.sock
 	}
 	p := command(argv, stdin, stdout, s.Stderr, true)
+	if req.Shell {
+		// sshd starts the shell under its base name ("bash", not "/bin/bash"): scripts that
+		// look at $0 see what they see under ssh.
+		p.Args[0] = filepath.Base(argv[0])
+	}
 	startErr := p.Start()
 	if l.relayed() {
 		stdin.Close()

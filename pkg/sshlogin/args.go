@@ -474,3 +474,56 @@ func validRemoteUser(s string) bool {
 func isSpaceC(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'
 }
+
+// DropOptions returns an ssh command line (the words after "ssh", up to and including the
+// destination and the options after it, without the remote command) without the options
+// whose letters are in letters, and their values: DropOptions(args, "es") removes -e and -s
+// for a caller that serves them itself. Bundles are taken apart as ssh's getopt does
+// ("-Tenone" is -T and -e none; "-ls" is -l s, kept).
+func DropOptions(args []string, letters string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		w := args[i]
+		if w == "--" {
+			return append(out, args[i:]...)
+		}
+		if len(w) < 2 || w[0] != '-' {
+			out = append(out, w) // the destination
+			continue
+		}
+		kept := []byte{'-'}
+		for j := 1; j < len(w); j++ {
+			c := w[j]
+			drop := strings.IndexByte(letters, c) >= 0
+			if sshOptions[c] != optArg {
+				if !drop {
+					kept = append(kept, c)
+				}
+				continue
+			}
+			// The value is the rest of the word, or else the next word.
+			val, next := w[j+1:], false
+			if val == "" && i+1 < len(args) {
+				val, next = args[i+1], true
+			}
+			if !drop {
+				kept = append(kept, w[j:]...)
+			}
+			if len(kept) > 1 {
+				out = append(out, string(kept))
+			}
+			kept = kept[:1]
+			if next {
+				if !drop {
+					out = append(out, val)
+				}
+				i++
+			}
+			break
+		}
+		if len(kept) > 1 {
+			out = append(out, string(kept))
+		}
+	}
+	return out
+}

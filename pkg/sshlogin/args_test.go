@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -254,5 +255,26 @@ func TestOracleRandomArgs(t *testing.T) {
 			}
 			agreeWithSSH(t, cfg, sshErr, stderr.String(), out, oe)
 		})
+	}
+}
+
+func TestDropOptions(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"-e", "none", "host"}, []string{"host"}},
+		{[]string{"-enone", "-p", "22", "host"}, []string{"-p", "22", "host"}},
+		{[]string{"-o", "-e", "host"}, []string{"-o", "-e", "host"}},
+		{[]string{"host", "-e", "~"}, []string{"host"}},
+		{[]string{"-Te", "none", "host"}, []string{"-T", "host"}},
+		{[]string{"-Tenone", "host"}, []string{"-T", "host"}},
+		{[]string{"--", "host"}, []string{"--", "host"}},
+		{[]string{"-x", "-s", "--", "host"}, []string{"-x", "--", "host"}},
+		{[]string{"host", "-s"}, []string{"host"}},
+		{[]string{"-qs", "-ls", "host"}, []string{"-q", "-ls", "host"}},
+		{[]string{"-sp", "2222", "host"}, []string{"-p", "2222", "host"}},
+		{[]string{"-F", "-s", "host"}, []string{"-F", "-s", "host"}},
+	} {
+		if got := DropOptions(tc.in, "es"); !slices.Equal(got, tc.want) {
+			t.Errorf("DropOptions(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -80,7 +80,8 @@ func (e *AuthError) Hint() string {
 // handshakeState is what the host key check tells authentication.
 type handshakeState struct {
 	hostKey    ssh.PublicKey
-	keyChanged bool // accepted a changed key (StrictHostKeyChecking no): no passwords
+	userKey    ssh.PublicKey // the key the server accepted, with public key authentication
+	keyChanged bool          // accepted a changed key (StrictHostKeyChecking no): no passwords
 }
 
 // maxPrompts is OpenSSH's NumberOfPasswordPrompts default.

@@ -37,6 +37,16 @@ type Cmd struct {
 	Stdout io.Writer
 	Stderr io.Writer
 
+	// Subsystem makes Command the name of a subsystem (ssh -s: "sftp") rather than a command
+	// line: the native path asks for it with a subsystem request, and an executed ssh gets
+	// -s. The server runs its own program for it (sshd's Subsystem lines).
+	Subsystem bool
+
+	// RemoteStderr, if not nil, receives the remote command's standard error on the native
+	// path instead of Stderr, which keeps the login's own messages. An executed login writes
+	// both to Stderr.
+	RemoteStderr io.Writer
+
 	// BatchMode never prompts: no passphrase, password or host key question
 	// (socketpipe -b; the same as ssh's BatchMode yes). When ssh is executed, it gets
 	// -oBatchMode=yes.
@@ -63,11 +73,12 @@ type Cmd struct {
 	stdinPipe  *lazyWriter
 	stdoutPipe *lazyReader
 
-	run    runner
-	client *ssh.Client
-	local  net.Addr
-	remote net.Addr
-	stop   func() bool // stops the context watcher
+	run      runner
+	client   *ssh.Client
+	endpoint *Endpoint
+	local    net.Addr
+	remote   net.Addr
+	stop     func() bool // stops the context watcher
 
 	waitOnce sync.Once
 	waitErr  error
@@ -99,6 +110,48 @@ func (e *ExitError) Error() string {
 		return s
 	}
 	return fmt.Sprintf("sshlogin: remote command exited with status %d", e.Status)
+}
+
+// RefusedError reports a server that refused to start the remote command or subsystem (an
+// sshd without that Subsystem line, say).
+type RefusedError struct {
+	Host string
+	What string // "the remote command", "subsystem sftp"
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("sshlogin: %s refused to run %s", e.Host, e.What)
+}
+
+// Endpoint is who a native login reached: the user, the server's address as configured and
+// its host key, checked against known_hosts, and the key the user was accepted with.
+type Endpoint struct {
+	User     string
+	HostName string
+	Port     int
+	HostKey  ssh.PublicKey
+	UserKey  ssh.PublicKey // nil when another method than public keys authenticated
+}
+
+// Fingerprint is the host key's SHA-256 fingerprint, as ssh prints it ("SHA256:...").
+func (e *Endpoint) Fingerprint() string {
+	if e.HostKey == nil {
+		return ""
+	}
+	return ssh.FingerprintSHA256(e.HostKey)
+}
+
+// UserKeyFingerprint is the user key's SHA-256 fingerprint; "" without one.
+func (e *Endpoint) UserKeyFingerprint() string {
+	if e.UserKey == nil {
+		return ""
+	}
+	return ssh.FingerprintSHA256(e.UserKey)
+}
+
+// String is user@host:port, for messages.
+func (e *Endpoint) String() string {
+	return e.User + "@" + net.JoinHostPort(e.HostName, fmt.Sprint(e.Port))
 }
 
 // Command returns the Cmd to run command on the remote host through login.
@@ -302,6 +355,30 @@ func (c *Cmd) RemoteAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.remote
+}
+
+// Endpoint returns, on the native path, who the login reached; nil on the exec path. It is
+// known once the login is done, before NativeCommand is called, so NativeCommand may use it.
+func (c *Cmd) Endpoint() *Endpoint {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endpoint
+}
+
+// CloseSession ends this Cmd's session and keeps the connection for more sessions (native
+// path): the remote command gets end of file and its channel closes; Wait then returns. On
+// the exec path, where the session is the login process, it is Close.
+func (c *Cmd) CloseSession() error {
+	c.mu.Lock()
+	n, ok := c.run.(*nativeRun)
+	c.mu.Unlock()
+	if !ok {
+		return c.Close()
+	}
+	if n.ch == nil {
+		return nil
+	}
+	return n.ch.Close()
 }
 
 // Client returns, on the native path, the SSH client, so that callers can open more

@@ -269,6 +269,10 @@ func (d *Deployment) Dir() string {
 	return fmt.Sprintf("${XDG_CACHE_HOME:-$HOME/.cache}/%s/%s-%s", d.Name, v, d.key)
 }
 
+// startMarker is the line the start command prints first, before it looks for the program:
+// output without it comes from something else (see Watcher).
+func (d *Deployment) startMarker() string { return "\x00" + d.Name + "-start\n" }
+
 // marker starts the line the start command prints when it finds nothing to run.
 func (d *Deployment) marker() string { return "\x00" + d.Name + "-missing " }
 
@@ -295,6 +299,7 @@ func (d *Deployment) StartCommand() (string, error) {
 	}
 	installed := fmt.Sprintf("if command -v %s >/dev/null 2>&1; then exec %s %s; fi; ", prog, prog, d.Args)
 	var s strings.Builder
+	s.WriteString(`printf "\0` + d.Name + `-start\n"; `)
 	if d.Path != "" {
 		s.WriteString(installed)
 	}
@@ -520,12 +525,15 @@ func parseMissingLine(line []byte) *Missing {
 	return m
 }
 
-// Watcher reads the start command's output and notices the Missing line before the
-// program's own first bytes.
+// Watcher reads the start command's output. It removes the start command's first line, the
+// start marker, which tells that the start command itself runs (and not a command the server
+// forces on the login), and notices the Missing line; both before the program's own first
+// bytes, the stop string, after which the stream passes unchanged and unsearched.
 type Watcher struct {
 	r      io.Reader
 	marker []byte
 	stop   []byte
+	start  []byte
 
 	mu      sync.Mutex
 	win     []byte // bytes that may still begin the marker or the stop string
@@ -534,6 +542,17 @@ type Watcher struct {
 	eof     bool
 	scanned int
 	missing *Missing
+
+	// The start marker, before it is decided (fast once it is).
+	decided  bool   // the start marker or the stop string came, or too much came without
+	held     []byte // read but not delivered: a proper prefix of the start marker or stop string
+	pend     []byte // filtered bytes waiting for the reader
+	readErr  error  // the underlying reader's error, once pend and held are delivered
+	filtered int
+	startCh  chan struct{} // closed when the start marker or the stop string has been read
+	strayCh  chan struct{} // closed at the first byte delivered before that
+	endCh    chan struct{} // closed at the end of the stream
+	marked   bool          // the start marker itself came
 }
 
 // Limits on what the watcher keeps and scans.
@@ -542,22 +561,121 @@ const (
 	maxMissingLine = 16 << 10
 )
 
-// Watch returns a reader of r, the started session's output, that notices the Missing line.
-// It stops looking at the first occurrence of stop, the bytes the program writes first, so the
-// program's own output is never searched.
+// Watch returns a reader of r, the started session's output, that removes the start marker and
+// notices the Missing line. It stops looking at the first occurrence of stop, the bytes the
+// program writes first, so the program's own output is never searched or changed.
 func (d *Deployment) Watch(r io.Reader, stop string) *Watcher {
-	return &Watcher{r: r, marker: []byte(d.marker()), stop: []byte(stop)}
+	return &Watcher{r: r, marker: []byte(d.marker()), stop: []byte(stop), start: []byte(d.startMarker()),
+		startCh: make(chan struct{}), strayCh: make(chan struct{}), endCh: make(chan struct{})}
 }
 
 func (w *Watcher) Read(p []byte) (int, error) {
-	n, err := w.r.Read(p)
 	w.mu.Lock()
-	w.scan(p[:n])
-	if err != nil {
-		w.end()
-	}
+	decided := w.decided && len(w.pend) == 0 && w.readErr == nil
 	w.mu.Unlock()
-	return n, err
+	if decided {
+		n, err := w.r.Read(p)
+		w.mu.Lock()
+		w.scan(p[:n])
+		if err != nil {
+			w.end()
+		}
+		w.mu.Unlock()
+		return n, err
+	}
+	for {
+		w.mu.Lock()
+		if len(w.pend) > 0 {
+			n := copy(p, w.pend)
+			w.pend = w.pend[n:]
+			w.scan(p[:n])
+			w.mu.Unlock()
+			return n, nil
+		}
+		if err := w.readErr; err != nil {
+			w.end()
+			w.mu.Unlock()
+			return 0, err
+		}
+		if w.decided {
+			w.mu.Unlock()
+			return w.Read(p)
+		}
+		w.mu.Unlock()
+		n, err := w.r.Read(p)
+		w.mu.Lock()
+		w.filter(p[:n])
+		if err != nil {
+			w.pend = append(w.pend, w.held...)
+			w.held = nil
+			w.readErr = err
+		}
+		w.mu.Unlock()
+		if n == 0 && err == nil {
+			return 0, nil
+		}
+	}
+}
+
+// filter moves b, newly read, to pend without the start marker, holding back what may begin
+// it or the stop string. The start marker counts only before the first stop string.
+func (w *Watcher) filter(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	w.filtered += len(b)
+	buf := append(w.held, b...)
+	w.held = nil
+	// No earlier byte can begin either string: it would have been held back.
+	i := bytes.Index(buf, w.start)
+	j := -1
+	if len(w.stop) > 0 {
+		j = bytes.Index(buf, w.stop)
+	}
+	switch {
+	case j >= 0 && (i < 0 || j < i):
+		w.deliver(buf[:j])
+		w.decide(false)
+		w.deliver(buf[j:])
+		return
+	case i >= 0:
+		w.deliver(buf[:i])
+		w.decide(true)
+		w.deliver(buf[i+len(w.start):])
+		return
+	case w.filtered > maxScan:
+		w.deliver(buf)
+		w.decide(false)
+		return
+	}
+	keep := 0
+	for k := min(len(buf), max(len(w.start), len(w.stop))-1); k > 0; k-- {
+		if end := buf[len(buf)-k:]; bytes.HasPrefix(w.start, end) || bytes.HasPrefix(w.stop, end) {
+			keep = k
+			break
+		}
+	}
+	w.deliver(buf[:len(buf)-keep])
+	w.held = append([]byte(nil), buf[len(buf)-keep:]...)
+}
+
+func (w *Watcher) deliver(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if !w.decided {
+		select {
+		case <-w.strayCh:
+		default:
+			close(w.strayCh)
+		}
+	}
+	w.pend = append(w.pend, b...)
+}
+
+func (w *Watcher) decide(marked bool) {
+	w.decided, w.marked = true, marked
+	close(w.startCh)
 }
 
 func (w *Watcher) scan(b []byte) {
@@ -602,7 +720,11 @@ func (w *Watcher) scan(b []byte) {
 
 // end is the end of the stream: a line without its newline still counts.
 func (w *Watcher) end() {
+	if w.eof {
+		return
+	}
 	w.eof = true
+	close(w.endCh)
 	if w.inLine && !w.done {
 		w.missing = parseMissingLine(w.win)
 	}
@@ -613,6 +735,17 @@ func (w *Watcher) finish() {
 	w.done = true
 	w.win = nil
 }
+
+// Started returns a channel that is closed when the start marker, or else the program's first
+// bytes, have been read: the start command runs, not a command forced on the login.
+func (w *Watcher) Started() <-chan struct{} { return w.startCh }
+
+// Stray returns a channel that is closed when output came before that: a login shell's
+// banner, or the output of a forced command.
+func (w *Watcher) Stray() <-chan struct{} { return w.strayCh }
+
+// Ended returns a channel that is closed when the stream has ended.
+func (w *Watcher) Ended() <-chan struct{} { return w.endCh }
 
 // Missing returns the Missing line if it has been read, else nil.
 func (w *Watcher) Missing() *Missing {

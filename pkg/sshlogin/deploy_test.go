@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -52,6 +53,62 @@ func TestWatcher(t *testing.T) {
 	}
 }
 
+// The start marker is removed from the stream when it comes before the program's first bytes,
+// and tells the start command ran; output before it is stray.
+func TestWatcherStartMarker(t *testing.T) {
+	const stop, start = "\x00prog-ctl\x00", "\x00prog-start\n"
+	big := strings.Repeat("motd line\n", 200000) // more than the watcher scans
+	for _, c := range []struct {
+		name, in, out   string
+		started, strays bool
+	}{
+		{"alone", start + stop + "J", stop + "J", true, false},
+		{"after a banner", "motd\n" + start + stop + "J", "motd\n" + stop + "J", true, true},
+		{"before the missing line", start + "\x00prog-missing Linux x86_64\t/bin\n", "\x00prog-missing Linux x86_64\t/bin\n", true, false},
+		{"only once", start + start + stop, start + stop, true, false},
+		{"after the program's bytes", stop + start, stop + start, true, false},
+		{"a forced command's output", "fatal: unrecognized command\n", "fatal: unrecognized command\n", false, true},
+		{"nothing", "", "", false, false},
+		{"a prefix of it at the end", "abc\x00prog-sta", "abc\x00prog-sta", false, true},
+		{"too far", big + start, big + start, true, true},
+	} {
+		for _, split := range []string{"whole", "bytes"} {
+			t.Run(c.name+"/"+split, func(t *testing.T) {
+				d := &Deployment{Name: "prog"}
+				var r io.Reader = strings.NewReader(c.in)
+				if split == "bytes" {
+					r = iotest.OneByteReader(r)
+				}
+				w := d.Watch(r, stop)
+				got, err := io.ReadAll(w)
+				if err != nil || string(got) != c.out {
+					t.Fatalf("read %q (%v), want %q", trunc(got), err, trunc([]byte(c.out)))
+				}
+				if isClosed(w.Started()) != c.started || isClosed(w.Stray()) != c.strays || !isClosed(w.Ended()) {
+					t.Fatalf("started %v, stray %v, ended %v; want %v, %v, true",
+						isClosed(w.Started()), isClosed(w.Stray()), isClosed(w.Ended()), c.started, c.strays)
+				}
+			})
+		}
+	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+func trunc(b []byte) []byte {
+	if len(b) > 80 {
+		return b[:80]
+	}
+	return b
+}
+
 // A consumer that stopped reading early: Drain finds the line.
 func TestWatcherDrain(t *testing.T) {
 	d := &Deployment{Name: "prog"}
@@ -71,14 +128,24 @@ func TestWatcherDrain(t *testing.T) {
 func FuzzWatcher(f *testing.F) {
 	f.Add([]byte("motd\n\x00p-missing Linux x86_64\t/bin\n"), uint8(3))
 	f.Add([]byte("\x00p-ctl\x00\x00p-missing A B\t\n"), uint8(1))
+	f.Add([]byte("motd\n\x00p-start\n\x00p-ctl\x00J"), uint8(2))
+	f.Add([]byte("\x00p-c\x00p-start\ntl\x00"), uint8(4))
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		d := &Deployment{Name: "p"}
 		whole := d.Watch(bytes.NewReader(in), "\x00p-ctl\x00")
 		io.ReadAll(whole)
 		parts := d.Watch(&chunkReader{b: in, n: int(chunk%16) + 1}, "\x00p-ctl\x00")
 		got, _ := io.ReadAll(parts)
-		if !bytes.Equal(got, in) {
-			t.Fatal("the watcher changed the stream")
+		// The stream is unchanged but for a start marker before the first stop string.
+		want, started := in, false
+		if i, j := bytes.Index(in, []byte("\x00p-start\n")), bytes.Index(in, []byte("\x00p-ctl\x00")); i >= 0 && (j < 0 || i < j) {
+			want, started = append(slices.Clip(in[:i]), in[i+len("\x00p-start\n"):]...), true
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("read %q, want %q", got, want)
+		}
+		if started && !isClosed(parts.Started()) || isClosed(parts.Started()) != isClosed(whole.Started()) {
+			t.Fatalf("start marker: want %v, whole %v, in chunks of %d %v", started, isClosed(whole.Started()), chunk%16+1, isClosed(parts.Started()))
 		}
 		a, b := whole.Missing(), parts.Missing()
 		if (a == nil) != (b == nil) || a != nil && *a != *b {
@@ -180,7 +247,12 @@ func (r *fakeRemote) start() string {
 	if err != nil {
 		r.t.Fatalf("start command: %v: %s", err, stderr)
 	}
-	return out
+	// The start marker comes first, whatever the start command then finds.
+	rest, ok := strings.CutPrefix(out, "\x00prog-start\n")
+	if !ok {
+		r.t.Fatalf("start command printed %q, not first its start marker", out)
+	}
+	return rest
 }
 
 func (r *fakeRemote) install(stdin io.Reader) (string, string, error) {

@@ -132,3 +132,20 @@ func TestExecReasonRunsSSH(t *testing.T) {
 		t.Errorf("args %q", b)
 	}
 }
+
+// An executed ssh asked for a subsystem gets -s, and the subsystem's name as its last word.
+func TestExecPathSubsystem(t *testing.T) {
+	login, argsFile := fakeLogin(t)
+	ssh := filepath.Join(filepath.Dir(login), "ssh")
+	if err := os.Rename(login, ssh); err != nil {
+		t.Fatal(err)
+	}
+	c := Command([]string{ssh, "-F", "cfg", "somehost"}, "true")
+	c.Subsystem, c.ForceExec = true, true
+	if _, _, err := run(t, c); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(argsFile); string(b) != "-s\n-F\ncfg\nsomehost\ntrue\n" {
+		t.Errorf("login args %q", b)
+	}
+}

@@ -154,6 +154,8 @@ type nativeRun struct {
 	gotExit  bool
 	connDone chan struct{}
 	connErr  error
+	hostKey  ssh.PublicKey // the target's
+	userKey  ssh.PublicKey // the key the target accepted; nil for another method
 
 	// For more sessions on the connection (Cmd.Session).
 	cfg    *Config
@@ -191,6 +193,9 @@ func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env 
 		n.connErr = client.Wait()
 		close(n.connDone)
 	}()
+	c.mu.Lock()
+	c.endpoint = &Endpoint{User: chain.cfg.User, HostName: chain.cfg.HostName, Port: chain.cfg.Port, HostKey: n.hostKey, UserKey: n.userKey}
+	c.mu.Unlock()
 	command := c.Command
 	if c.NativeCommand != nil {
 		if command, err = c.NativeCommand(); err != nil {
@@ -247,11 +252,12 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env Env, d *debug, n *nativeR
 		conn = ka.conn
 	}
 	t1 := time.Now()
-	client, err := c.handshake(ctx, conn, cfg, env, d)
+	client, hs, err := c.handshake(ctx, conn, cfg, env, d)
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
 	}
+	n.hostKey, n.userKey = hs.hostKey, hs.userKey // the target's: it is connected last
 	c.logf("logged in to %s in %v", cfg.Host, time.Since(t1).Round(time.Microsecond))
 	if ka != nil {
 		ka.start(client, d)
@@ -306,13 +312,13 @@ func dial(ctx context.Context, cfg *Config) (net.Conn, error) {
 }
 
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
-func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env, d *debug) (*ssh.Client, error) {
+func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env, d *debug) (*ssh.Client, *handshakeState, error) {
 	batch := c.BatchMode || cfg.BatchMode
 	p := &prompter{ctx: ctx, env: env, batch: batch, stderr: c.Stderr}
 	hs := &handshakeState{}
 	hk, algos, err := c.hostKeyCheck(cfg, p, d, hs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	auth := newAuthState(c, cfg, env, p, d, hs)
 	defer auth.done()
@@ -357,15 +363,18 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env
 				r.sc.Close()
 			}
 		}()
-		return nil, fmt.Errorf("sshlogin: login to %s: %w", cfg.Host, context.Cause(ctx))
+		return nil, nil, fmt.Errorf("sshlogin: login to %s: %w", cfg.Host, context.Cause(ctx))
 	}
 	sc, chans, reqs, err := r.sc, r.chans, r.reqs, r.err
 	if err != nil {
-		return nil, auth.wrap(err)
+		return nil, nil, auth.wrap(err)
 	}
 	d.printf("Authenticated to %s ([%s]:%d) using %q.", cfg.Host, cfg.HostName, cfg.Port, auth.used)
 	c.logf("authenticated as %s with %s", cfg.User, auth.usedDesc())
-	return ssh.NewClient(sc, chans, reqs), nil
+	if auth.used == "publickey" && auth.usedKey != nil {
+		hs.userKey = auth.usedKey.pub
+	}
+	return ssh.NewClient(sc, chans, reqs), hs, nil
 }
 
 // defaultCiphers prefers AES-GCM when the CPU has AES instructions (the relay through SSH
@@ -471,14 +480,20 @@ func (n *nativeRun) startSession(ctx context.Context, c *Cmd, cfg *Config, env E
 
 	// As OpenSSH does, do not wait for the answer to exec before sending input: that
 	// saves a round trip. A refusal closes the channel and Wait reports it.
-	d.printf("Sending command: %s", command)
+	req, what := "exec", "the remote command"
+	if c.Subsystem {
+		req, what = "subsystem", "subsystem "+command
+		d.printf("Sending subsystem: %s", command)
+	} else {
+		d.printf("Sending command: %s", command)
+	}
 	n.execDone = make(chan struct{})
 	go func() {
 		defer close(n.execDone)
-		ok, err := ch.SendRequest("exec", true, ssh.Marshal(struct{ Command string }{command}))
+		ok, err := ch.SendRequest(req, true, ssh.Marshal(struct{ Command string }{command}))
 		if err == nil && !ok {
-			n.execErr = fmt.Errorf("sshlogin: %s refused to run the remote command", cfg.Host)
-			d.printf("exec request failed on channel 0")
+			n.execErr = &RefusedError{Host: cfg.Host, What: what}
+			d.printf("%s request failed on channel 0", req)
 			ch.Close()
 		}
 	}()
@@ -502,7 +517,11 @@ func (n *nativeRun) startSession(ctx context.Context, c *Cmd, cfg *Config, env E
 	default:
 		n.copy(c.Stdout, ch)
 	}
-	n.copy(c.Stderr, ch.Stderr())
+	stderr := c.Stderr
+	if c.RemoteStderr != nil {
+		stderr = c.RemoteStderr
+	}
+	n.copy(stderr, ch.Stderr())
 	return nil
 }
 

@@ -42,10 +42,14 @@ func (c *Cmd) startSibling(ctx context.Context) error {
 		n.close()
 		return err
 	}
+	p.mu.Lock()
+	ep := p.endpoint
+	p.mu.Unlock()
 	c.mu.Lock()
 	c.native = true
 	c.run = n
 	c.client = n.client
+	c.endpoint = ep
 	c.local, c.remote = n.local, n.remote
 	c.mu.Unlock()
 	return nil
