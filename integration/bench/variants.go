@@ -24,6 +24,15 @@ type Variant struct {
 	Key  string // a short key: "a", "b", ...
 	Name string // what it measures, for the table
 	Tiny bool   // moves the tiny file, not the big one
+	// Bytes, if not 0, is what one run moves (for the throughput column) when it is not the
+	// data file given to Run.
+	Bytes int64
+	// Rounds, if not 0, makes this a request/response variant: Run's Elapsed is the time of
+	// Rounds round trips, and the tables show the time of one.
+	Rounds int
+	// Socketpipe marks the variants that run socketpipe (as e.Socketpipe, with e.LoginFlags):
+	// spbench -alt runs them again with another build.
+	Socketpipe bool
 	// Run moves data and returns the measurement; it must check the Sum the sink reports.
 	Run func(ctx context.Context, e *Env, data Data) (Result, error)
 }
@@ -100,7 +109,7 @@ func runRawTCP(ctx context.Context, e *Env, data Data) (Result, error) {
 // Socketpipe moves data with `socketpipe [flags] -i { cat data } -l { login } -r { spbench sink }`;
 // the sink's verdict comes back through the socket to socketpipe's standard output.
 func Socketpipe(key, name string, flags ...string) Variant {
-	return Variant{Key: key, Name: name, Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+	return Variant{Key: key, Name: name, Socketpipe: true, Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
 		return e.RunSocketpipe(ctx, data, flags...)
 	}}
 }
@@ -143,13 +152,25 @@ func SSHPipe() Variant {
 	}}
 }
 
-// RunSSHPipe runs `cat data | ssh -F cfg alias spbench sink`.
-func (e *Env) RunSSHPipe(ctx context.Context, data Data) (Result, error) {
+// SSHPipeAES128 is SSHPipe with the cipher a user who cares about speed picks: OpenSSH's
+// fastest with AES instructions, the one -e must beat by 2× (issue 14).
+func SSHPipeAES128() Variant {
+	return Variant{Key: "h", Name: "ssh -c aes128-gcm@openssh.com pipe", Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+		return e.RunSSHPipe(ctx, data, "-c", "aes128-gcm@openssh.com")
+	}}
+}
+
+// RunSSHPipe runs `cat data | ssh -F cfg [sshOptions] alias spbench sink`.
+func (e *Env) RunSSHPipe(ctx context.Context, data Data, sshOptions ...string) (Result, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return Result{}, fmt.Errorf("bench: %w", err)
 	}
-	argv := append(append([]string{}, e.Login...), "spbench", "sink")
+	login := e.Login
+	if len(sshOptions) > 0 {
+		login = append(append(append([]string{}, login[:len(login)-1]...), sshOptions...), login[len(login)-1])
+	}
+	argv := append(append([]string{}, login...), "spbench", "sink")
 	ssh := e.command(ctx, argv...)
 	var out, errb bytes.Buffer
 	ssh.Stdin, ssh.Stdout, ssh.Stderr = pr, &out, &errb
@@ -209,6 +230,21 @@ func Standard() []Variant {
 		Socketpipe("f", "socketpipe -m ssh", "-m", "ssh"),
 		SSHLogin(),
 	}
+}
+
+// WithBuild returns v run with another socketpipe binary on both hosts (the remote half is
+// started as --remote-path bin), its key and name marked with tag.
+func WithBuild(v Variant, tag, bin string) Variant {
+	run := v.Run
+	v.Key += "@" + tag
+	v.Name += " [" + tag + "]"
+	v.Run = func(ctx context.Context, e *Env, data Data) (Result, error) {
+		alt := *e
+		alt.Socketpipe = bin
+		alt.LoginFlags = append([]string{"--remote-path", bin}, e.LoginFlags...)
+		return run(ctx, &alt, data)
+	}
+	return v
 }
 
 func check(out string, data Data) error {
