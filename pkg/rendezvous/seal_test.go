@@ -569,7 +569,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 }
 
 func resetOpenReader(o *OpenReader, r io.Reader) {
-	o.r, o.nonce.next, o.nonce.spent, o.err, o.plain = r, 0, false, nil, nil
+	o.r, o.nonce.next, o.nonce.spent, o.err, o.plain, o.start, o.end = r, 0, false, nil, nil, 0, 0
 }
 
 func TestZeroAllocsPerFrame(t *testing.T) {
@@ -648,4 +648,84 @@ func FuzzOpenReader(f *testing.F) {
 			t.Fatalf("damaged stream: err = %v", err)
 		}
 	})
+}
+
+type countingWriter struct {
+	writes int
+	bytes.Buffer
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.writes++; return w.Buffer.Write(p) }
+
+// TestBatching: ReadFrom sends what one read returned as frames of the frame size in one
+// write, and WriteTo writes the plaintext of all the frames one read brought in one write.
+func TestBatching(t *testing.T) {
+	clientSeal, _, _, serverOpen := testKeys(t, CipherAES256GCM)
+	data := randomBytes(ioChunk+3*frameSize+5, 3)
+	var wire countingWriter
+	s := NewSealWriter(&wire, clientSeal)
+	if _, err := s.ReadFrom(onlyReader{bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	if wire.writes != 2 {
+		t.Errorf("ReadFrom of two reads made %d writes, want 2", wire.writes)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	frames := splitFrames(t, wire.Bytes())
+	for i, f := range frames[:len(frames)-1] {
+		if n := len(f) - frameHeaderLen - 16; n > frameSize || n == 0 {
+			t.Fatalf("frame %d holds %d bytes, want 1 to %d", i, n, frameSize)
+		}
+	}
+	var plain countingWriter
+	if _, err := NewOpenReader(onlyReader{bytes.NewReader(wire.Bytes())}, serverOpen).WriteTo(&plain); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain.Bytes(), data) {
+		t.Fatalf("opened %d bytes, not the %d sealed", plain.Len(), len(data))
+	}
+	// The first read fills the buffer with 7 whole frames and part of the 8th, the rest
+	// comes with the next read.
+	if plain.writes != 2 {
+		t.Errorf("WriteTo made %d writes for %d frames read in two reads, want 2", plain.writes, len(frames))
+	}
+}
+
+// chanWriter hands every write to a channel.
+type chanWriter chan []byte
+
+func (w chanWriter) Write(p []byte) (int, error) { w <- append([]byte(nil), p...); return len(p), nil }
+
+// TestWriteToDoesNotHoldBack: WriteTo writes a frame that has come before it waits for the next.
+func TestWriteToDoesNotHoldBack(t *testing.T) {
+	clientSeal, _, _, serverOpen := testKeys(t, CipherChaCha20Poly1305)
+	w, r := net.Pipe()
+	defer r.Close()
+	s := NewSealWriter(w, clientSeal)
+	got := make(chanWriter, 4)
+	done := make(chan error, 1)
+	go func() {
+		_, err := NewOpenReader(r, serverOpen).WriteTo(got)
+		done <- err
+	}()
+	for _, msg := range []string{"first\n", "second\n"} {
+		if _, err := s.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if p := <-got; string(p) != msg {
+			t.Fatalf("WriteTo wrote %q, want %q", p, msg)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }
