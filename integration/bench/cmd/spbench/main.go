@@ -63,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var o benchOptions
 	treeFlag := fs.String("tree", envOr("BENCH_TREE_SIZE", ""), "bytes of the tree the tar workloads move (default: half of -size); env BENCH_TREE_SIZE")
 	fs.IntVar(&o.rounds, "rr", atoiOr(os.Getenv("BENCH_RR_ROUNDS"), 2000), "timed round trips of the request/response workload; env BENCH_RR_ROUNDS")
-	only := fs.String("only", os.Getenv("BENCH_ONLY"), "run only the variants whose key matches this regular expression; env BENCH_ONLY")
+	only := fs.String("only", os.Getenv("BENCH_ONLY"), "run only the variants whose key matches this regular expression (\"sshmode\" for the rsync and tar table); env BENCH_ONLY")
 	alt := fs.String("alt", os.Getenv("BENCH_ALT"), "another socketpipe binary: run every socketpipe variant with it too, interleaved (before/after); env BENCH_ALT")
 	compressor := fs.String("compressor", os.Getenv("BENCH_COMPRESSOR"), "the remote compressor of the three-stage workload (default: "+strings.Join(bench.Compressor, " ")+"); env BENCH_COMPRESSOR")
 	if err := fs.Parse(args); err != nil {
@@ -189,7 +189,7 @@ func rrClient(args []string) error {
 	n := fs.Int("n", 1000, "round trips")
 	skip := fs.Int("skip", 1, "round trips before the timing starts")
 	fd := fs.Int("fd", -1, "talk over this descriptor (a socket) instead of a transport command")
-	deadline := fs.Duration("deadline", 2*time.Minute, "kill the transport if the round trips take longer")
+	deadline := fs.Duration("deadline", time.Minute, "kill the transport if the round trips take longer")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -329,8 +329,9 @@ func runBench(ctx context.Context, env *bench.Env, big, tiny bench.Data, runs in
 	for _, s := range samples {
 		failed = failed || s.Err != nil
 	}
+	env.Alt = o.alt
 	for _, report := range bench.ExtraReports {
-		if o.only != nil {
+		if o.only != nil && !o.only.MatchString("sshmode") {
 			break // a chosen few variants, not the whole bench
 		}
 		var err error
