@@ -2,9 +2,12 @@ package rendezvous
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Who writes to the data connection decides Nagle's algorithm (TCP_NODELAY off) on each end.
@@ -72,4 +75,36 @@ func SetNoDelay(f *os.File, on bool) error {
 		err = nil
 	}
 	return errors.Join(cerr, err)
+}
+
+// HandOver takes the socket out of c for commands to hold, and closes c: it returns a
+// blocking descriptor that this process's Go poller does not watch. (*net.TCPConn).File
+// gives a duplicate that the poller watches, edge-triggered, for as long as it is open: every
+// segment that arrived or was acknowledged woke this otherwise idle process, on both hosts, to
+// find that nobody waited for it. With a zfs send-like stream on loopback that cost about a
+// fifth of the data path.
+func HandOver(c net.Conn) (*os.File, error) {
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		c.Close()
+		return nil, fmt.Errorf("rendezvous: data connection is a %T, not a socket", c)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	nfd := -1
+	cerr := rc.Control(func(fd uintptr) { nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
+	c.Close() // the duplicate keeps the socket open
+	if err = errors.Join(cerr, err); err != nil {
+		return nil, fmt.Errorf("rendezvous: data connection: %w", err)
+	}
+	// O_NONBLOCK belongs to the socket, not the descriptor: the original, now closed, had it.
+	// Commands expect a blocking descriptor, and os.NewFile leaves a blocking one to the caller.
+	if err := unix.SetNonblock(nfd, false); err != nil {
+		unix.Close(nfd)
+		return nil, fmt.Errorf("rendezvous: data connection: %w", err)
+	}
+	return os.NewFile(uintptr(nfd), "data connection"), nil
 }
