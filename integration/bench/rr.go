@@ -239,6 +239,7 @@ func (e *Env) runRawRR(ctx context.Context, nodelay bool, rounds, skip int) (Res
 	defer a.Close()
 	defer b.Close()
 	server := e.command(ctx, "spbench", "rr-server")
+	remoteSide(server)
 	server.Stdin, server.Stdout = b, b
 	var out, errb bytes.Buffer
 	server.Stderr = &errb
@@ -302,6 +303,7 @@ func (e *Env) runRelayedRR(ctx context.Context, rounds, skip int) (Result, error
 		return Result{}, fmt.Errorf("bench: %w", err)
 	}
 	server := e.command(ctx, "spbench", "rr-server")
+	remoteSide(server)
 	server.Stdin, server.Stdout, server.Stderr = f, f, &errb
 	serr := server.Start()
 	f.Close()
