@@ -15,7 +15,7 @@ FUZZTIME ?= 100000
 # example's remote compressor, default zstd -1), BENCH_ONLY (a regular expression of variant
 # keys) and BENCH_ALT (another socketpipe binary to run beside this one, for before/after).
 BENCH_SIZE ?= 1GiB
-BENCH_RUNS ?= 5
+BENCH_RUNS ?= 7
 # make bench: the Go micro-benchmarks (brace parser, relay copy, -e framing).
 BENCH_PKGS ?= ./pkg/...
 # package:target:divisor (a slow target runs FUZZTIME/divisor executions).

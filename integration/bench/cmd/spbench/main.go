@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	demo := fs.Bool("demo", false, "one transfer through socketpipe and one through an ssh pipe, and the ratio")
 	sizeFlag := fs.String("size", envOr("BENCH_SIZE", "1GiB"), "bytes per transfer (K, M, G, KiB, MiB, GiB suffixes); env BENCH_SIZE")
-	runs := fs.Int("runs", atoiOr(os.Getenv("BENCH_RUNS"), 5), "interleaved rounds; env BENCH_RUNS")
+	runs := fs.Int("runs", atoiOr(os.Getenv("BENCH_RUNS"), 7), "interleaved rounds; env BENCH_RUNS")
 	verbose := fs.Bool("v", false, "say what the harness does")
 	startup := fs.Bool("startup", false, "trace where a tiny transfer's time goes (socketpipe -v) beside one ssh login")
 	forceExec := fs.Bool("x", false, "give socketpipe -x: execute ssh rather than log in natively")
