@@ -49,6 +49,8 @@ const (
 	// ioChunk is the most a SealWriter reads (ReadFrom) and an OpenReader writes (WriteTo)
 	// at once: a relay pipe's worth, sealed or opened as several frames and moved with one
 	// system call, where a call per frame spent more on waking the other end than on it.
+	// Their buffers start at a frame's size and grow to it when a read fills them: a short
+	// or slow stream never needs the megabytes.
 	ioChunk          = 1 << 20
 	frameEOS         = 1 << 31
 	frameLengthMask  = 1<<24 - 1
@@ -300,8 +302,7 @@ func (s *SealWriter) ReadFrom(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	if s.in == nil {
-		s.in = make([]byte, ioChunk)
-		s.out = make([]byte, 0, ioChunk+(ioChunk/s.size+1)*(frameHeaderLen+s.aead.Overhead()))
+		s.grow(s.size)
 	}
 	var total int64
 	for {
@@ -318,6 +319,9 @@ func (s *SealWriter) ReadFrom(r io.Reader) (int64, error) {
 				return total, err
 			}
 		}
+		if m == len(s.in) && m < ioChunk {
+			s.grow(ioChunk)
+		}
 		if rerr == io.EOF {
 			return total, nil
 		}
@@ -325,6 +329,12 @@ func (s *SealWriter) ReadFrom(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// grow makes ReadFrom's buffers hold n bytes of plaintext and their frames.
+func (s *SealWriter) grow(n int) {
+	s.in = make([]byte, n)
+	s.out = make([]byte, 0, n+(n/s.size+1)*(frameHeaderLen+s.aead.Overhead()))
 }
 
 // sealChunk sends p as frames of at most s.size bytes, all in one write.
@@ -410,7 +420,7 @@ func NewOpenReader(r io.Reader, aead cipher.AEAD) *OpenReader {
 		r:     r,
 		aead:  aead,
 		nonce: newFrameNonce(aead),
-		in:    make([]byte, ioChunk),
+		in:    make([]byte, frameHeaderLen+maxFramePayload+aead.Overhead()),
 	}
 }
 
@@ -429,6 +439,12 @@ func (o *OpenReader) fill(need int) error {
 			return errors.New("rendezvous: reader returned an impossible count")
 		}
 		o.end += n
+		if o.end == len(o.in) && len(o.in) < ioChunk {
+			// A read filled the buffer: a bulk stream. Move to the big one.
+			in := make([]byte, ioChunk)
+			o.end = copy(in, o.in[o.start:o.end])
+			o.in, o.start = in, 0
+		}
 		if o.end-o.start >= need {
 			return nil
 		}
@@ -539,11 +555,11 @@ func (o *OpenReader) WriteTo(w io.Writer) (int64, error) {
 			return total, err
 		}
 	}
-	if o.out == nil {
-		// Between two writes it opens only what one fill left in in.
-		o.out = make([]byte, 0, len(o.in))
-	}
 	for {
+		if cap(o.out) < len(o.in) {
+			// Between two writes it opens only what one fill left in in.
+			o.out = make([]byte, 0, len(o.in))
+		}
 		out := o.out[:0]
 		for o.err == nil {
 			header, body, ok, err := o.frame(len(out) == 0)
