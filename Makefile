@@ -10,9 +10,13 @@ LDFLAGS := -s -w
 # "context deadline exceeded" when a -fuzztime duration ends mid-execution (golang/go#75804,
 # fixed in go1.27). Each target gets FUZZTIME executions, scaled by the factor beside it.
 FUZZTIME ?= 100000
-# make bench: bytes per transfer and interleaved rounds (see integration/bench).
+# make bench: bytes per transfer and interleaved rounds (see integration/bench). spbench also
+# reads BENCH_TREE_SIZE (the tar workloads' tree, default half of BENCH_SIZE), BENCH_RR_ROUNDS
+# (timed request/response round trips, default 2000), BENCH_COMPRESSOR (the three-stage
+# example's remote compressor, default zstd -1), BENCH_ONLY (a regular expression of variant
+# keys) and BENCH_ALT (another socketpipe binary to run beside this one, for before/after).
 BENCH_SIZE ?= 1GiB
-BENCH_RUNS ?= 5
+BENCH_RUNS ?= 7
 # make bench: the Go micro-benchmarks (brace parser, relay copy, -e framing).
 BENCH_PKGS ?= ./pkg/...
 # package:target:divisor (a slow target runs FUZZTIME/divisor executions).
@@ -74,8 +78,8 @@ fuzz:
 demo: deps
 	$(GO) run ./integration/bench/cmd/spbench -demo -size 1GiB
 
-# Issue 8's variants interleaved BENCH_RUNS times with the goals table, then the Go
-# micro-benchmarks with allocations.
+# Issue 8's variants and issue 14's workloads interleaved BENCH_RUNS times with the goals
+# table, then the Go micro-benchmarks with allocations.
 bench: deps
 	$(GO) run ./integration/bench/cmd/spbench -size $(BENCH_SIZE) -runs $(BENCH_RUNS)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(BENCH_PKGS)

@@ -87,6 +87,8 @@ type Env struct {
 	// (yet) log in with this configuration and the ssh binary is executed instead.
 	LoginFlags []string
 	Dir        string // scratch directory (data files)
+	// Alt is another socketpipe binary the reports run beside this one (spbench -alt), or "".
+	Alt string
 }
 
 // Setup builds socketpipe, starts sshd and returns the Env. Close it, also on failure paths:

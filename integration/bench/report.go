@@ -17,12 +17,23 @@ type Goal struct {
 	Missing string // why there is no value (a variant failed); "" if Value holds
 }
 
-// Goals computes issue 8's goals from the samples of the standard variants (by key).
-func Goals(byKey map[string]*Samples, size int64) []Goal {
+// Plan says which of issue 14's comparisons a run makes, beside issue 8's standard variants.
+type Plan struct {
+	Workloads []Workload // each with its -raw and -sp variants
+	RR        bool       // the request/response variants ran
+	SSHAES128 bool       // variant h ran: the ssh pipe with aes128-gcm@openssh.com
+}
+
+// Goals computes issue 8's goals from the samples of the standard variants (by key), and issue
+// 14's from the variants of plan.
+func Goals(byKey map[string]*Samples, size int64, plan Plan) []Goal {
 	med := func(k string) (float64, bool) {
 		s := byKey[k]
 		if s == nil || s.Err != nil || len(s.Results) == 0 {
 			return 0, false
+		}
+		if s.Variant.Rounds > 0 {
+			return s.Median().Seconds() / float64(s.Variant.Rounds), true
 		}
 		return s.Median().Seconds(), true
 	}
@@ -66,12 +77,41 @@ func Goals(byKey map[string]*Samples, size int64) []Goal {
 		ratio("ssh mode against the ssh pipe, d / f", "≥ 1.0×", true, 1,
 			func(m map[string]float64) float64 { return m["d"] / m["f"] }, "d", "f"),
 	)
+	if plan.SSHAES128 {
+		goals = append(goals, ratio("-e against ssh -c aes128-gcm@openssh.com, h / e", "≥ 2× faster", true, 2,
+			func(m map[string]float64) float64 { return m["h"] / m["e"] }, "h", "e"))
+	}
+	for _, w := range plan.Workloads {
+		raw, sp := w.Key+"-raw", w.Key+"-sp"
+		goals = append(goals, ratio("data path, "+w.Key+": "+raw+" / ("+sp+" − c)", "≥ 0.95× raw TCP", true, 0.95,
+			func(m map[string]float64) float64 { return m[raw] / (m[sp] - m["c"]) }, raw, sp, "c"))
+	}
+	if plan.RR {
+		for _, c := range RRComparisons {
+			goals = append(goals, ratio("round trip, "+c.Variant+" / "+c.Baseline, c.Goal, false, 1,
+				func(m map[string]float64) float64 { return m[c.Variant] / m[c.Baseline] }, c.Variant, c.Baseline))
+		}
+	}
 	return goals
+}
+
+// An RRComparison is a request/response goal: Variant's round trip no slower than Baseline's.
+type RRComparison struct{ Variant, Baseline, Goal string }
+
+// RRComparisons are the request/response goals. Every client of socketpipe --ssh talks through
+// pipes to its transport, as it does to ssh: the raw-TCP counterpart is the same client with
+// socat as its transport (TCP_NODELAY on both ends), and the direct connection (rr-raw) is
+// printed beside it for reference. -e relays on both hosts, as ssh does. ssh mode has no goal
+// here: its data crosses sshd and then the remote half, one relay more than ssh's, so it can
+// only be slower than ssh; its figure is printed with the others.
+var RRComparisons = []RRComparison{
+	{RRSocketpipe, RRRawRelay, "≤ 1.0× raw TCP_NODELAY (via socat)"},
+	{RRSealed, RRSSH, "≤ 1.0× ssh"},
 }
 
 // Report writes the medians, the goals with met/missed, and the "× faster than ssh" figure,
 // as Markdown tables (they go into the README as they are).
-func Report(w io.Writer, samples []*Samples, big, tiny Data, runs int) (allMet bool) {
+func Report(w io.Writer, samples []*Samples, big, tiny Data, runs int, plan Plan) (allMet bool) {
 	byKey := map[string]*Samples{}
 	for _, s := range samples {
 		byKey[s.Variant.Key] = s
@@ -83,16 +123,23 @@ func Report(w io.Writer, samples []*Samples, big, tiny Data, runs int) (allMet b
 		if s.Variant.Tiny {
 			n = tiny.Sum.N
 		}
+		if s.Variant.Bytes > 0 {
+			n = s.Variant.Bytes
+		}
 		if s.Err != nil && len(s.Results) == 0 {
 			fmt.Fprintf(w, "| %s | %s | failed | | 0 |\n", s.Variant.Key, s.Variant.Name)
 			continue
 		}
 		m := s.Median()
+		if s.Variant.Rounds > 0 {
+			fmt.Fprintf(w, "| %s | %s | %s per round trip | %d round trips | %d |\n", s.Variant.Key, s.Variant.Name, micros(m/time.Duration(s.Variant.Rounds)), s.Variant.Rounds, len(s.Results))
+			continue
+		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %d |\n", s.Variant.Key, s.Variant.Name, seconds(m), rate(n, m), len(s.Results))
 	}
 	allMet = true
 	fmt.Fprintf(w, "\n| measure | goal | measured | |\n|---|---|---:|---|\n")
-	for _, g := range Goals(byKey, big.Sum.N) {
+	for _, g := range Goals(byKey, big.Sum.N, plan) {
 		switch {
 		case g.Missing != "":
 			allMet = false
@@ -103,6 +150,18 @@ func Report(w io.Writer, samples []*Samples, big, tiny Data, runs int) (allMet b
 				verdict, allMet = "MISSED", false
 			}
 			fmt.Fprintf(w, "| %s | %s | %.2f%s | %s |\n", g.Measure, g.Goal, g.Value, unitSuffix(g.Unit), verdict)
+		}
+	}
+	if plan.RR {
+		if raw := byKey[RRRawNoDelay]; ok(raw) {
+			per := func(s *Samples) float64 { return s.Median().Seconds() / float64(s.Variant.Rounds) }
+			var rel []string
+			for _, k := range []string{RRRawNagle, RRRawRelay, RRSSH, RRSocketpipe, RRSealed, RRSSHMode} {
+				if s := byKey[k]; ok(s) {
+					rel = append(rel, fmt.Sprintf("%s %.2f×", k, per(s)/per(raw)))
+				}
+			}
+			fmt.Fprintf(w, "\nround trips against raw TCP_NODELAY with the client holding the socket itself (no transport command): %s\n", strings.Join(rel, ", "))
 		}
 	}
 	if a, b, d := byKey["a"], byKey["b"], byKey["d"]; ok(a) && ok(b) && ok(d) {
@@ -132,4 +191,11 @@ func seconds(d time.Duration) string {
 		return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond))
 	}
 	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func micros(d time.Duration) string {
+	if d >= 10*time.Millisecond {
+		return seconds(d)
+	}
+	return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond))
 }

@@ -27,7 +27,7 @@ func TestGoals(t *testing.T) {
 		"g": samples("g", 0, 0.1),
 	}
 	got := map[string]Goal{}
-	for _, g := range Goals(byKey, 1<<30) {
+	for _, g := range Goals(byKey, 1<<30, Plan{}) {
 		got[strings.Fields(g.Measure)[0]] = g
 	}
 	check := func(k string, want float64, met bool) {
@@ -48,7 +48,7 @@ func TestGoals(t *testing.T) {
 func TestReportFailedVariant(t *testing.T) {
 	s := []*Samples{samples("a", 0, 1), {Variant: Variant{Key: "b", Name: "b"}, Err: errors.New("bench: checksum mismatch")}}
 	var out bytes.Buffer
-	if Report(&out, s, Data{Sum: Sum{N: 1 << 30}}, Data{Sum: Sum{N: TinySize}}, 1) {
+	if Report(&out, s, Data{Sum: Sum{N: 1 << 30}}, Data{Sum: Sum{N: TinySize}}, 1, Plan{}) {
 		t.Errorf("Report says every goal is met with b failed")
 	}
 	for _, want := range []string{"| b | b | failed |", "b failed: bench: checksum mismatch", "variant b did not run"} {
@@ -69,5 +69,45 @@ func TestParseSum(t *testing.T) {
 	}
 	if _, err := ParseSum("socketpipe: error: ..."); err == nil {
 		t.Errorf("ParseSum accepted an error message")
+	}
+}
+
+func TestGoalsOfPlan(t *testing.T) {
+	rr := func(key string, rounds int, secs float64) *Samples {
+		s := samples(key, 0, secs)
+		s.Variant.Rounds = rounds
+		return s
+	}
+	byKey := map[string]*Samples{
+		"c":          samples("c", 0, 0.1),
+		"h":          samples("h", 0, 3),
+		"e":          samples("e", 0, 1.4),
+		"tar-raw":    samples("tar-raw", 0, 0.6),
+		"tar-sp":     samples("tar-sp", 0, 0.8),
+		RRRawNoDelay: rr(RRRawNoDelay, 1000, 0.04),
+		RRRawRelay:   rr(RRRawRelay, 1000, 0.06),
+		RRSSH:        rr(RRSSH, 1000, 0.15),
+		RRSocketpipe: rr(RRSocketpipe, 1000, 0.05),
+		RRSealed:     rr(RRSealed, 1000, 0.2),
+		RRSSHMode:    rr(RRSSHMode, 1000, 0.15),
+	}
+	plan := Plan{Workloads: []Workload{{Key: "tar"}}, RR: true, SSHAES128: true}
+	got := map[string]Goal{}
+	for _, g := range Goals(byKey, 1<<30, plan) {
+		got[g.Measure] = g
+	}
+	check := func(measure string, want float64, met bool) {
+		t.Helper()
+		g, found := got[measure]
+		if !found || g.Missing != "" || g.Value < want-0.005 || g.Value > want+0.005 || g.Met != met {
+			t.Errorf("%s: got %+v (found %v), want %.3f met=%v", measure, g, found, want, met)
+		}
+	}
+	check("-e against ssh -c aes128-gcm@openssh.com, h / e", 3/1.4, true)
+	check("data path, tar: tar-raw / (tar-sp − c)", 0.6/0.7, false)
+	check("round trip, rr-sp / rr-raw-socat", 0.05/0.06, true)
+	check("round trip, rr-sp-e / rr-ssh", 0.2/0.15, false)
+	if _, found := got["round trip, rr-sp-m-ssh / rr-ssh"]; found {
+		t.Errorf("ssh mode's round trip has a goal against ssh, which it can only miss")
 	}
 }

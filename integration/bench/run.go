@@ -73,7 +73,14 @@ func Interleave(ctx context.Context, e *Env, variants []Variant, big, tiny Data,
 			}
 			s.Results = append(s.Results, r)
 			if progress != nil {
-				fmt.Fprintf(progress, "spbench: round %d/%d %s: %8.3f s  %s\n", round, runs, s.Variant.Key, r.Elapsed.Seconds(), rate(data.Sum.N, r.Elapsed))
+				switch n := s.Variant.Bytes; {
+				case s.Variant.Rounds > 0:
+					fmt.Fprintf(progress, "spbench: round %d/%d %s: %s per round trip\n", round, runs, s.Variant.Key, micros(r.Elapsed/time.Duration(s.Variant.Rounds)))
+				case n > 0:
+					fmt.Fprintf(progress, "spbench: round %d/%d %s: %8.3f s  %s\n", round, runs, s.Variant.Key, r.Elapsed.Seconds(), rate(n, r.Elapsed))
+				default:
+					fmt.Fprintf(progress, "spbench: round %d/%d %s: %8.3f s  %s\n", round, runs, s.Variant.Key, r.Elapsed.Seconds(), rate(data.Sum.N, r.Elapsed))
+				}
 			}
 		}
 	}

@@ -18,9 +18,10 @@ import (
 
 // SSHModeOptions sizes the ssh mode benchmark (issue 10). Zero fields take the defaults.
 type SSHModeOptions struct {
-	FileSize int64 // the file rsync -a -W copies; default 1 GiB
-	TreeSize int64 // the total size of the tree tar streams; default 256 MiB
-	Runs     int   // measured runs of each variant, interleaved; default 5
+	FileSize int64  // the file rsync -a -W copies; default 1 GiB
+	TreeSize int64  // the total size of the tree tar streams; default 256 MiB
+	Runs     int    // measured runs of each variant, interleaved; default 5
+	Alt      string // another socketpipe binary to run beside this one (both halves), or ""
 	Log      io.Writer
 }
 
@@ -85,6 +86,10 @@ func BenchSSHMode(t testing.TB, opts SSHModeOptions) (rows []SSHModeRow, err err
 		{"ssh", "ssh -F " + sshd.ClientConfig},
 		{"socketpipe --ssh", sp + " --ssh -F " + sshd.ClientConfig},
 	}
+	if opts.Alt != "" {
+		transports = append(transports, struct{ name, rsh string }{"socketpipe --ssh [alt]",
+			opts.Alt + " --remote-path " + opts.Alt + " --ssh -F " + sshd.ClientConfig})
+	}
 	type variant struct {
 		row  *SSHModeRow
 		argv []string
@@ -100,6 +105,10 @@ func BenchSSHMode(t testing.TB, opts SSHModeOptions) (rows []SSHModeRow, err err
 		}},
 		{fmt.Sprintf("tar cf - | tar xf -, %s tree", size(opts.TreeSize)), opts.TreeSize, func(rsh string) []string {
 			return []string{"/bin/sh", "-c", fmt.Sprintf("tar cf - -C %s . | %s %s 'mkdir -p %s && tar xf - -C %s'", tree, rsh, sshd.Alias, dst, dst)}
+		}},
+		// The other way: the remote tar writes its 10 KiB records to the connection.
+		{fmt.Sprintf("remote tar cf - | tar xf -, %s tree", size(opts.TreeSize)), opts.TreeSize, func(rsh string) []string {
+			return []string{"/bin/sh", "-c", fmt.Sprintf("mkdir -p %s && %s %s 'tar cf - -C %s .' | tar xf - -C %s", dst, rsh, sshd.Alias, tree, dst)}
 		}},
 	} {
 		for _, tr := range transports {
@@ -119,7 +128,7 @@ func BenchSSHMode(t testing.TB, opts SSHModeOptions) (rows []SSHModeRow, err err
 			if run < 0 {
 				continue // warm-up: page cache, sshd, binaries
 			}
-			logf("%-36s %-18s run %d: %v wall, %v client CPU", v.row.Workload, v.row.Transport, run+1, wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
+			logf("%-42s %-22s run %d: %v wall, %v client CPU", v.row.Workload, v.row.Transport, run+1, wall.Round(time.Millisecond), cpu.Round(time.Millisecond))
 			v.row.Wall = append(v.row.Wall, wall)
 			v.row.CPU = append(v.row.CPU, cpu)
 		}
@@ -137,10 +146,10 @@ func BenchSSHMode(t testing.TB, opts SSHModeOptions) (rows []SSHModeRow, err err
 
 // WriteSSHModeTable writes rows as a table: medians, throughput, speed-up and client CPU.
 func WriteSSHModeTable(w io.Writer, rows []SSHModeRow) {
-	fmt.Fprintf(w, "%-36s %-18s %10s %11s %9s %12s\n", "workload", "transport", "wall", "throughput", "speed-up", "client CPU")
+	fmt.Fprintf(w, "%-42s %-22s %10s %11s %9s %12s\n", "workload", "transport", "wall", "throughput", "speed-up", "client CPU")
 	for _, r := range rows {
 		mbs := float64(r.Bytes) / (1 << 20) / r.MedianWall.Seconds()
-		fmt.Fprintf(w, "%-36s %-18s %10v %7.0f MiB/s %8.2fx %12v\n", r.Workload, r.Transport,
+		fmt.Fprintf(w, "%-42s %-22s %10v %7.0f MiB/s %8.2fx %12v\n", r.Workload, r.Transport,
 			r.MedianWall.Round(time.Millisecond), mbs, r.Speedup, r.MedianCPU.Round(time.Millisecond))
 	}
 	fmt.Fprintf(w, "(medians of %d interleaved runs on loopback; client CPU is user+system time of every local process)\n", len(rows[0].Wall))

@@ -16,7 +16,7 @@ func init() {
 			return nil
 		}
 		fmt.Fprintf(w, "\nsocketpipe --ssh against ssh as the transport of rsync -a -W (one %s file) and tar (a %s tree):\n\n", Size(size), Size(max(size/4, 1<<20)))
-		rows, err := BenchSSHMode(e.T, SSHModeOptions{FileSize: size, TreeSize: max(size/4, 1<<20), Runs: runs, Log: e.T.Out})
+		rows, err := BenchSSHMode(e.T, SSHModeOptions{FileSize: size, TreeSize: max(size/4, 1<<20), Runs: runs, Alt: e.Alt, Log: e.T.Out})
 		if err != nil {
 			return err
 		}

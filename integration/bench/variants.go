@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -24,6 +23,15 @@ type Variant struct {
 	Key  string // a short key: "a", "b", ...
 	Name string // what it measures, for the table
 	Tiny bool   // moves the tiny file, not the big one
+	// Bytes, if not 0, is what one run moves (for the throughput column) when it is not the
+	// data file given to Run.
+	Bytes int64
+	// Rounds, if not 0, makes this a request/response variant: Run's Elapsed is the time of
+	// Rounds round trips, and the tables show the time of one.
+	Rounds int
+	// Socketpipe marks the variants that run socketpipe (as e.Socketpipe, with e.LoginFlags):
+	// spbench -alt runs them again with another build.
+	Socketpipe bool
 	// Run moves data and returns the measurement; it must check the Sum the sink reports.
 	Run func(ctx context.Context, e *Env, data Data) (Result, error)
 }
@@ -39,68 +47,29 @@ var Extra []Variant
 var ExtraReports []func(ctx context.Context, e *Env, size int64, runs int, w io.Writer) error
 
 // RawTCP is the physical limit here: `cat data` whose standard output is one end of a
-// loopback TCP connection, and the sink whose standard input is the other end. No socketpipe,
-// no ssh.
+// loopback TCP connection, and the sink whose standard input is the other end, in a session
+// of its own as a remote command is (remoteSide). No socketpipe, no ssh. The sockets have the
+// kernel's defaults, as raw TCP and the original C socketpipe give them (issue 14); until then
+// they had Go's TCP_NODELAY, which RawTCPNoDelay keeps for comparison.
 func RawTCP() Variant {
-	return Variant{Key: "a", Name: "raw TCP, cat → sink over one loopback socket", Run: runRawTCP}
+	return Variant{Key: "a", Name: "raw TCP, cat → sink over one loopback socket", Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+		return e.runRawPipeline(ctx, [][]string{{"cat", data.Path}, {"spbench", "sink"}}, 1, false, data.Sum)
+	}}
 }
 
-func runRawTCP(ctx context.Context, e *Env, data Data) (Result, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return Result{}, fmt.Errorf("bench: %w", err)
-	}
-	defer ln.Close()
-	start := time.Now()
-	dialed, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		return Result{}, fmt.Errorf("bench: %w", err)
-	}
-	accepted, err := ln.Accept()
-	if err != nil {
-		dialed.Close()
-		return Result{}, fmt.Errorf("bench: %w", err)
-	}
-	wf, err1 := dialed.(*net.TCPConn).File()
-	rf, err2 := accepted.(*net.TCPConn).File()
-	dialed.Close()
-	accepted.Close()
-	if err1 != nil || err2 != nil {
-		return Result{}, fmt.Errorf("bench: socket file: %v %v", err1, err2)
-	}
-	sink := e.command(ctx, "spbench", "sink")
-	sink.Stdin = rf
-	var out, errb bytes.Buffer
-	sink.Stdout, sink.Stderr = &out, &errb
-	src := e.command(ctx, "cat", data.Path)
-	src.Stdout = wf
-	src.Stderr = &errb
-	err = sink.Start()
-	rf.Close()
-	if err != nil {
-		wf.Close()
-		return Result{}, fmt.Errorf("bench: %w", err)
-	}
-	err = src.Start()
-	wf.Close()
-	if err != nil {
-		sink.Process.Kill()
-		sink.Wait()
-		return Result{}, fmt.Errorf("bench: %w", err)
-	}
-	serr := src.Wait()
-	kerr := sink.Wait()
-	r := Result{Elapsed: time.Since(start)}
-	if serr != nil || kerr != nil {
-		return r, fmt.Errorf("bench: raw TCP: cat: %v, sink: %v: %s", serr, kerr, errb.Bytes())
-	}
-	return r, check(out.String(), data)
+// RawTCPNoDelay is RawTCP with TCP_NODELAY on both sockets, as Go makes them. For cat's
+// 128 KiB writes it is the faster of the two on loopback; for smaller writes it is much
+// slower (the workloads show both).
+func RawTCPNoDelay() Variant {
+	return Variant{Key: "a-nodelay", Name: "raw TCP, cat → sink, TCP_NODELAY (Go's default)", Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+		return e.runRawPipeline(ctx, [][]string{{"cat", data.Path}, {"spbench", "sink"}}, 1, true, data.Sum)
+	}}
 }
 
 // Socketpipe moves data with `socketpipe [flags] -i { cat data } -l { login } -r { spbench sink }`;
 // the sink's verdict comes back through the socket to socketpipe's standard output.
 func Socketpipe(key, name string, flags ...string) Variant {
-	return Variant{Key: key, Name: name, Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+	return Variant{Key: key, Name: name, Socketpipe: true, Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
 		return e.RunSocketpipe(ctx, data, flags...)
 	}}
 }
@@ -143,13 +112,25 @@ func SSHPipe() Variant {
 	}}
 }
 
-// RunSSHPipe runs `cat data | ssh -F cfg alias spbench sink`.
-func (e *Env) RunSSHPipe(ctx context.Context, data Data) (Result, error) {
+// SSHPipeAES128 is SSHPipe with the cipher a user who cares about speed picks: OpenSSH's
+// fastest with AES instructions, the one -e must beat by 2× (issue 14).
+func SSHPipeAES128() Variant {
+	return Variant{Key: "h", Name: "ssh -c aes128-gcm@openssh.com pipe", Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
+		return e.RunSSHPipe(ctx, data, "-c", "aes128-gcm@openssh.com")
+	}}
+}
+
+// RunSSHPipe runs `cat data | ssh -F cfg [sshOptions] alias spbench sink`.
+func (e *Env) RunSSHPipe(ctx context.Context, data Data, sshOptions ...string) (Result, error) {
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		return Result{}, fmt.Errorf("bench: %w", err)
 	}
-	argv := append(append([]string{}, e.Login...), "spbench", "sink")
+	login := e.Login
+	if len(sshOptions) > 0 {
+		login = append(append(append([]string{}, login[:len(login)-1]...), sshOptions...), login[len(login)-1])
+	}
+	argv := append(append([]string{}, login...), "spbench", "sink")
 	ssh := e.command(ctx, argv...)
 	var out, errb bytes.Buffer
 	ssh.Stdin, ssh.Stdout, ssh.Stderr = pr, &out, &errb
@@ -196,12 +177,14 @@ func SSHLogin() Variant {
 	}}
 }
 
-// Standard returns variants a to g of issue 8, in the order they run in each round.
+// Standard returns variants a to g of issue 8 (and a-nodelay beside a), in the order they run
+// in each round.
 func Standard() []Variant {
 	c := Socketpipe("c", "socketpipe, tiny transfer (start-up)")
 	c.Tiny = true
 	return []Variant{
 		RawTCP(),
+		RawTCPNoDelay(),
 		Socketpipe("b", "socketpipe, native login, plain"),
 		c,
 		SSHPipe(),
@@ -209,6 +192,21 @@ func Standard() []Variant {
 		Socketpipe("f", "socketpipe -m ssh", "-m", "ssh"),
 		SSHLogin(),
 	}
+}
+
+// WithBuild returns v run with another socketpipe binary on both hosts (the remote half is
+// started as --remote-path bin), its key and name marked with tag.
+func WithBuild(v Variant, tag, bin string) Variant {
+	run := v.Run
+	v.Key += "@" + tag
+	v.Name += " [" + tag + "]"
+	v.Run = func(ctx context.Context, e *Env, data Data) (Result, error) {
+		alt := *e
+		alt.Socketpipe = bin
+		alt.LoginFlags = append([]string{"--remote-path", bin}, e.LoginFlags...)
+		return run(ctx, &alt, data)
+	}
+	return v
 }
 
 func check(out string, data Data) error {

@@ -154,7 +154,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	ctl := rendezvous.NewConn(r, w)
 	req := &rendezvous.Message{
 		Type: rendezvous.MsgRequest, Version: Version, Protocol: rendezvous.Protocol,
-		Argv: c.Remote, Shell: c.Shell, Mode: mode, Secret: secret,
+		Argv: c.Remote, Shell: c.Shell, NoDelay: c.relaysStdio(), Mode: mode, Secret: secret,
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
 		Cipher: cipherName, Addr: backAddr, Host: c.Host,
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
@@ -253,6 +253,12 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	return rep, err
 }
 
+// relaysStdio reports whether socketpipe relays its own standard input and output to the
+// remote command, for a program that runs it as its transport (--ssh).
+func (c *Client) relaysStdio() bool {
+	return c.Input == nil && c.Output == nil && c.StdinToRemote && c.Stdin != nil
+}
+
 // transfer starts the local commands on the link and waits for every stage.
 // dead closes when the remote half has gone silent (see ctlReader.heartbeat).
 func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Report, dead <-chan struct{}) error {
@@ -332,6 +338,9 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			close(inputDone)
 		}()
 	case c.StdinToRemote && c.Stdin != nil:
+		if l.sock != nil {
+			rendezvous.SetNoDelay(l.sock, true) // a relay: see rendezvous.Tune
+		}
 		go func() {
 			noteRelay(l.pump(c.Stdin))
 			close(inputDone)

@@ -36,14 +36,12 @@ type link struct {
 // plainLink takes over a proven TCP connection as a file the commands can be given.
 func plainLink(mode string, c net.Conn) (*link, error) {
 	rendezvous.Tune(c)
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
+	if _, ok := c.(*net.TCPConn); !ok {
 		return nil, fmt.Errorf("plumb: data connection is a %T, not TCP", c)
 	}
-	f, err := tc.File()
-	c.Close() // the duplicate in f keeps the socket open
+	f, err := rendezvous.HandOver(c)
 	if err != nil {
-		return nil, fmt.Errorf("plumb: data connection: %w", err)
+		return nil, err
 	}
 	// Commands expect blocking descriptors (dd reports "Resource temporarily unavailable"
 	// otherwise); Fd puts the descriptor in blocking mode, and this makes sure of it.

@@ -11,7 +11,7 @@ import (
 // the proof's nonces, one per direction.
 func sealedLink(res *rendezvous.Result, secret []byte, cipherName string, isClient bool) (*link, error) {
 	c := res.Proven.Conn
-	rendezvous.Tune(c)
+	rendezvous.TuneRelay(c) // SealWriter writes whole frames
 	seal, open, err := rendezvous.SessionKeys(secret, res.Proven.ClientNonce, res.Proven.ServerNonce, cipherName, isClient)
 	if err != nil {
 		c.Close()

@@ -148,6 +148,9 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 		}
 	} else {
 		stdin, stdout = l.sock, l.sock
+		if req.NoDelay {
+			rendezvous.SetNoDelay(l.sock, true) // the client relays for a program: see rendezvous.Tune
+		}
 	}
 	p := command(argv, stdin, stdout, s.Stderr, true)
 	if req.Shell {

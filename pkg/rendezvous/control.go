@@ -56,6 +56,10 @@ type Message struct {
 	PortLow   int      `json:"port_low,omitempty"` // --ports
 	PortHigh  int      `json:"port_high,omitempty"`
 	Shell     bool     `json:"shell,omitempty"` // run Argv[0] through the user's shell (--ssh mode)
+	// NoDelay asks for TCP_NODELAY on the remote command's socket in plain mode: the client
+	// relays its own standard input and output for a program that may talk request/response
+	// (see Tune). A remote half that predates it leaves Go's default, which is the same.
+	NoDelay bool `json:"nodelay,omitempty"`
 	// PingMS, in the request, offers pings every so many milliseconds while the remote
 	// command runs; the remote half accepts by echoing it in its hello. Then each half sends
 	// a ping at that interval and gives up on a peer silent for PingDeadAfter. Halves that

@@ -238,13 +238,3 @@ var CurrentLiveness = sync.OnceValue(func() Liveness {
 
 // PingDeadAfter is how long a half waits for word from a peer that pings every interval.
 func PingDeadAfter(interval time.Duration) time.Duration { return 6 * interval }
-
-// Tune sets keepalive on a data socket.
-func Tune(c net.Conn) error {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return nil
-	}
-	lv := CurrentLiveness()
-	return tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: lv.KeepIdle, Interval: lv.KeepInterval, Count: lv.KeepCount})
-}

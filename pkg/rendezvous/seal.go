@@ -43,9 +43,15 @@ const (
 )
 
 const (
-	frameHeaderLen   = 4
-	maxFramePayload  = 256 << 10
-	frameSize        = 128 << 10 // a frame's plaintext when the writer has enough
+	frameHeaderLen  = 4
+	maxFramePayload = 256 << 10
+	frameSize       = 128 << 10 // a frame's plaintext when the writer has enough
+	// ioChunk is the most a SealWriter reads (ReadFrom) and an OpenReader writes (WriteTo)
+	// at once: a relay pipe's worth, sealed or opened as several frames and moved with one
+	// system call, where a call per frame spent more on waking the other end than on it.
+	// Their buffers start at a frame's size and grow to it when a read fills them: a short
+	// or slow stream never needs the megabytes.
+	ioChunk          = 1 << 20
 	frameEOS         = 1 << 31
 	frameLengthMask  = 1<<24 - 1
 	frameFlagsMask   = ^uint32(frameEOS | frameLengthMask)
@@ -212,6 +218,8 @@ type SealWriter struct {
 	size  int    // plaintext per full frame
 	buf   []byte // header | plaintext (size) | tag: one frame, sealed in place
 	n     int    // plaintext held in buf
+	in    []byte // ReadFrom: what one read returned (allocated on first use)
+	out   []byte // ReadFrom: its frames, written at once
 	bytes int64
 	err   error // sticky: the stream is unusable once a frame failed
 }
@@ -285,25 +293,34 @@ func (s *SealWriter) Write(p []byte) (int, error) {
 	return written, s.err
 }
 
-// ReadFrom reads r until EOF straight into the frame buffer and sends a frame
-// after every read, so data that trickles in is not held back. It returns the
-// bytes read from r and, like io.Copy, nil at EOF; it does not Close.
+// ReadFrom reads r until EOF, up to ioChunk at a time, and after every read
+// sends what it returned, as frames of at most the frame size in one write, so
+// data that trickles in is not held back. It returns the bytes read from r and,
+// like io.Copy, nil at EOF; it does not Close.
 func (s *SealWriter) ReadFrom(r io.Reader) (int64, error) {
+	if err := s.Flush(); err != nil {
+		return 0, err
+	}
+	if s.in == nil {
+		s.grow(s.size)
+	}
 	var total int64
 	for {
 		if s.err != nil {
 			return total, s.err
 		}
-		m, rerr := r.Read(s.buf[frameHeaderLen+s.n : frameHeaderLen+s.size])
-		if m < 0 || m > s.size-s.n {
+		m, rerr := r.Read(s.in)
+		if m < 0 || m > len(s.in) {
 			return total, errors.New("rendezvous: reader returned an impossible count")
 		}
-		s.n += m
 		total += int64(m)
 		if m > 0 {
-			if err := s.Flush(); err != nil {
+			if err := s.sealChunk(s.in[:m]); err != nil {
 				return total, err
 			}
+		}
+		if m == len(s.in) && m < ioChunk {
+			s.grow(ioChunk)
 		}
 		if rerr == io.EOF {
 			return total, nil
@@ -312,6 +329,35 @@ func (s *SealWriter) ReadFrom(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
+}
+
+// grow makes ReadFrom's buffers hold n bytes of plaintext and their frames.
+func (s *SealWriter) grow(n int) {
+	s.in = make([]byte, n)
+	s.out = make([]byte, 0, n+(n/s.size+1)*(frameHeaderLen+s.aead.Overhead()))
+}
+
+// sealChunk sends p as frames of at most s.size bytes, all in one write.
+func (s *SealWriter) sealChunk(p []byte) error {
+	out := s.out[:0]
+	sent := int64(len(p))
+	for len(p) > 0 {
+		nonce, ok := s.nonce.take()
+		if !ok {
+			s.err = errNoncesSpent
+			return s.err
+		}
+		k := min(len(p), s.size)
+		out = binary.BigEndian.AppendUint32(out, uint32(k))
+		out = s.aead.Seal(out, nonce, p[:k], out[len(out)-frameHeaderLen:])
+		p = p[k:]
+	}
+	if _, err := s.w.Write(out); err != nil {
+		s.err = err
+		return err
+	}
+	s.bytes += sent
+	return nil
 }
 
 // Flush sends the plaintext held back, if any, as a frame.
@@ -350,18 +396,21 @@ func (s *SealWriter) Bytes() int64 { return s.bytes }
 // wrapped) before it, ErrTampered for a frame that fails authentication.
 // A stream cut inside a frame is ErrEndedEarly.
 //
-// Reading stops at the end-of-stream frame: whatever follows it is never read,
-// as the peer may keep the connection open for the other direction.
+// It reads as much as the underlying reader has, up to ioChunk, but never waits
+// for more while a whole frame is at hand, and stops reading at the
+// end-of-stream frame (the peer may keep the connection open for the other
+// direction); whatever followed it in the same read is ignored.
 // An OpenReader is not safe for concurrent use.
 type OpenReader struct {
-	r      io.Reader
-	aead   cipher.AEAD
-	nonce  frameNonce
-	header [frameHeaderLen]byte
-	buf    []byte // one frame's ciphertext and tag, decrypted in place
-	plain  []byte // decrypted and not yet returned, within buf
-	bytes  int64
-	err    error // sticky: io.EOF, ErrEndedEarly or ErrTampered
+	r          io.Reader
+	aead       cipher.AEAD
+	nonce      frameNonce
+	in         []byte // read from r: frames, the last one perhaps incomplete
+	start, end int    // in[start:end] is read and not yet opened
+	out        []byte // WriteTo: the plaintext of the frames opened since the last write
+	plain      []byte // Read: decrypted and not yet returned, within in
+	bytes      int64
+	err        error // sticky: io.EOF, ErrEndedEarly or ErrTampered
 }
 
 // NewOpenReader returns an OpenReader that opens with aead, which must take
@@ -371,38 +420,87 @@ func NewOpenReader(r io.Reader, aead cipher.AEAD) *OpenReader {
 		r:     r,
 		aead:  aead,
 		nonce: newFrameNonce(aead),
-		buf:   make([]byte, maxFramePayload+aead.Overhead()),
+		in:    make([]byte, frameHeaderLen+maxFramePayload+aead.Overhead()),
 	}
 }
 
-// next reads and opens one frame into o.plain, or returns why it cannot.
-func (o *OpenReader) next() error {
-	if _, err := io.ReadFull(o.r, o.header[:]); err != nil {
-		return endedEarly(err)
+// fill reads until in[start:end] holds at least need bytes, moving what is
+// there to the front of in first if need would not fit behind it.
+func (o *OpenReader) fill(need int) error {
+	if o.start == o.end {
+		o.start, o.end = 0, 0
+	} else if o.start+need > len(o.in) {
+		o.end = copy(o.in, o.in[o.start:o.end])
+		o.start = 0
 	}
-	h := binary.BigEndian.Uint32(o.header[:])
+	for o.end-o.start < need {
+		n, err := o.r.Read(o.in[o.end:])
+		if n < 0 || n > len(o.in)-o.end {
+			return errors.New("rendezvous: reader returned an impossible count")
+		}
+		o.end += n
+		if o.end == len(o.in) && len(o.in) < ioChunk {
+			// A read filled the buffer: a bulk stream. Move to the big one.
+			in := make([]byte, ioChunk)
+			o.end = copy(in, o.in[o.start:o.end])
+			o.in, o.start = in, 0
+		}
+		if o.end-o.start >= need {
+			return nil
+		}
+		if err != nil {
+			return endedEarly(err)
+		}
+	}
+	return nil
+}
+
+// frame returns the next frame's header and its ciphertext and tag, within in,
+// reading if wait is set and it is not all there yet; ok is false if it is not
+// and wait is not set. A header that no SealWriter writes is ErrTampered.
+func (o *OpenReader) frame(wait bool) (header, body []byte, ok bool, err error) {
+	if o.end-o.start < frameHeaderLen {
+		if !wait {
+			return nil, nil, false, nil
+		}
+		if err := o.fill(frameHeaderLen); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	h := binary.BigEndian.Uint32(o.in[o.start:])
 	n := int(h & frameLengthMask)
-	eos := h&frameEOS != 0
-	if h&frameFlagsMask != 0 || n > maxFramePayload || eos && n != 0 {
-		return ErrTampered
+	if h&frameFlagsMask != 0 || n > maxFramePayload || h&frameEOS != 0 && n != 0 {
+		return nil, nil, false, ErrTampered
 	}
-	frame := o.buf[:n+o.aead.Overhead()]
-	if _, err := io.ReadFull(o.r, frame); err != nil {
-		return endedEarly(err)
+	size := frameHeaderLen + n + o.aead.Overhead()
+	if o.end-o.start < size {
+		if !wait {
+			return nil, nil, false, nil
+		}
+		if err := o.fill(size); err != nil {
+			return nil, nil, false, err
+		}
 	}
+	f := o.in[o.start : o.start+size]
+	o.start += size
+	return f[:frameHeaderLen], f[frameHeaderLen:], true, nil
+}
+
+// open authenticates and decrypts one frame, appending its plaintext to dst;
+// io.EOF for the end-of-stream frame.
+func (o *OpenReader) open(dst, header, body []byte) ([]byte, error) {
 	nonce, ok := o.nonce.take()
 	if !ok {
-		return ErrTampered // past 2^64 frames no frame can be genuine
+		return dst, ErrTampered // past 2^64 frames no frame can be genuine
 	}
-	plain, err := o.aead.Open(frame[:0], nonce, frame, o.header[:])
+	plain, err := o.aead.Open(dst, nonce, body, header)
 	if err != nil {
-		return ErrTampered
+		return dst, ErrTampered
 	}
-	if eos {
-		return io.EOF
+	if binary.BigEndian.Uint32(header)&frameEOS != 0 {
+		return plain, io.EOF
 	}
-	o.plain = plain
-	return nil
+	return plain, nil
 }
 
 func endedEarly(err error) error {
@@ -421,7 +519,11 @@ func (o *OpenReader) Read(p []byte) (int, error) {
 		if o.err != nil {
 			return 0, o.err
 		}
-		o.err = o.next()
+		header, body, _, err := o.frame(true)
+		if err == nil {
+			o.plain, err = o.open(body[:0], header, body)
+		}
+		o.err = err
 	}
 	n := copy(p, o.plain)
 	o.plain = o.plain[n:]
@@ -429,24 +531,47 @@ func (o *OpenReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// WriteTo writes each frame's plaintext to w from where it was decrypted.
-// It returns nil after the end-of-stream frame, like io.Copy.
+// WriteTo writes the plaintext of the frames to w, of all those read so far at
+// once, and waits for more only when it has written everything. It returns nil
+// after the end-of-stream frame, like io.Copy.
 func (o *OpenReader) WriteTo(w io.Writer) (int64, error) {
 	var total int64
+	write := func(p []byte) error {
+		n, err := w.Write(p)
+		if n < 0 || n > len(p) {
+			return errors.New("rendezvous: writer returned an impossible count")
+		}
+		o.bytes += int64(n)
+		total += int64(n)
+		if err == nil && n < len(p) {
+			err = io.ErrShortWrite
+		}
+		return err
+	}
+	if len(o.plain) > 0 { // left by Read
+		p := o.plain
+		o.plain = nil
+		if err := write(p); err != nil {
+			return total, err
+		}
+	}
 	for {
-		if len(o.plain) > 0 {
-			n, err := w.Write(o.plain)
-			if n < 0 || n > len(o.plain) {
-				return total, errors.New("rendezvous: writer returned an impossible count")
+		if cap(o.out) < len(o.in) {
+			// Between two writes it opens only what one fill left in in.
+			o.out = make([]byte, 0, len(o.in))
+		}
+		out := o.out[:0]
+		for o.err == nil {
+			header, body, ok, err := o.frame(len(out) == 0)
+			if err != nil || !ok {
+				o.err = err
+				break
 			}
-			o.plain = o.plain[n:]
-			o.bytes += int64(n)
-			total += int64(n)
-			if err != nil {
+			out, o.err = o.open(out, header, body)
+		}
+		if len(out) > 0 {
+			if err := write(out); err != nil {
 				return total, err
-			}
-			if len(o.plain) > 0 {
-				return total, io.ErrShortWrite
 			}
 		}
 		if o.err == io.EOF {
@@ -455,7 +580,6 @@ func (o *OpenReader) WriteTo(w io.Writer) (int64, error) {
 		if o.err != nil {
 			return total, o.err
 		}
-		o.err = o.next()
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -569,7 +570,7 @@ func (r *countingReader) Read(p []byte) (int, error) {
 }
 
 func resetOpenReader(o *OpenReader, r io.Reader) {
-	o.r, o.nonce.next, o.nonce.spent, o.err, o.plain = r, 0, false, nil, nil
+	o.r, o.nonce.next, o.nonce.spent, o.err, o.plain, o.start, o.end = r, 0, false, nil, nil, 0, 0
 }
 
 func TestZeroAllocsPerFrame(t *testing.T) {
@@ -648,4 +649,90 @@ func FuzzOpenReader(f *testing.F) {
 			t.Fatalf("damaged stream: err = %v", err)
 		}
 	})
+}
+
+type countingWriter struct {
+	writes []int // the length of each write
+	bytes.Buffer
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes = append(w.writes, len(p))
+	return w.Buffer.Write(p)
+}
+
+// TestBatching: ReadFrom sends what one read returned as frames of the frame size in one
+// write, and WriteTo writes the plaintext of all the whole frames one read brought in one
+// write. Both start with buffers of a frame's size and move to ioChunk once a read fills them.
+func TestBatching(t *testing.T) {
+	clientSeal, _, _, serverOpen := testKeys(t, CipherAES256GCM)
+	data := randomBytes(ioChunk+3*frameSize+5, 3)
+	var wire countingWriter
+	s := NewSealWriter(&wire, clientSeal)
+	if _, err := s.ReadFrom(onlyReader{bytes.NewReader(data)}); err != nil {
+		t.Fatal(err)
+	}
+	// Reads of a frame (which fills the first buffer), of ioChunk, then of the rest.
+	frame := frameHeaderLen + frameSize + 16
+	if want := []int{frame, ioChunk / frameSize * frame, 2*frame + frameHeaderLen + 5 + 16}; fmt.Sprint(wire.writes) != fmt.Sprint(want) {
+		t.Errorf("ReadFrom's writes: %v bytes, want %v", wire.writes, want)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	frames := splitFrames(t, wire.Bytes())
+	for i, f := range frames[:len(frames)-1] {
+		if n := len(f) - frameHeaderLen - 16; n > frameSize || n == 0 {
+			t.Fatalf("frame %d holds %d bytes, want 1 to %d", i, n, frameSize)
+		}
+	}
+	var plain countingWriter
+	if _, err := NewOpenReader(onlyReader{bytes.NewReader(wire.Bytes())}, serverOpen).WriteTo(&plain); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(plain.Bytes(), data) {
+		t.Fatalf("opened %d bytes, not the %d sealed", plain.Len(), len(data))
+	}
+	// The first read fills the frame-sized buffer (one whole frame and part of the next),
+	// the next one the big buffer.
+	if len(plain.writes) > 3 || slices.Max(plain.writes) < 6*frameSize {
+		t.Errorf("WriteTo's writes for %d frames: %v bytes, want at most 3, one of at least 6 frames", len(frames), plain.writes)
+	}
+}
+
+// chanWriter hands every write to a channel.
+type chanWriter chan []byte
+
+func (w chanWriter) Write(p []byte) (int, error) { w <- append([]byte(nil), p...); return len(p), nil }
+
+// TestWriteToDoesNotHoldBack: WriteTo writes a frame that has come before it waits for the next.
+func TestWriteToDoesNotHoldBack(t *testing.T) {
+	clientSeal, _, _, serverOpen := testKeys(t, CipherChaCha20Poly1305)
+	w, r := net.Pipe()
+	defer r.Close()
+	s := NewSealWriter(w, clientSeal)
+	got := make(chanWriter, 4)
+	done := make(chan error, 1)
+	go func() {
+		_, err := NewOpenReader(r, serverOpen).WriteTo(got)
+		done <- err
+	}()
+	for _, msg := range []string{"first\n", "second\n"} {
+		if _, err := s.Write([]byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if p := <-got; string(p) != msg {
+			t.Fatalf("WriteTo wrote %q, want %q", p, msg)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 }

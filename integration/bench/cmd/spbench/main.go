@@ -5,8 +5,14 @@
 // when interrupted.
 //
 //	spbench -demo              1 GiB through socketpipe and through an ssh pipe, and the ratio
-//	spbench [-size N] [-runs N] issue 8's variants a-g, interleaved, with the goals table
+//	spbench [-size N] [-runs N] issue 8's variants a-h and issue 14's workloads (each through
+//	                           socketpipe and raw TCP) and request/response round trips,
+//	                           interleaved, with the goals table; -only and -alt choose
 //	spbench sink               read standard input to its end, print "count crc32c"
+//	spbench write -records F   F to standard output as a zfs send writes its records
+//	spbench rr-server          answer the request/response workload's requests
+//	spbench rr-client ...      make its round trips, over a descriptor or a transport command
+//	spbench sockopt            say whether standard input and output have Nagle's algorithm
 //
 // It needs root (sshd) and Debian's openssh-server and openssh-client, as `.ci/run` installs.
 package main
@@ -17,13 +23,19 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/socketpipe/socketpipe/integration/bench"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -31,29 +43,57 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "sink" {
-		if err := bench.Sink(os.Stdin, os.Stdout); err != nil {
-			fmt.Fprintf(stderr, "spbench: sink: %v\n", err)
-			return 1
+	if len(args) > 0 {
+		if helper, ok := helpers[args[0]]; ok {
+			if err := helper(args[1:]); err != nil {
+				fmt.Fprintf(stderr, "spbench: %s: %v\n", args[0], err)
+				return 1
+			}
+			return 0
 		}
-		return 0
 	}
 	fs := flag.NewFlagSet("spbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	demo := fs.Bool("demo", false, "one transfer through socketpipe and one through an ssh pipe, and the ratio")
 	sizeFlag := fs.String("size", envOr("BENCH_SIZE", "1GiB"), "bytes per transfer (K, M, G, KiB, MiB, GiB suffixes); env BENCH_SIZE")
-	runs := fs.Int("runs", atoiOr(os.Getenv("BENCH_RUNS"), 5), "interleaved rounds; env BENCH_RUNS")
+	runs := fs.Int("runs", atoiOr(os.Getenv("BENCH_RUNS"), 7), "interleaved rounds; env BENCH_RUNS")
 	verbose := fs.Bool("v", false, "say what the harness does")
 	startup := fs.Bool("startup", false, "trace where a tiny transfer's time goes (socketpipe -v) beside one ssh login")
 	forceExec := fs.Bool("x", false, "give socketpipe -x: execute ssh rather than log in natively")
+	var o benchOptions
+	treeFlag := fs.String("tree", envOr("BENCH_TREE_SIZE", ""), "bytes of the tree the tar workloads move (default: half of -size); env BENCH_TREE_SIZE")
+	fs.IntVar(&o.rounds, "rr", atoiOr(os.Getenv("BENCH_RR_ROUNDS"), 2000), "timed round trips of the request/response workload; env BENCH_RR_ROUNDS")
+	only := fs.String("only", os.Getenv("BENCH_ONLY"), "run only the variants whose key matches this regular expression (\"sshmode\" for the rsync and tar table); env BENCH_ONLY")
+	alt := fs.String("alt", os.Getenv("BENCH_ALT"), "another socketpipe binary: run every socketpipe variant with it too, interleaved (before/after); env BENCH_ALT")
+	compressor := fs.String("compressor", os.Getenv("BENCH_COMPRESSOR"), "the remote compressor of the three-stage workload (default: "+strings.Join(bench.Compressor, " ")+"); env BENCH_COMPRESSOR")
 	if err := fs.Parse(args); err != nil {
 		return 1
 	}
 	size, err := parseSize(*sizeFlag)
-	if err != nil || *runs < 1 {
-		fmt.Fprintf(stderr, "spbench: error: size %q or runs %d: give a size like 1GiB and at least one run\n", *sizeFlag, *runs)
+	if err != nil || *runs < 1 || o.rounds < 2 {
+		fmt.Fprintf(stderr, "spbench: error: size %q, runs %d or rr %d: give a size like 1GiB, at least one run and two round trips\n", *sizeFlag, *runs, o.rounds)
 		return 1
 	}
+	o.tree = size / 2
+	if *treeFlag != "" {
+		if o.tree, err = parseSize(*treeFlag); err != nil {
+			fmt.Fprintf(stderr, "spbench: error: tree size %q: give a size like 512MiB\n", *treeFlag)
+			return 1
+		}
+	}
+	if *only != "" {
+		if o.only, err = regexp.Compile(*only); err != nil {
+			fmt.Fprintf(stderr, "spbench: error: -only: %v\n", err)
+			return 1
+		}
+	}
+	if *alt != "" {
+		if o.alt, err = filepath.Abs(*alt); err != nil {
+			fmt.Fprintf(stderr, "spbench: error: -alt: %v\n", err)
+			return 1
+		}
+	}
+	o.compressor = strings.Fields(*compressor)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
@@ -97,13 +137,105 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else if *demo {
 		status = runDemo(ctx, env, big, stdout, stderr)
 	} else {
-		status = runBench(ctx, env, big, tiny, *runs, stdout, stderr)
+		status = runBench(ctx, env, big, tiny, *runs, o, stdout, stderr)
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "spbench: interrupted; sshd stopped, temporary files removed\n")
 		return 130
 	}
 	return status
+}
+
+// helpers are the commands the workloads run on both sides of the data connection.
+var helpers = map[string]func(args []string) error{
+	// sink: read standard input to its end, print "count crc32c".
+	"sink": func([]string) error { return bench.Sink(os.Stdin, os.Stdout) },
+	// write -records FILE: FILE to standard output as a zfs send writes its records.
+	"write": func(args []string) error {
+		if len(args) != 2 || args[0] != "-records" {
+			return fmt.Errorf("usage: spbench write -records FILE")
+		}
+		f, err := os.Open(args[1])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return bench.WriteRecords(os.Stdout, f)
+	},
+	// rr-server: answer requests on standard input on standard output until its end.
+	"rr-server": func([]string) error { return bench.RRServer(os.Stdin, os.Stdout) },
+	// rr-client -n ROUNDS -skip K (-fd N | -- TRANSPORT...): make the round trips over
+	// descriptor N, or over the standard input and output of TRANSPORT (as git runs ssh), and
+	// print "rr ROUNDS rounds, TIMED timed, NS ns".
+	"rr-client": rrClient,
+	// sockopt: print "0:X 1:Y" for standard input and output, each "nagle" (Nagle's algorithm
+	// on, the kernel's default), "nodelay" (TCP_NODELAY) or "-" (not a TCP socket).
+	"sockopt": func([]string) error {
+		var words []string
+		for fd := range 2 {
+			w := "-"
+			if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); err == nil {
+				w = map[bool]string{true: "nodelay", false: "nagle"}[v != 0]
+			}
+			words = append(words, fmt.Sprintf("%d:%s", fd, w))
+		}
+		_, err := fmt.Println(strings.Join(words, " "))
+		return err
+	},
+}
+
+func rrClient(args []string) error {
+	fs := flag.NewFlagSet("rr-client", flag.ContinueOnError)
+	n := fs.Int("n", 1000, "round trips")
+	skip := fs.Int("skip", 1, "round trips before the timing starts")
+	fd := fs.Int("fd", -1, "talk over this descriptor (a socket) instead of a transport command")
+	deadline := fs.Duration("deadline", time.Minute, "kill the transport if the round trips take longer")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *skip >= *n {
+		return fmt.Errorf("-skip %d leaves nothing of -n %d to time", *skip, *n)
+	}
+	var d time.Duration
+	var err error
+	if *fd >= 0 {
+		conn := os.NewFile(uintptr(*fd), "connection")
+		d, err = bench.RRClient(conn, conn, *n, *skip)
+	} else {
+		argv := fs.Args()
+		if len(argv) == 0 {
+			return fmt.Errorf("give -fd or a transport command after --")
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stderr = os.Stderr
+		w, werr := cmd.StdinPipe()
+		r, rerr := cmd.StdoutPipe()
+		if werr != nil || rerr != nil {
+			return fmt.Errorf("%v %v", werr, rerr)
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		// A transport that holds an answer back for good (a relay deadlock) must fail the
+		// run, not hang the bench: the client's reads end when the transport is killed.
+		var stalled atomic.Bool
+		watchdog := time.AfterFunc(*deadline, func() { stalled.Store(true); cmd.Process.Kill() })
+		d, err = bench.RRClient(r, w, *n, *skip)
+		watchdog.Stop()
+		if stalled.Load() {
+			err = fmt.Errorf("%d round trips took more than %v (the transport was killed): %v", *n, *deadline, err)
+		}
+		w.Close()
+		io.Copy(io.Discard, r)
+		if werr := cmd.Wait(); err == nil && werr != nil {
+			err = fmt.Errorf("%s: %w", argv[0], werr)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Print(bench.RRReport(*n, *n-*skip, d))
+	return nil
 }
 
 func runDemo(ctx context.Context, env *bench.Env, data bench.Data, stdout, stderr io.Writer) int {
@@ -144,20 +276,64 @@ func runStartup(ctx context.Context, env *bench.Env, tiny bench.Data, stdout, st
 	return 0
 }
 
-func runBench(ctx context.Context, env *bench.Env, big, tiny bench.Data, runs int, stdout, stderr io.Writer) int {
-	variants := append(bench.Standard(), bench.Extra...)
+// benchOptions are make bench's settings beyond the size and the rounds.
+type benchOptions struct {
+	tree       int64          // bytes of the tar workloads' tree
+	rounds     int            // timed round trips of the request/response workload
+	only       *regexp.Regexp // nil: every variant
+	alt        string         // another socketpipe build to run beside this one
+	compressor []string
+}
+
+func runBench(ctx context.Context, env *bench.Env, big, tiny bench.Data, runs int, o benchOptions, stdout, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "spbench: writing a %s tree and the workloads' archives\n", bench.Size(o.tree))
+	fix, err := env.MakeFixtures(ctx, big, o.tree, o.compressor)
+	if err != nil {
+		fmt.Fprintf(stderr, "spbench: error: %v\n", err)
+		return 2
+	}
+	plan := bench.Plan{Workloads: bench.Workloads(fix), RR: true, SSHAES128: true}
+	variants := append(bench.Standard(), bench.SSHPipeAES128())
+	for _, w := range plan.Workloads {
+		variants = append(variants, w.RawVariant(), w.SocketpipeVariant(""))
+	}
+	variants = append(variants, bench.RRWorkload{Rounds: o.rounds, Skip: 2}.Variants()...)
+	variants = append(variants, bench.Extra...)
+	if o.only != nil {
+		var keep []bench.Variant
+		for _, v := range variants {
+			if o.only.MatchString(v.Key) {
+				keep = append(keep, v)
+			}
+		}
+		variants = keep
+	}
+	if o.alt != "" {
+		var both []bench.Variant
+		for _, v := range variants {
+			both = append(both, v)
+			if v.Socketpipe {
+				both = append(both, bench.WithBuild(v, "alt", o.alt))
+			}
+		}
+		variants = both
+	}
 	fmt.Fprintf(stderr, "spbench: %d rounds of %d variants, %s each (BENCH_RUNS, BENCH_SIZE)\n", runs, len(variants), bench.Size(big.Sum.N))
 	samples := bench.Interleave(ctx, env, variants, big, tiny, runs, stderr)
 	if ctx.Err() != nil {
 		return 130
 	}
 	fmt.Fprintf(stdout, "\nmachine: %s\nload average at the end (1, 5, 15 min): %s (a busy machine slows the CPU-bound ssh variants most)\n", machine(), loadavg())
-	met := bench.Report(stdout, samples, big, tiny, runs)
+	met := bench.Report(stdout, samples, big, tiny, runs, plan)
 	failed := false
 	for _, s := range samples {
 		failed = failed || s.Err != nil
 	}
+	env.Alt = o.alt
 	for _, report := range bench.ExtraReports {
+		if o.only != nil && !o.only.MatchString("sshmode") {
+			break // a chosen few variants, not the whole bench
+		}
 		var err error
 		if terr := env.T.Do(func() { err = report(ctx, env, big.Sum.N, runs, stdout) }); terr != nil {
 			err = terr
