@@ -4,7 +4,9 @@ GO      ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/
 PREFIX  ?= /usr/local
 BIN     := bin/socketpipe
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -s -w
+LDFLAGS := -s -w -X github.com/socketpipe/socketpipe/internal/version.stamp=$(VERSION)
+# Every package but the end-to-end tests (./integration/...), which `make integration` runs.
+UNIT_PKGS = $$($(GO) list ./... | grep -v '/integration')
 # How long each fuzz target runs in `make test` (seed corpora always run as unit tests).
 # Counted in executions, not seconds: go1.26's fuzzing coordinator can report a spurious
 # "context deadline exceeded" when a -fuzztime duration ends mid-execution (golang/go#75804,
@@ -18,7 +20,7 @@ FUZZTIME ?= 100000
 BENCH_SIZE ?= 1GiB
 BENCH_RUNS ?= 7
 # make bench: the Go micro-benchmarks (brace parser, relay copy, -e framing).
-BENCH_PKGS ?= ./pkg/...
+BENCH_PKGS ?= ./pkg/... ./internal/...
 # package:target:divisor (a slow target runs FUZZTIME/divisor executions).
 FUZZ_TARGETS := \
 	./pkg/plumb:FuzzParseArgs:1 \
@@ -58,10 +60,10 @@ test: deps unit race integration fuzz
 
 unit:
 	$(GO) vet ./...
-	$(GO) test -count=1 ./pkg/... ./cmd/...
+	$(GO) test -count=1 $(UNIT_PKGS)
 
 race: deps
-	$(GO) test -race -count=1 ./pkg/... ./cmd/...
+	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 integration: deps
 	$(GO) test -count=1 -timeout 30m ./integration/...
