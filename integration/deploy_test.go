@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
 // deployEnv is an sshd whose sessions have no socketpipe on PATH, and the local binary.
@@ -420,13 +420,13 @@ func TestDeployNoexecCache(t *testing.T) {
 
 // oldSocketpipe is a fake remote socketpipe that answers with the hello of another protocol.
 func oldSocketpipe(t *testing.T) string {
-	hello, err := json.Marshal(&rendezvous.Message{Type: rendezvous.MsgHello, Version: "0.0.1", Protocol: 99, PID: 1})
+	hello, err := json.Marshal(&wire.Message{Type: wire.MsgHello, Version: "0.0.1", Protocol: 99, PID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var frame bytes.Buffer
-	frame.WriteString(rendezvous.Magic)
-	frame.WriteByte(rendezvous.FrameJSON)
+	frame.WriteString(wire.Magic)
+	frame.WriteByte(wire.FrameJSON)
 	binary.Write(&frame, binary.BigEndian, uint32(len(hello)))
 	frame.Write(hello)
 	var esc strings.Builder

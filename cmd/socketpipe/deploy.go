@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -58,7 +58,7 @@ func (d *deployer) startCommand() (string, error) { return d.dep.StartCommand() 
 // reader watches the login session's output for the start command's report of a missing
 // remote half.
 func (d *deployer) reader(r io.Reader) io.Reader {
-	d.watch = d.dep.Watch(r, rendezvous.Magic)
+	d.watch = d.dep.Watch(r, wire.Magic)
 	return d.watch
 }
 
@@ -145,7 +145,7 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 		d.log("note: this binary is dynamically linked (%s); a static build (CGO_ENABLED=0, as make build does) runs on more hosts", ip)
 	}
 	rep, half, hw, _, err := d.start(ctx, login, c, d.dep.RunCommand())
-	if errors.As(err, new(*rendezvous.BannerError)) {
+	if errors.As(err, new(*wire.BannerError)) {
 		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
 	}
 	return rep, half, hw, err
@@ -169,7 +169,7 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 	if err := half.Start(ctx); err != nil {
 		return rep, login, hw, nil, err
 	}
-	watch := d.dep.Watch(hr, rendezvous.Magic)
+	watch := d.dep.Watch(hr, wire.Magic)
 	rep, err = c.Run(ctx, watch, hw)
 	if err != nil && ctx.Err() == nil {
 		missing = watch.Drain(2 * time.Second)

@@ -1,6 +1,4 @@
-package rendezvous
-
-// The -e data connection: each direction is a stream of AEAD frames.
+// Package seal is -e's data connection: each direction is a stream of AEAD frames.
 //
 //	frame  = header (4 bytes) | ciphertext (length bytes) | tag (16 bytes)
 //	header = big-endian uint32: bit 31 end-of-stream, bits 30-24 zero,
@@ -16,6 +14,7 @@ package rendezvous
 // Without it a stream is incomplete, so a cut connection can never pass for a
 // short but complete one. Each direction has its own key (SessionKeys), so a
 // frame cannot be reflected back to its sender.
+package seal
 
 import (
 	"crypto/aes"
