@@ -23,7 +23,6 @@ import (
 
 	"github.com/socketpipe/socketpipe/integration/harness"
 	"github.com/socketpipe/socketpipe/internal/wire"
-	"github.com/socketpipe/socketpipe/pkg/plumb"
 )
 
 // deployEnv is an sshd whose sessions have no socketpipe on PATH, and the local binary.
@@ -59,7 +58,13 @@ func newDeployEnv(t testing.TB, pathDirs ...string) *deployEnv {
 		t.Fatalf("go tool buildid: %v", err)
 	}
 	key := sha256.Sum256([]byte("go build ID " + strings.TrimSpace(string(id))))
-	e.cache = filepath.Join(sshd.Home, ".cache", "socketpipe", plumb.Version+"-"+hex.EncodeToString(key[:8]))
+	// The cache's name starts with the version the binary reports: stamped by make, else the
+	// module's or "devel".
+	vout, err := exec.Command(bin, "--version").Output()
+	if err != nil || len(strings.Fields(string(vout))) < 2 {
+		t.Fatalf("socketpipe --version: %q, %v", vout, err)
+	}
+	e.cache = filepath.Join(sshd.Home, ".cache", "socketpipe", strings.Fields(string(vout))[1]+"-"+hex.EncodeToString(key[:8]))
 	t.Cleanup(func() { harness.WaitNoProcesses(t, marker, 10*time.Second) })
 	return e
 }

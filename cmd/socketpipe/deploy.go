@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	buildversion "github.com/socketpipe/socketpipe/internal/version"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
@@ -28,7 +29,7 @@ type deployer struct {
 
 func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *deployer {
 	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &sshlogin.Deployment{
-		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: plumb.Version,
+		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: buildversion.String(),
 		NoCache: a.NoDeploy,
 	}}
 	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && isSSH(a.Login[0]) {

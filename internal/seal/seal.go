@@ -25,17 +25,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/sys/cpu"
+
+	"github.com/socketpipe/socketpipe/internal/platform"
 )
 
 // Cipher names, as given to -e and carried in the request.
 const (
 	// CipherAuto picks AES-256-GCM when the CPU has AES instructions
-	// (HasAESHardware), else ChaCha20-Poly1305.
+	// (platform.HasAESGCM), else ChaCha20-Poly1305.
 	CipherAuto             = ""
 	CipherAES256GCM        = "aes-256-gcm"
 	CipherChaCha20Poly1305 = "chacha20-poly1305"
@@ -72,29 +72,13 @@ var (
 	errNoncesSpent     = errors.New("rendezvous: sealed stream has used all 2^64 nonces of its key")
 )
 
-// HasAESHardware reports whether this CPU runs Go's AES-GCM in hardware,
-// which makes it faster than ChaCha20-Poly1305.
-func HasAESHardware() bool {
-	switch runtime.GOARCH {
-	case "amd64":
-		return cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ && cpu.X86.HasSSE41 && cpu.X86.HasSSSE3
-	case "arm64":
-		return cpu.ARM64.HasAES && cpu.ARM64.HasPMULL
-	case "s390x":
-		return cpu.S390X.HasAES && cpu.S390X.HasAESCTR && cpu.S390X.HasGHASH
-	case "ppc64", "ppc64le":
-		return true // POWER8 and later, Go's minimum
-	}
-	return false
-}
-
 // ChooseCipher resolves CipherAuto for this machine and checks any other name.
 // Only one side should choose and tell the other: two machines may resolve
 // CipherAuto differently.
 func ChooseCipher(name string) (string, error) {
 	switch name {
 	case CipherAuto:
-		if HasAESHardware() {
+		if platform.HasAESGCM() {
 			return CipherAES256GCM, nil
 		}
 		return CipherChaCha20Poly1305, nil

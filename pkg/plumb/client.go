@@ -16,12 +16,10 @@ import (
 
 	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/version"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
-
-// Version is socketpipe's version, reported by --version and exchanged by the two halves.
-var Version = "0.1.0"
 
 // Client is the local half of a run: it speaks to the remote half over the control channel,
 // makes the data connection and runs the local commands on it.
@@ -156,7 +154,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 
 	ctl := wire.NewConn(r, w)
 	req := &wire.Message{
-		Type: wire.MsgRequest, Version: Version, Protocol: wire.Protocol,
+		Type: wire.MsgRequest, Version: version.String(), Protocol: wire.Protocol,
 		Argv: c.Remote, Shell: c.Shell, NoDelay: c.relaysStdio(), Mode: mode, Secret: secret,
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
 		Cipher: cipherName, Addr: backAddr, Host: c.Host,
@@ -170,7 +168,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		hello, herr := recvHello(hctx, ctl)
 		cancel()
 		if herr == nil && hello.Type == wire.MsgHello && hello.Protocol != wire.Protocol {
-			return rep, &VersionError{Local: Version, LocalProtocol: wire.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
+			return rep, &VersionError{Local: version.String(), LocalProtocol: wire.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
 		}
 		return rep, &wire.BannerError{Banner: ctl.Banner, Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
@@ -189,7 +187,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	}
 	rep.RemoteVersion = hello.Version
 	if hello.Protocol != wire.Protocol {
-		return rep, &VersionError{Local: Version, LocalProtocol: wire.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
+		return rep, &VersionError{Local: version.String(), LocalProtocol: wire.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
 	}
 	c.logf("remote half: socketpipe %s, pid %d, after %v", hello.Version, hello.PID, time.Since(start).Round(time.Millisecond))
 	if len(ctl.Banner) > 0 {

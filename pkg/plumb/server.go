@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/internal/quote"
+	"github.com/socketpipe/socketpipe/internal/version"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
@@ -48,7 +49,7 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return err
 	}
-	hello := &wire.Message{Type: wire.MsgHello, Version: Version, Protocol: wire.Protocol,
+	hello := &wire.Message{Type: wire.MsgHello, Version: version.String(), Protocol: wire.Protocol,
 		PID: os.Getpid(), SSHConnection: s.getenv("SSH_CONNECTION")}
 	fail := func(err error) error {
 		if ctl.Send(&wire.Message{Type: wire.MsgError, Error: err.Error()}) == nil {
@@ -62,7 +63,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if req.Protocol != wire.Protocol {
 		ctl.Send(hello)
-		return fail(&VersionError{Local: req.Version, LocalProtocol: req.Protocol, Remote: Version, RemoteProtocol: wire.Protocol})
+		return fail(&VersionError{Local: req.Version, LocalProtocol: req.Protocol, Remote: version.String(), RemoteProtocol: wire.Protocol})
 	}
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
 		ctl.Send(hello)
