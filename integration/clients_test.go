@@ -17,7 +17,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // sftpServer is Debian's sftp-server (openssh-sftp-server), which restic's sftp.command runs.

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/integration/bench"
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }
