@@ -127,7 +127,7 @@ func (l *Listener) acceptLoop() {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			p, err := Prove(c, l.secret, l.role)
+			p, err := Prove(c, l.secret, l.role, false)
 			l.mu.Lock()
 			for i, pc := range l.pending {
 				if pc == c {
@@ -187,7 +187,7 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	p, err := Prove(c, secret, role)
+	p, err := Prove(c, secret, role, true)
 	if err != nil {
 		c.Close()
 		if ctx.Err() != nil {
