@@ -118,6 +118,13 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.mu.Lock()
+		select {
+		case <-l.done: // accepted as Close ran: Close has closed the others already
+			l.mu.Unlock()
+			c.Close()
+			return
+		default:
+		}
 		if len(l.pending) >= MaxPending {
 			l.pending[0].Close() // its proof fails, and it is counted as rejected
 			l.pending = l.pending[1:]
@@ -163,6 +170,13 @@ func (l *Listener) Close() error {
 	l.once.Do(func() {
 		close(l.done)
 		err = l.ln.Close()
+		// A proof under way would otherwise run on for up to ProofTimeout.
+		l.mu.Lock()
+		for _, c := range l.pending {
+			c.Close()
+		}
+		l.pending = nil
+		l.mu.Unlock()
 		go func() {
 			l.wg.Wait()
 			for {
