@@ -50,6 +50,10 @@ type Client struct {
 	// 8-bit channel that auto mode may fall back to.
 	Native bool
 
+	// Liveness is how soon a dead link or peer ends the run (keepalive on the data socket,
+	// pings on the control channel); zero fields are rendezvous's defaults.
+	Liveness rendezvous.Liveness
+
 	// Logf receives the -v story; nil is silent.
 	Logf func(format string, args ...any)
 
@@ -159,7 +163,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
 		Cipher: cipherName, Addr: backAddr, Host: c.Host,
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
-		PingMS: rendezvous.CurrentLiveness().PingInterval.Milliseconds(),
+		PingMS: c.Liveness.WithDefaults().PingInterval.Milliseconds(),
 	}
 	if err := ctl.Send(req); err != nil {
 		// The login ended before it read anything. What it printed may still say why: a
@@ -231,12 +235,12 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		}
 		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
 	case c.Encrypt:
-		l, err = sealedLink(res, secret, cipherName, true)
+		l, err = sealedLink(res, secret, cipherName, true, c.Liveness)
 		if err == nil {
 			c.logf("data connection: encrypted with %s", cipherName)
 		}
 	default:
-		l, err = plainLink(res.Mode, res.Proven.Conn)
+		l, err = plainLink(res.Mode, res.Proven.Conn, c.Liveness)
 	}
 	if err != nil {
 		return rep, err

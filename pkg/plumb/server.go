@@ -29,6 +29,9 @@ type Server struct {
 	Stderr  *os.File  // the remote command's stderr (the session's, back to the client)
 	Getenv  func(string) string
 	Logf    func(format string, args ...any)
+	// Liveness sets the data socket's keepalive; zero fields are rendezvous's defaults. The
+	// pings' interval is the client's, from the request.
+	Liveness rendezvous.Liveness
 }
 
 func (s *Server) getenv(k string) string {
@@ -98,9 +101,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case res.Mode == rendezvous.ModeSSH:
 		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
 	case req.Encrypt:
-		l, err = sealedLink(res, req.Secret, req.Cipher, false)
+		l, err = sealedLink(res, req.Secret, req.Cipher, false, s.Liveness)
 	default:
-		l, err = plainLink(res.Mode, res.Proven.Conn)
+		l, err = plainLink(res.Mode, res.Proven.Conn, s.Liveness)
 	}
 	if err != nil {
 		return fail(err)

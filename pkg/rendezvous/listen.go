@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,28 +214,30 @@ const (
 	PingDead     = 6 * PingInterval
 )
 
-// LivenessEnv is for tests only: when it is "short" in the environment of a half, that half
-// uses ShortLiveness instead of the constants above, so that a test of a cut link ends in
-// seconds. It is read once.
-const LivenessEnv = "SOCKETPIPE_TEST_LIVENESS"
-
-// Liveness is a set of liveness settings.
+// Liveness is a set of liveness settings; a zero field means the constant above. A test of a
+// cut link sets them short, to end in seconds.
 type Liveness struct {
 	KeepIdle, KeepInterval time.Duration
 	KeepCount              int
 	PingInterval           time.Duration // the client's choice, sent in the request
 }
 
-// ShortLiveness is what LivenessEnv=short selects: a dead link found in about 6 s.
-var ShortLiveness = Liveness{KeepIdle: 2 * time.Second, KeepInterval: time.Second, KeepCount: 3, PingInterval: time.Second}
-
-// CurrentLiveness returns the settings in force.
-var CurrentLiveness = sync.OnceValue(func() Liveness {
-	if os.Getenv(LivenessEnv) == "short" {
-		return ShortLiveness
+// WithDefaults returns lv with its zero fields set to the constants above.
+func (lv Liveness) WithDefaults() Liveness {
+	if lv.KeepIdle <= 0 {
+		lv.KeepIdle = KeepIdle
 	}
-	return Liveness{KeepIdle: KeepIdle, KeepInterval: KeepInterval, KeepCount: KeepCount, PingInterval: PingInterval}
-})
+	if lv.KeepInterval <= 0 {
+		lv.KeepInterval = KeepInterval
+	}
+	if lv.KeepCount <= 0 {
+		lv.KeepCount = KeepCount
+	}
+	if lv.PingInterval <= 0 {
+		lv.PingInterval = PingInterval
+	}
+	return lv
+}
 
 // PingDeadAfter is how long a half waits for word from a peer that pings every interval.
 func PingDeadAfter(interval time.Duration) time.Duration { return 6 * interval }

@@ -34,22 +34,22 @@ import (
 // algorithm off for the remote command too (wire.Message.NoDelay), which is what the command would
 // get from sshd, which writes each piece as it reads it.
 
-// Tune sets the options of a data connection that commands will hold: keepalive, and Nagle's
-// algorithm on (see above).
-func Tune(c net.Conn) error {
+// Tune sets the options of a data connection that commands will hold: keepalive as lv says,
+// and Nagle's algorithm on (see above).
+func Tune(c net.Conn, lv Liveness) error {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	lv := CurrentLiveness()
+	lv = lv.WithDefaults()
 	return errors.Join(
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: lv.KeepIdle, Interval: lv.KeepInterval, Count: lv.KeepCount}),
 		tc.SetNoDelay(false))
 }
 
 // TuneRelay is Tune for a connection socketpipe writes to itself: Nagle's algorithm off.
-func TuneRelay(c net.Conn) error {
-	err := Tune(c)
+func TuneRelay(c net.Conn, lv Liveness) error {
+	err := Tune(c, lv)
 	if tc, ok := c.(*net.TCPConn); ok {
 		err = errors.Join(err, tc.SetNoDelay(true))
 	}
