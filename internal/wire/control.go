@@ -55,9 +55,6 @@ type Message struct {
 	TimeoutMS int64    `json:"timeout_ms,omitempty"`
 	Encrypt   bool     `json:"encrypt,omitempty"`
 	Cipher    string   `json:"cipher,omitempty"`
-	Host      string   `json:"host,omitempty"`     // -h: the address to connect back to
-	Stdout    bool     `json:"stdout,omitempty"`   // the client has an output (-o or its own stdout)
-	Stdin     bool     `json:"stdin,omitempty"`    // the client has an input (-i or its own stdin)
 	PortLow   int      `json:"port_low,omitempty"` // --ports
 	PortHigh  int      `json:"port_high,omitempty"`
 	Shell     bool     `json:"shell,omitempty"` // run Argv[0] through the user's shell (--ssh mode)
@@ -81,7 +78,6 @@ type Message struct {
 	// status (remote half to client)
 	Exit   int    `json:"exit"`
 	Signal string `json:"signal,omitempty"`
-	Stage  string `json:"stage,omitempty"`
 
 	// error (either way), and notes for -v
 	Error string `json:"error,omitempty"`
@@ -97,7 +93,6 @@ const (
 	MsgStatus       = "status"
 	MsgError        = "error"
 	MsgNote         = "note"
-	MsgStarted      = "started"
 	MsgOutputClosed = "output-closed" // client to remote half: the local output stage ended early
 	MsgInputUnread  = "input-unread"  // remote half to client: the remote command is gone, input is unread
 	MsgPing         = "ping"          // either way, when agreed (PingMS): I am alive

@@ -161,7 +161,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		Type: wire.MsgRequest, Version: version.String(), Protocol: wire.Protocol,
 		Argv: c.Remote, Shell: c.Shell, NoDelay: c.relaysStdio(), Mode: mode, Secret: secret,
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
-		Cipher: cipherName, Addr: backAddr, Host: c.Host,
+		Cipher: cipherName, Addr: backAddr,
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
 		PingMS: c.Liveness.WithDefaults().PingInterval.Milliseconds(),
 	}

@@ -205,13 +205,12 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 // to a zero window too, and aborts a connection whose receiver has stopped reading for longer,
 // however promptly its kernel answers the window probes. While data is on its way, the halves
 // instead send each other a ping on the control channel every PingInterval, and give up on a
-// peer not heard from for PingDead (see wire.Message.PingMS).
+// peer not heard from for PingDeadAfter(PingInterval) (see wire.Message.PingMS).
 const (
 	KeepIdle     = 15 * time.Second
 	KeepInterval = 5 * time.Second
 	KeepCount    = 6
 	PingInterval = 5 * time.Second
-	PingDead     = 6 * PingInterval
 )
 
 // Liveness is a set of liveness settings; a zero field means the constant above. A test of a
