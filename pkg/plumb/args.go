@@ -169,7 +169,7 @@ func ParseArgs(args []string) (*Args, error) {
 			}
 			pr, err := rendezvous.ParsePortRange(v)
 			if err != nil {
-				return nil, &UsageError{Msg: strings.TrimPrefix(err.Error(), "rendezvous: ")}
+				return nil, &UsageError{Msg: err.Error()}
 			}
 			a.Ports = pr
 		case "--help", "--version":

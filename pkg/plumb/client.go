@@ -218,7 +218,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	if err != nil {
 		if errors.Is(err, rendezvous.ErrTimeout) || strings.Contains(err.Error(), "control channel closed") {
 			if rd.err != nil {
-				err = fmt.Errorf("%w (%v)", err, rd.err)
+				err = fmt.Errorf("%w (%w)", err, rd.err)
 			}
 		}
 		return rep, err
@@ -484,7 +484,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				if !statusSeen.Load() {
 					vanished = ErrRemoteVanished
 					if rd.err != nil {
-						vanished = fmt.Errorf("%w: %v", ErrRemoteVanished, rd.err)
+						vanished = fmt.Errorf("%w: %w", ErrRemoteVanished, rd.err)
 					}
 					// Local commands still reading or writing the dead connection end
 					// on their own; make sure they do.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -188,7 +187,7 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 					// the run for a success. The error goes first: the command's status,
 					// sent once it is gone, must not reach the client before it.
 					rd.conn.Send(&wire.Message{Type: wire.MsgError,
-						Error: "remote half: " + strings.TrimPrefix(err.Error(), "rendezvous: ")})
+						Error: "remote half: " + err.Error()})
 					if p.Process != nil {
 						syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
 					}

@@ -33,7 +33,7 @@ func ParsePortRange(s string) (PortRange, error) {
 	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || l < 1 || h > 65535 || l > h {
-		return PortRange{}, fmt.Errorf("rendezvous: bad port range %s: want LOW-HIGH within 1-65535", quote.Word(s))
+		return PortRange{}, fmt.Errorf("bad port range %s: want LOW-HIGH within 1-65535", quote.Word(s))
 	}
 	return PortRange{l, h}, nil
 }
@@ -59,7 +59,7 @@ type Listener struct {
 // Proven().
 func Listen(ip net.IP, ports PortRange, secret []byte, role byte) (*Listener, error) {
 	if ip == nil || ip.IsUnspecified() {
-		return nil, errors.New("rendezvous: refusing to listen on all interfaces")
+		return nil, errors.New("refusing to listen on all interfaces")
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error { return nil }}
 	var ln net.Listener
@@ -75,7 +75,7 @@ func Listen(ip net.IP, ports PortRange, secret []byte, role byte) (*Listener, er
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rendezvous: listen on %s: %w", ip, err)
+		return nil, fmt.Errorf("listen on %s: %w", ip, err)
 	}
 	l := &Listener{ln: ln, secret: secret, role: role, proven: make(chan *Proven, 4), done: make(chan struct{})}
 	l.wg.Add(1)
