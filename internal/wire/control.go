@@ -50,7 +50,7 @@ type Message struct {
 	Version   string   `json:"version,omitempty"`  // the sender's socketpipe version
 	Protocol  int      `json:"protocol,omitempty"` // the sender's Protocol
 	Argv      []string `json:"argv,omitempty"`     // the remote command, run verbatim
-	Mode      string   `json:"mode,omitempty"`     // back, reverse, ssh or auto
+	Mode      string   `json:"mode,omitempty"`     // back, reverse, ssh or auto (and a note's subject)
 	Secret    []byte   `json:"secret,omitempty"`   // the data connection's secret
 	TimeoutMS int64    `json:"timeout_ms,omitempty"`
 	Encrypt   bool     `json:"encrypt,omitempty"`
@@ -81,7 +81,7 @@ type Message struct {
 
 	// error (either way), and notes for -v
 	Error string `json:"error,omitempty"`
-	Note  string `json:"note,omitempty"`
+	Note  string `json:"note,omitempty"` // with Mode set: why that way of connecting fails so far
 }
 
 // Message types.

@@ -216,7 +216,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	}
 	res, err := rc.Run(ctx, ctl, hello, rd.msgs)
 	if err != nil {
-		if errors.Is(err, rendezvous.ErrTimeout) || strings.Contains(err.Error(), "control channel closed") {
+		if errors.Is(err, rendezvous.ErrTimeout) || errors.Is(err, rendezvous.ErrControlClosed) {
 			if rd.err != nil {
 				err = fmt.Errorf("%w (%w)", err, rd.err)
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +42,10 @@ type Result struct {
 
 // ErrTimeout is returned when no data connection was made within the timeout.
 var ErrTimeout = errors.New("no data connection within the timeout")
+
+// ErrControlClosed is returned when the control channel ended while the client was making the
+// data connection: the remote half or the login went away.
+var ErrControlClosed = errors.New("the control channel closed while making the data connection")
 
 // A RemoteError is an error message sent by the other half.
 type RemoteError struct{ Msg string }
@@ -216,16 +219,19 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 			}
 		case m, ok := <-msgs:
 			if !ok {
-				return nil, errors.New("the control channel closed while making the data connection")
+				return nil, ErrControlClosed
 			}
 			switch m.Type {
 			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			case wire.MsgNote:
-				c.logf("remote: %s", m.Note)
-				if strings.HasPrefix(m.Note, "back: ") {
-					reasons[ModeBack] = strings.TrimPrefix(m.Note, "back: ")
+				if m.Mode == "" {
+					c.logf("remote: %s", m.Note)
+					break
 				}
+				// A note about one way of connecting: why it has not worked yet.
+				c.logf("remote: %s: %s", m.Mode, m.Note)
+				reasons[m.Mode] = m.Note
 			case wire.MsgListen:
 				dialReverse(m.Addr)
 				pendingDials++
@@ -359,7 +365,8 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 					return
 				}
 				if attempt == 1 {
-					ctl.Send(&wire.Message{Type: wire.MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v (retrying)", addr, err)})
+					ctl.Send(&wire.Message{Type: wire.MsgNote, Mode: ModeBack,
+						Note: fmt.Sprintf("connecting to %s: %v (retrying)", addr, err)})
 				}
 				select {
 				case <-time.After(backoff):
