@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -297,7 +298,7 @@ func (d *Deployment) StartCommand() (string, error) {
 	}
 	prog := d.Name
 	if d.Path != "" {
-		prog = shQuote(d.Path)
+		prog = quote.Shell(d.Path)
 	}
 	installed := fmt.Sprintf("if command -v %s >/dev/null 2>&1; then exec %s %s; fi; ", prog, prog, d.Args)
 	var s strings.Builder
@@ -342,7 +343,7 @@ func (d *Deployment) installScript(token string) string {
 	var unames []string
 	if sys, ok := unameSystems[d.goos()]; ok {
 		for _, m := range d.machines() {
-			unames = append(unames, shQuote(sys+" "+m))
+			unames = append(unames, quote.Shell(sys+" "+m))
 		}
 	}
 	if len(unames) == 0 {
@@ -789,18 +790,10 @@ func (w *Watcher) Drain(d time.Duration) *Missing {
 	return w.Missing()
 }
 
-// shQuote quotes s for a POSIX shell.
-func shQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+,:=@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // shWrap runs script with sh, so that it means the same under any login shell (csh, fish):
 // the quoted script carries no backslash pairs that those shells would take apart.
 func shWrap(script string) string {
-	return "exec sh -c " + shQuote(script)
+	return "exec sh -c " + quote.Shell(script)
 }
 
 // capBuffer keeps the first max bytes written to it and discards the rest.

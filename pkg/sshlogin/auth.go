@@ -441,9 +441,9 @@ func agentSocket(cfg *sshconfig.Config, env sshconfig.Env) string {
 	case s == "none":
 		return ""
 	case s == "" || s == "SSH_AUTH_SOCK":
-		return getenv(env, "SSH_AUTH_SOCK")
+		return env.Get("SSH_AUTH_SOCK")
 	case strings.HasPrefix(s, "$"):
-		return getenv(env, strings.Trim(s[1:], "{}"))
+		return env.Get(strings.Trim(s[1:], "{}"))
 	default:
 		return s
 	}

@@ -239,7 +239,7 @@ func (c *Cmd) start(ctx context.Context) error {
 	if c.ForceExec {
 		return c.startExec(ctx, "forced (-x)", false)
 	}
-	if !isSSH(c.Login[0]) {
+	if !IsSSH(c.Login[0]) {
 		return c.startExec(ctx, fmt.Sprintf("login command %q is not ssh", c.Login[0]), false)
 	}
 	t0 := time.Now()
@@ -396,8 +396,9 @@ func (c *Cmd) logf(format string, args ...any) {
 	}
 }
 
-// isSSH reports whether a login command word names ssh.
-func isSSH(word string) bool {
+// IsSSH reports whether a login command word names ssh: "ssh" or a path ending in "/ssh".
+// Such a login is read (ParseArgs, Resolve) and run in-process; any other is executed.
+func IsSSH(word string) bool {
 	return word == "ssh" || strings.HasSuffix(word, "/ssh")
 }
 

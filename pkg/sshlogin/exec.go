@@ -24,10 +24,10 @@ type execRun struct {
 // but it never gets the terminal as stdin or stdout: those are pipes or /dev/null.
 func (c *Cmd) execStart(ctx context.Context) (*execRun, error) {
 	args := append([]string(nil), c.Login[1:]...)
-	if c.Subsystem && isSSH(c.Login[0]) {
+	if c.Subsystem && IsSSH(c.Login[0]) {
 		args = append([]string{"-s"}, args...)
 	}
-	if c.BatchMode && isSSH(c.Login[0]) {
+	if c.BatchMode && IsSSH(c.Login[0]) {
 		args = append([]string{"-oBatchMode=yes"}, args...)
 	}
 	args = append(args, c.Command)

@@ -105,7 +105,7 @@ func (c *Cmd) hostKeyCheck(cfg *sshconfig.Config, p *prompter, d *debug, hs *han
 		if f == "" || f == "none" || f == "/dev/null" {
 			continue
 		}
-		f = expandTilde(f, p.env)
+		f = p.env.ExpandTilde(f)
 		if _, err := os.Stat(f); err == nil {
 			files = append(files, f)
 		}
@@ -117,7 +117,7 @@ func (c *Cmd) hostKeyCheck(cfg *sshconfig.Config, p *prompter, d *debug, hs *han
 	var algos []string
 	if len(cfg.HostKeyAlgorithms) > 0 {
 		imp := slices.Concat(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys)
-		algos = implemented(algoList(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
+		algos = implemented(configured(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
 	} else if known := db.HostKeyAlgorithms(lookup); len(known) > 0 {
 		algos = known
 		for _, a := range ssh.SupportedAlgorithms().HostKeys {

@@ -38,8 +38,8 @@ type prompter struct {
 // askpassMode decides between the terminal and SSH_ASKPASS: use means try askpass first;
 // allow means askpass may be used at all.
 func (p *prompter) askpassMode() (use, allow bool) {
-	allow = getenv(p.env, "DISPLAY") != "" || getenv(p.env, "WAYLAND_DISPLAY") != ""
-	switch strings.ToLower(getenv(p.env, "SSH_ASKPASS_REQUIRE")) {
+	allow = p.env.Get("DISPLAY") != "" || p.env.Get("WAYLAND_DISPLAY") != ""
+	switch strings.ToLower(p.env.Get("SSH_ASKPASS_REQUIRE")) {
 	case "force":
 		return true, true
 	case "prefer":
@@ -187,7 +187,7 @@ func (p *prompter) abandon() {
 // askpass runs SSH_ASKPASS with the prompt as its argument and reads the answer from its
 // standard output; a non-zero exit is a refusal.
 func (p *prompter) askpass(prompt string) (string, error) {
-	prog := getenv(p.env, "SSH_ASKPASS")
+	prog := p.env.Get("SSH_ASKPASS")
 	if prog == "" {
 		prog = defaultAskpass
 	}
