@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/socketpipe/socketpipe/internal/platform"
 )
 
 // execRun is a login command running as a child process.
@@ -64,7 +64,7 @@ func (e *execRun) wait() error {
 	if errors.As(err, &xe) {
 		if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			sig := ws.Signal()
-			return &ExitError{Status: 128 + int(sig), Signal: signalName(sig)}
+			return &ExitError{Status: 128 + int(sig), Signal: platform.SignalName(sig)}
 		}
 		return &ExitError{Status: xe.ExitCode()}
 	}
@@ -91,15 +91,6 @@ func (e *execRun) close() error {
 		return nil
 	}
 	return err
-}
-
-// signalName is "KILL" for SIGKILL, as ssh's exit-signal message spells signals.
-func signalName(sig syscall.Signal) string {
-	name := unix.SignalName(sig)
-	if len(name) > 3 && name[:3] == "SIG" {
-		return name[3:]
-	}
-	return fmt.Sprint(int(sig))
 }
 
 // descendants returns the pids of the processes under pid (children first), from the parent
