@@ -109,7 +109,7 @@ type PlatformError struct {
 }
 
 func (e *PlatformError) Error() string {
-	return fmt.Sprintf("sshlogin: remote host is %s/%s, this binary is %s/%s", e.System, e.Machine, e.GOOS, e.GOARCH)
+	return fmt.Sprintf("remote host is %s/%s, this binary is %s/%s", e.System, e.Machine, e.GOOS, e.GOARCH)
 }
 
 // InstallError reports an upload that did not end with a checked copy in the cache.
@@ -124,7 +124,7 @@ func (e *InstallError) Error() string {
 	if msg == "" {
 		msg = e.Err.Error()
 	}
-	return fmt.Sprintf("sshlogin: installing in %s on the remote host failed: %s", e.Dir, msg)
+	return fmt.Sprintf("installing in %s on the remote host failed: %s", e.Dir, msg)
 }
 
 func (e *InstallError) Unwrap() error { return e.Err }
@@ -136,7 +136,7 @@ var safeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._+-]*$`)
 func (d *Deployment) Prepare() error {
 	d.once.Do(func() {
 		if !safeName.MatchString(d.Name) {
-			d.err = fmt.Errorf("sshlogin: deployment name %q is not a plain program name", d.Name)
+			d.err = fmt.Errorf("deployment name %q is not a plain program name", d.Name)
 			return
 		}
 		path, err := d.binary()
@@ -169,14 +169,14 @@ func (d *Deployment) hash() error {
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			d.sumErr = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			d.sumErr = fmt.Errorf("reading the binary to deploy: %w", err)
 			return
 		}
 		defer f.Close()
 		h := sha256.New()
 		n, err := io.Copy(h, f)
 		if err != nil {
-			d.sumErr = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			d.sumErr = fmt.Errorf("reading the binary to deploy: %w", err)
 			return
 		}
 		h.Sum(d.sum[:0])
@@ -252,7 +252,7 @@ func (d *Deployment) binary() (string, error) {
 	}
 	p, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("sshlogin: finding the running binary to deploy: %w", err)
+		return "", fmt.Errorf("finding the running binary to deploy: %w", err)
 	}
 	return p, nil
 }
@@ -294,7 +294,7 @@ func (d *Deployment) StartCommand() (string, error) {
 			return "", err
 		}
 	} else if !safeName.MatchString(d.Name) {
-		return "", fmt.Errorf("sshlogin: deployment name %q is not a plain program name", d.Name)
+		return "", fmt.Errorf("deployment name %q is not a plain program name", d.Name)
 	}
 	prog := d.Name
 	if d.Path != "" {
@@ -391,7 +391,7 @@ func (d *Deployment) Install(ctx context.Context, c *sshlogin.Cmd) (*Installed, 
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+		return nil, fmt.Errorf("reading the binary to deploy: %w", err)
 	}
 	defer f.Close()
 	var tok [6]byte

@@ -14,7 +14,7 @@ type ArgError struct {
 	Msg string
 }
 
-func (e *ArgError) Error() string { return "sshlogin: " + e.Msg }
+func (e *ArgError) Error() string { return e.Msg }
 
 // UnsupportedError reports ssh options that socketpipe cannot honour in-process (port
 // forwarding, a terminal, control masters, -G, ...). ParseArgs returns it together with a
@@ -27,9 +27,9 @@ type UnsupportedError struct {
 
 func (e *UnsupportedError) Error() string {
 	if len(e.Options) > 1 {
-		return fmt.Sprintf("sshlogin: ssh options %s cannot be honoured in-process", strings.Join(e.Options, " "))
+		return fmt.Sprintf("ssh options %s cannot be honoured in-process", strings.Join(e.Options, " "))
 	}
-	return fmt.Sprintf("sshlogin: ssh option %s cannot be honoured in-process", e.Option)
+	return fmt.Sprintf("ssh option %s cannot be honoured in-process", e.Option)
 }
 
 // ErrAgentForwarding is returned for -A: agent forwarding stays off, since nothing socketpipe

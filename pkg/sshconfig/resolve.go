@@ -151,7 +151,7 @@ type resolver struct {
 // an Invocation without a host.
 func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv == nil || inv.Host == "" {
-		return nil, errors.New("sshlogin: resolve: no host")
+		return nil, errors.New("no destination host to resolve")
 	}
 	r := &resolver{env: env, inv: inv, hostArg: inv.Host, host: inv.Host, first: map[string]setting{}}
 

@@ -53,7 +53,7 @@ func (c *Cmd) execStart(ctx context.Context) (*execRun, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("sshlogin: %w", err)
+		return nil, fmt.Errorf("login command: %w", err)
 	}
 	return &execRun{cmd: cmd}, nil
 }
@@ -69,7 +69,7 @@ func (e *execRun) wait() error {
 		return &ExitError{Status: xe.ExitCode()}
 	}
 	if err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
+		return fmt.Errorf("login command: %w", err)
 	}
 	return nil
 }

@@ -51,11 +51,11 @@ func resolveChain(inv *sshconfig.Invocation, cfg *sshconfig.Config, env sshconfi
 		return h, "", nil
 	}
 	if depth >= maxJumps {
-		return nil, "", fmt.Errorf("sshlogin: more than %d ProxyJump hops (a loop in the configuration?)", maxJumps)
+		return nil, "", fmt.Errorf("more than %d ProxyJump hops (a loop in the configuration?)", maxJumps)
 	}
 	jumps, err := sshconfig.ParseProxyJump(jump)
 	if err != nil {
-		return nil, "", fmt.Errorf("sshlogin: ProxyJump %q: %w", jump, err)
+		return nil, "", fmt.Errorf("ProxyJump %q: %w", jump, err)
 	}
 	hops := strings.Split(jump, ",") // as ParseProxyJump splits it
 	last := hops[len(hops)-1]
@@ -67,7 +67,7 @@ func resolveChain(inv *sshconfig.Invocation, cfg *sshconfig.Config, env sshconfi
 	}
 	hcfg, err := sshconfig.Resolve(hinv, env)
 	if err != nil {
-		return nil, "", fmt.Errorf("sshlogin: ProxyJump host %s: %w", last, err)
+		return nil, "", fmt.Errorf("ProxyJump host %s: %w", last, err)
 	}
 	if len(hops) == 1 && hcfg.ProxyJump == jump {
 		hcfg.ProxyJump = "" // a Host * ProxyJump would otherwise jump to itself
@@ -200,7 +200,7 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env sshconfig.Env, d *debug, 
 		d.printf("Connecting to %s [%s] port %d via %s.", cfg.Host, cfg.HostName, cfg.Port, h.via.cfg.Host)
 		conn, err = jc.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("sshlogin: connect to %s through %s: %w", addr, h.via.cfg.Host, err)
+			return nil, nil, fmt.Errorf("connect to %s through %s: %w", addr, h.via.cfg.Host, err)
 		}
 	} else {
 		d.printf("Connecting to %s [%s] port %d.", cfg.Host, cfg.HostName, cfg.Port)
@@ -252,7 +252,7 @@ func dial(ctx context.Context, cfg *sshconfig.Config) (net.Conn, error) {
 		if ip == nil {
 			a, err := net.DefaultResolver.LookupIPAddr(ctx, cfg.BindAddress)
 			if err != nil || len(a) == 0 {
-				return nil, fmt.Errorf("sshlogin: BindAddress %s: %w", cfg.BindAddress, err)
+				return nil, fmt.Errorf("BindAddress %s: %w", cfg.BindAddress, err)
 			}
 			ip = a[0].IP
 		}
@@ -276,9 +276,9 @@ func dial(ctx context.Context, cfg *sshconfig.Config) (net.Conn, error) {
 		}
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("sshlogin: connect to %s: %w", addr, context.Cause(ctx))
+		return nil, fmt.Errorf("connect to %s: %w", addr, context.Cause(ctx))
 	}
-	return nil, fmt.Errorf("sshlogin: connect to %s: %w", addr, err)
+	return nil, fmt.Errorf("connect to %s: %w", addr, err)
 }
 
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
@@ -333,7 +333,7 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Confi
 				r.sc.Close()
 			}
 		}()
-		return nil, nil, fmt.Errorf("sshlogin: login to %s: %w", cfg.Host, context.Cause(ctx))
+		return nil, nil, fmt.Errorf("login to %s: %w", cfg.Host, context.Cause(ctx))
 	}
 	sc, chans, reqs, err := r.sc, r.chans, r.reqs, r.err
 	if err != nil {
@@ -373,14 +373,14 @@ func configured(list, defaults []string) []string {
 func (n *nativeRun) startSession(ctx context.Context, c *Cmd, cfg *sshconfig.Config, env sshconfig.Env, command string, d *debug) error {
 	ch, reqs, err := n.client.OpenChannel("session", nil)
 	if err != nil {
-		return fmt.Errorf("sshlogin: open session on %s: %w", cfg.Host, err)
+		return fmt.Errorf("open session on %s: %w", cfg.Host, err)
 	}
 	n.ch = ch
 	for _, kv := range sessionEnv(cfg, env) {
 		d.printf("Sending env %s = %s", kv[0], kv[1])
 		msg := ssh.Marshal(struct{ Name, Value string }{kv[0], kv[1]})
 		if _, err := ch.SendRequest("env", false, msg); err != nil {
-			return fmt.Errorf("sshlogin: session on %s: %w", cfg.Host, err)
+			return fmt.Errorf("session on %s: %w", cfg.Host, err)
 		}
 	}
 	n.exited = make(chan struct{})
@@ -518,10 +518,10 @@ func (n *nativeRun) wait() error {
 				return err
 			}
 		}
-		return fmt.Errorf("sshlogin: connection lost: %w", connErr(n.connErr))
+		return fmt.Errorf("connection lost: %w", connErr(n.connErr))
 	case <-time.After(100 * time.Millisecond):
 	}
-	return fmt.Errorf("sshlogin: remote command ended without an exit status: %w", &ssh.ExitMissingError{})
+	return fmt.Errorf("remote command ended without an exit status: %w", &ssh.ExitMissingError{})
 }
 
 func connErr(err error) error {
@@ -634,7 +634,7 @@ func (k *keepalive) start(client *ssh.Client, d *debug) {
 			}
 			missed++
 			if missed > k.max {
-				err := fmt.Errorf("sshlogin: timeout, server %s not responding (%d keepalives unanswered, ServerAliveInterval %v)",
+				err := fmt.Errorf("timeout, server %s not responding (%d keepalives unanswered, ServerAliveInterval %v)",
 					k.conn.RemoteAddr(), k.max, k.interval)
 				k.failed.Store(&err)
 				d.printf("Timeout, server %s not responding.", k.conn.RemoteAddr())

@@ -16,7 +16,7 @@ import (
 )
 
 // errNoPrompt means a question could not be asked: BatchMode, or nowhere to ask it.
-var errNoPrompt = errors.New("sshlogin: cannot prompt")
+var errNoPrompt = errors.New("cannot prompt")
 
 // defaultAskpass is OpenSSH's default SSH_ASKPASS program.
 const defaultAskpass = "/usr/bin/ssh-askpass"
@@ -97,7 +97,7 @@ func (p *prompter) askTTY(prompt string) (string, error) {
 func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, error) {
 	ctx := p.ctx
 	if ctx != nil && ctx.Err() != nil {
-		return "", fmt.Errorf("sshlogin: prompt abandoned: %w", context.Cause(ctx))
+		return "", fmt.Errorf("prompt abandoned: %w", context.Cause(ctx))
 	}
 	rc, err := tty.SyscallConn()
 	if err != nil {
@@ -159,12 +159,12 @@ func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, erro
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return "", fmt.Errorf("sshlogin: prompt abandoned: %w", context.Cause(ctx))
+				return "", fmt.Errorf("prompt abandoned: %w", context.Cause(ctx))
 			}
 			if len(line) > 0 {
 				break
 			}
-			return "", fmt.Errorf("sshlogin: read from terminal: %w", err)
+			return "", fmt.Errorf("read from terminal: %w", err)
 		}
 	}
 	if !echo {
@@ -200,7 +200,7 @@ func (p *prompter) askpass(prompt string) (string, error) {
 	cmd.Stdout = &out
 	cmd.Stderr = p.stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("sshlogin: SSH_ASKPASS %s: %w", prog, err)
+		return "", fmt.Errorf("SSH_ASKPASS %s: %w", prog, err)
 	}
 	return strings.TrimRight(out.String(), "\r\n"), nil
 }
