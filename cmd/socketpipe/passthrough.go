@@ -11,9 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -114,7 +114,7 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 	case errors.As(werr, &ee):
 		st.Exit, st.Signal = ee.Status, ee.Signal
 	default:
-		st.Exit, st.Err = exitSSH, rendezvous.Printable(strings.TrimPrefix(werr.Error(), "sshlogin: "), 200)
+		st.Exit, st.Err = exitSSH, quote.Printable(strings.TrimPrefix(werr.Error(), "sshlogin: "), 200)
 	}
 	return &plumb.Report{
 		Mode: modePassThrough, Why: pt.why,

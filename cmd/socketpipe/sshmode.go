@@ -10,8 +10,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
@@ -196,7 +196,7 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshconfig.Invo
 	m.stderr = msgs
 	m.logf = logger(msgs, a.Verbose)
 	if a.Encrypt {
-		if _, err := rendezvous.ChooseCipher(a.Cipher); err != nil {
+		if _, err := seal.ChooseCipher(a.Cipher); err != nil {
 			errorf(msgs, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
 			return exitSSH
 		}
