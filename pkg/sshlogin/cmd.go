@@ -28,7 +28,7 @@ type Cmd struct {
 
 	// NativeCommand, if not nil, gives the remote command line on the native path instead of
 	// Command. It is called once the login is done, so that work it needs (hashing a binary
-	// for a Deployment) overlaps the login.
+	// for a deploy.Deployment) overlaps the login.
 	NativeCommand func() (string, error)
 
 	// Stdin, Stdout and Stderr are as in os/exec.Cmd. A nil Stdin means empty input; a nil
@@ -397,7 +397,8 @@ func (c *Cmd) logf(format string, args ...any) {
 }
 
 // IsSSH reports whether a login command word names ssh: "ssh" or a path ending in "/ssh".
-// Such a login is read (ParseArgs, Resolve) and run in-process; any other is executed.
+// Such a login is read (sshconfig.ParseArgs, sshconfig.Resolve) and run in-process; any
+// other is executed.
 func IsSSH(word string) bool {
 	return word == "ssh" || strings.HasSuffix(word, "/ssh")
 }
