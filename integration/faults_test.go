@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // running is a socketpipe run in the background, for tests that act on it while it runs.

@@ -10,6 +10,7 @@ import (
 
 	buildversion "github.com/socketpipe/socketpipe/internal/version"
 	"github.com/socketpipe/socketpipe/internal/wire"
+	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
@@ -21,18 +22,18 @@ import (
 // connection carries an upload of this binary and then starts the copy.
 type deployer struct {
 	a      *plumb.Args
-	dep    *sshlogin.Deployment
-	watch  *sshlogin.Watcher
+	dep    *deploy.Deployment
+	watch  *deploy.Watcher
 	stderr io.Writer
 	logf   func(string, ...any)
 }
 
 func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *deployer {
-	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &sshlogin.Deployment{
+	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &deploy.Deployment{
 		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: buildversion.String(),
 		NoCache: a.NoDeploy,
 	}}
-	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && isSSH(a.Login[0]) {
+	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && sshlogin.IsSSH(a.Login[0]) {
 		// The start command names the cache by this binary's key: find it during the login.
 		go func() {
 			t0 := time.Now()
@@ -44,8 +45,6 @@ func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *de
 	}
 	return d
 }
-
-func isSSH(word string) bool { return word == "ssh" || strings.HasSuffix(word, "/ssh") }
 
 func (d *deployer) log(format string, args ...any) {
 	if d.logf != nil {
@@ -67,7 +66,7 @@ func (d *deployer) reader(r io.Reader) io.Reader {
 // does not deploy itself (--no-deploy).
 type missingError struct {
 	path string // --remote-path
-	m    *sshlogin.Missing
+	m    *deploy.Missing
 }
 
 func (e *missingError) Error() string {
@@ -154,7 +153,7 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 
 // start runs the plumbing again with the remote half started by command on a new session of
 // the login's connection. missing is what the command printed if it found nothing to run.
-func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client, command string) (rep *plumb.Report, half *sshlogin.Cmd, hw io.WriteCloser, missing *sshlogin.Missing, err error) {
+func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client, command string) (rep *plumb.Report, half *sshlogin.Cmd, hw io.WriteCloser, missing *deploy.Missing, err error) {
 	rep = &plumb.Report{}
 	if half, err = login.Session(command); err != nil {
 		return rep, login, nil, nil, err
@@ -181,8 +180,8 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 // reportDeployError says what went wrong in deploying, if err is such a failure.
 func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 	var me *missingError
-	var pe *sshlogin.PlatformError
-	var ie *sshlogin.InstallError
+	var pe *deploy.PlatformError
+	var ie *deploy.InstallError
 	var ce *copyStartError
 	switch {
 	case errors.As(err, &me):

@@ -123,7 +123,7 @@ func logger(w io.Writer, verbose int) func(string, ...any) {
 
 // startMarker starts the remote command line of an executed ssh login: the line it prints
 // before the remote half tells that the remote shell runs what was asked for, not a forced
-// command (see sshlogin.Watcher).
+// command (see deploy.Watcher).
 const startMarker = `printf '\0socketpipe-start\n'; `
 
 // remoteCommandLine is the shell command that starts the remote half.
@@ -188,7 +188,7 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 	}
 	command := remoteCommandLine(a.RemotePath)
 	// An executed ssh may meet a forced command too: the start marker tells.
-	execSSH := len(a.Login) > 0 && isSSH(a.Login[0])
+	execSSH := len(a.Login) > 0 && sshlogin.IsSSH(a.Login[0])
 	if execSSH {
 		command = startMarker + command
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -38,7 +39,7 @@ type AuthError struct {
 
 func (e *AuthError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "sshlogin: authentication as %s to %s failed: ", e.User, e.Host)
+	fmt.Fprintf(&b, "authentication as %s to %s failed: ", e.User, e.Host)
 	if len(e.Tried) == 0 {
 		b.WriteString("no method to try")
 	} else {
@@ -93,8 +94,8 @@ const maxPrompts = 3
 // public key.
 type authState struct {
 	c     *Cmd
-	cfg   *Config
-	env   Env
+	cfg   *sshconfig.Config
+	env   sshconfig.Env
 	p     *prompter
 	d     *debug
 	hs    *handshakeState
@@ -118,7 +119,7 @@ type authState struct {
 	mu          sync.Mutex
 }
 
-func newAuthState(c *Cmd, cfg *Config, env Env, p *prompter, d *debug, hs *handshakeState) *authState {
+func newAuthState(c *Cmd, cfg *sshconfig.Config, env sshconfig.Env, p *prompter, d *debug, hs *handshakeState) *authState {
 	a := &authState{c: c, cfg: cfg, env: env, p: p, d: d, hs: hs, batch: p.batch, prepDone: make(chan struct{}), used: "none"}
 	// Read the agent's list and the public key files while the key exchange runs.
 	go func() {
@@ -276,7 +277,7 @@ func (a *authState) wrap(err error) error {
 	if a.calls > 0 {
 		return a.failure(errors.Unwrap(err))
 	}
-	return fmt.Errorf("sshlogin: ssh handshake with %s: %w", a.cfg.Host, err)
+	return fmt.Errorf("ssh handshake with %s: %w", a.cfg.Host, err)
 }
 
 // usedDesc describes the method that succeeded, for Logf.
@@ -435,14 +436,14 @@ func (s *agentSigner) SignWithAlgorithm(rand io.Reader, data []byte, algo string
 }
 
 // agentSocket is where the agent listens: IdentityAgent, or SSH_AUTH_SOCK; "" for none.
-func agentSocket(cfg *Config, env Env) string {
+func agentSocket(cfg *sshconfig.Config, env sshconfig.Env) string {
 	switch s := cfg.IdentityAgent; {
 	case s == "none":
 		return ""
 	case s == "" || s == "SSH_AUTH_SOCK":
-		return getenv(env, "SSH_AUTH_SOCK")
+		return env.Get("SSH_AUTH_SOCK")
 	case strings.HasPrefix(s, "$"):
-		return getenv(env, strings.Trim(s[1:], "{}"))
+		return env.Get(strings.Trim(s[1:], "{}"))
 	default:
 		return s
 	}

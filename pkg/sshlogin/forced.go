@@ -3,9 +3,7 @@ package sshlogin
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -18,65 +16,8 @@ import (
 // A server may run another command than the one a session asks for: sshd's ForceCommand, or
 // command="..." on the key's line in authorized_keys (rrsync, borg serve --restrict-to-path,
 // git-shell, gitolite). The asked-for command then reaches it only as SSH_ORIGINAL_COMMAND.
-// A program that starts its own remote half on such a login (a Deployment's start command)
-// never runs; the client can still run the user's own command line as ssh would and let the
-// forced command judge it. ForcedCommand tells such a login from a slow or chatty login
-// shell, and ForcedLogins remembers it, so that the next run asks for the user's command at
-// once.
-
-// ForcedCommand waits until it can tell whether the session runs the start command. It returns
-// "" once the start marker or the program's first bytes came, and otherwise why the server
-// seems to run another command than the one asked for: the session's output ended first; it
-// printed output and then not the start marker within grace; or it printed nothing at all for
-// silence (0: no limit). A login shell's banner is followed by the start marker, a forced
-// command's output is not. When ctx ends it returns what it can tell at that moment: "" unless
-// the output has already ended without the start marker. Something must be reading w.
-func (w *Watcher) ForcedCommand(ctx context.Context, grace, silence time.Duration) string {
-	ended := func() string {
-		select {
-		case <-w.Started():
-			return ""
-		default:
-		}
-		select {
-		case <-w.Stray():
-			return "the session printed other output than the start command's and ended"
-		default:
-			return "the session ended without output before the start command ran"
-		}
-	}
-	var silenceC, graceC <-chan time.Time
-	if silence > 0 {
-		t := time.NewTimer(silence)
-		defer t.Stop()
-		silenceC = t.C
-	}
-	stray := w.Stray()
-	for {
-		select {
-		case <-w.Started():
-			return ""
-		case <-w.Ended():
-			return ended()
-		case <-ctx.Done():
-			select {
-			case <-w.Ended():
-				return ended()
-			default:
-				return ""
-			}
-		case <-stray:
-			stray = nil
-			t := time.NewTimer(grace)
-			defer t.Stop()
-			graceC = t.C
-		case <-graceC:
-			return fmt.Sprintf("the session printed other output than the start command's, and not the start command's within %v", grace)
-		case <-silenceC:
-			return fmt.Sprintf("the session printed nothing for %v, not even the start command's first line", silence)
-		}
-	}
-}
+// ForcedLogins remembers such a login (package deploy's Watcher.ForcedCommand tells one from
+// a slow or chatty login shell), so that the next run asks for the user's command at once.
 
 // ForcedLogins is a file of logins known to run a forced command, one a line:
 //
@@ -129,7 +70,7 @@ func (f *ForcedLogins) Has(ep *Endpoint) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("sshlogin: %w", err)
+		return false, err
 	}
 	defer file.Close()
 	for _, l := range ParseForcedLogins(io.LimitReader(file, maxForcedFile)) {
@@ -155,11 +96,11 @@ func (f *ForcedLogins) Add(ep *Endpoint, now time.Time) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
+		return err
 	}
 	file, err := os.OpenFile(f.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
+		return err
 	}
 	var b bytes.Buffer
 	if fi, err := file.Stat(); err == nil && fi.Size() == 0 {
@@ -172,10 +113,7 @@ func (f *ForcedLogins) Add(ep *Endpoint, now time.Time) error {
 	if cerr := file.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
-	}
-	return nil
+	return err
 }
 
 const forcedHeader = `# socketpipe: logins whose server runs a forced command (sshd ForceCommand, or command= in

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/skeema/knownhosts"
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
@@ -42,13 +43,13 @@ type HostKeyError struct {
 func (e *HostKeyError) Error() string {
 	switch {
 	case e.Revoked:
-		return fmt.Sprintf("sshlogin: host key for %s is revoked by known_hosts line %d (%s): offered %s key %s",
+		return fmt.Sprintf("host key for %s is revoked by known_hosts line %d (%s): offered %s key %s",
 			e.Host, e.Line, e.File, e.KeyType, e.Fingerprint)
 	case e.Changed:
-		return fmt.Sprintf("sshlogin: host key for %s does not match known_hosts line %d (%s): offered %s key %s",
+		return fmt.Sprintf("host key for %s does not match known_hosts line %d (%s): offered %s key %s",
 			e.Host, e.Line, e.File, e.KeyType, e.Fingerprint)
 	}
-	return fmt.Sprintf("sshlogin: host key for %s is not known (%s): offered %s key %s",
+	return fmt.Sprintf("host key for %s is not known (%s): offered %s key %s",
 		e.Host, e.Reason, e.KeyType, e.Fingerprint)
 }
 
@@ -92,7 +93,7 @@ func keyTypeName(k ssh.PublicKey) string {
 // hostKeyCheck returns the host key callback and the host key algorithms for cfg: known_hosts
 // as OpenSSH reads it (UserKnownHostsFile and GlobalKnownHostsFile, missing files are fine),
 // with the algorithms known_hosts holds for the host offered first.
-func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeState) (ssh.HostKeyCallback, []string, error) {
+func (c *Cmd) hostKeyCheck(cfg *sshconfig.Config, p *prompter, d *debug, hs *handshakeState) (ssh.HostKeyCallback, []string, error) {
 	lookup := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
 	if cfg.HostKeyAlias != "" {
 		lookup = net.JoinHostPort(cfg.HostKeyAlias, "22")
@@ -104,19 +105,19 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 		if f == "" || f == "none" || f == "/dev/null" {
 			continue
 		}
-		f = expandTilde(f, p.env)
+		f = p.env.ExpandTilde(f)
 		if _, err := os.Stat(f); err == nil {
 			files = append(files, f)
 		}
 	}
 	db, err := knownhosts.NewDB(files...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sshlogin: known_hosts: %w", err)
+		return nil, nil, fmt.Errorf("known_hosts: %w", err)
 	}
 	var algos []string
 	if len(cfg.HostKeyAlgorithms) > 0 {
 		imp := slices.Concat(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys)
-		algos = implemented(algoList(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
+		algos = implemented(configured(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
 	} else if known := db.HostKeyAlgorithms(lookup); len(known) > 0 {
 		algos = known
 		for _, a := range ssh.SupportedAlgorithms().HostKeys {
@@ -149,7 +150,7 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 				d.printf("No matching CA found. Retry with plain key")
 				return verify(remote, cert.Key)
 			}
-			return fmt.Errorf("sshlogin: host key for %s: %w", name, err)
+			return fmt.Errorf("host key for %s: %w", name, err)
 		}
 		var others []string
 		for _, w := range ke.Want {
@@ -207,7 +208,7 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 // checkHostIP does what OpenSSH's CheckHostIP does once the host key is verified: warn
 // when known_hosts holds another key for the address the connection reached, and record
 // the key for that address when it holds none.
-func (c *Cmd) checkHostIP(cfg *Config, check ssh.HostKeyCallback, remote net.Addr, key ssh.PublicKey, d *debug) {
+func (c *Cmd) checkHostIP(cfg *sshconfig.Config, check ssh.HostKeyCallback, remote net.Addr, key ssh.PublicKey, d *debug) {
 	ta, ok := remote.(*net.TCPAddr)
 	if !ok || ta.IP == nil || ta.IP.IsUnspecified() || cfg.HostKeyAlias != "" || net.ParseIP(cfg.HostName) != nil {
 		return
@@ -266,7 +267,7 @@ func askHostKey(p *prompter, name string, remote net.Addr, key ssh.PublicKey, ot
 
 // addKnownHost appends the key to the first UserKnownHostsFile, hashed when HashKnownHosts
 // is set. A failure is a warning, as in OpenSSH.
-func (c *Cmd) addKnownHost(cfg *Config, name string, key ssh.PublicKey, d *debug) {
+func (c *Cmd) addKnownHost(cfg *sshconfig.Config, name string, key ssh.PublicKey, d *debug) {
 	if cert, ok := key.(*ssh.Certificate); ok {
 		key = cert.Key
 	}
