@@ -367,10 +367,17 @@ func TestLoginBanner(t *testing.T) {
 func TestSIGTERMDuringTransfer(t *testing.T) {
 	t.Parallel()
 	r := newRemote(t, harness.SSHDOptions{})
+	r.sigtermDuringTransfer(t, r.execLogin())
+}
+
+// sigtermDuringTransfer signals socketpipe, logging in with login, while data flows: it must
+// exit 128+15 promptly and leave nothing of the run behind.
+func (r *remote) sigtermDuringTransfer(t *testing.T, login []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
 	// sha256sum only on the remote side, so its process shows the transfer is under way.
-	cmd := r.spCmd(ctx, args(block("-i", "cat", "/dev/zero"), r.execLogin(), block("-r", "sha256sum"), block("-o", "cat"))...)
+	cmd := r.spCmd(ctx, args(block("-i", "cat", "/dev/zero"), login, block("-r", "sha256sum"), block("-o", "cat"))...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
