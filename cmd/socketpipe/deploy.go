@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	buildversion "github.com/socketpipe/socketpipe/internal/version"
+	"github.com/socketpipe/socketpipe/internal/wire"
+	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -20,15 +22,15 @@ import (
 // connection carries an upload of this binary and then starts the copy.
 type deployer struct {
 	a      *plumb.Args
-	dep    *sshlogin.Deployment
-	watch  *sshlogin.Watcher
+	dep    *deploy.Deployment
+	watch  *deploy.Watcher
 	stderr io.Writer
 	logf   func(string, ...any)
 }
 
 func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *deployer {
-	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &sshlogin.Deployment{
-		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: plumb.Version,
+	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &deploy.Deployment{
+		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: buildversion.String(),
 		NoCache: a.NoDeploy,
 	}}
 	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && isSSH(a.Login[0]) {
@@ -58,7 +60,7 @@ func (d *deployer) startCommand() (string, error) { return d.dep.StartCommand() 
 // reader watches the login session's output for the start command's report of a missing
 // remote half.
 func (d *deployer) reader(r io.Reader) io.Reader {
-	d.watch = d.dep.Watch(r, rendezvous.Magic)
+	d.watch = d.dep.Watch(r, wire.Magic)
 	return d.watch
 }
 
@@ -66,7 +68,7 @@ func (d *deployer) reader(r io.Reader) io.Reader {
 // does not deploy itself (--no-deploy).
 type missingError struct {
 	path string // --remote-path
-	m    *sshlogin.Missing
+	m    *deploy.Missing
 }
 
 func (e *missingError) Error() string {
@@ -145,7 +147,7 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 		d.log("note: this binary is dynamically linked (%s); a static build (CGO_ENABLED=0, as make build does) runs on more hosts", ip)
 	}
 	rep, half, hw, _, err := d.start(ctx, login, c, d.dep.RunCommand())
-	if errors.As(err, new(*rendezvous.BannerError)) {
+	if errors.As(err, new(*wire.BannerError)) {
 		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
 	}
 	return rep, half, hw, err
@@ -153,7 +155,7 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 
 // start runs the plumbing again with the remote half started by command on a new session of
 // the login's connection. missing is what the command printed if it found nothing to run.
-func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client, command string) (rep *plumb.Report, half *sshlogin.Cmd, hw io.WriteCloser, missing *sshlogin.Missing, err error) {
+func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client, command string) (rep *plumb.Report, half *sshlogin.Cmd, hw io.WriteCloser, missing *deploy.Missing, err error) {
 	rep = &plumb.Report{}
 	if half, err = login.Session(command); err != nil {
 		return rep, login, nil, nil, err
@@ -169,7 +171,7 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 	if err := half.Start(ctx); err != nil {
 		return rep, login, hw, nil, err
 	}
-	watch := d.dep.Watch(hr, rendezvous.Magic)
+	watch := d.dep.Watch(hr, wire.Magic)
 	rep, err = c.Run(ctx, watch, hw)
 	if err != nil && ctx.Err() == nil {
 		missing = watch.Drain(2 * time.Second)
@@ -180,8 +182,8 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 // reportDeployError says what went wrong in deploying, if err is such a failure.
 func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 	var me *missingError
-	var pe *sshlogin.PlatformError
-	var ie *sshlogin.InstallError
+	var pe *deploy.PlatformError
+	var ie *deploy.InstallError
 	var ce *copyStartError
 	switch {
 	case errors.As(err, &me):

@@ -11,8 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
+	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -113,7 +114,7 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 	case errors.As(werr, &ee):
 		st.Exit, st.Signal = ee.Status, ee.Signal
 	default:
-		st.Exit, st.Err = exitSSH, rendezvous.Printable(strings.TrimPrefix(werr.Error(), "sshlogin: "), 200)
+		st.Exit, st.Err = exitSSH, quote.Printable(strings.TrimPrefix(werr.Error(), "sshlogin: "), 200)
 	}
 	return &plumb.Report{
 		Mode: modePassThrough, Why: pt.why,
@@ -128,7 +129,7 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 type forcedWatch struct {
 	ctx    context.Context // the run's: cancelled with errForced
 	cancel context.CancelCauseFunc
-	w      *sshlogin.Watcher
+	w      *deploy.Watcher
 	on     bool
 	wctx   context.Context
 	stopW  context.CancelFunc
@@ -137,7 +138,7 @@ type forcedWatch struct {
 
 // watchForced starts watching w (when on: a login that runs the start command, native or an
 // executed ssh); held is released as soon as the start command shows.
-func watchForced(ctx context.Context, w *sshlogin.Watcher, held *heldWriter, silence time.Duration, on bool) *forcedWatch {
+func watchForced(ctx context.Context, w *deploy.Watcher, held *heldWriter, silence time.Duration, on bool) *forcedWatch {
 	f := &forcedWatch{w: w, on: on, why: make(chan string, 1)}
 	f.ctx, f.cancel = context.WithCancelCause(ctx)
 	f.wctx, f.stopW = context.WithCancel(ctx)

@@ -13,12 +13,15 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
+	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
-const protocolVersion = rendezvous.Protocol
+const protocolVersion = wire.Protocol
 
 // Exit statuses of socketpipe's own.
 const (
@@ -120,7 +123,7 @@ func logger(w io.Writer, verbose int) func(string, ...any) {
 
 // startMarker starts the remote command line of an executed ssh login: the line it prints
 // before the remote half tells that the remote shell runs what was asked for, not a forced
-// command (see sshlogin.Watcher).
+// command (see deploy.Watcher).
 const startMarker = `printf '\0socketpipe-start\n'; `
 
 // remoteCommandLine is the shell command that starts the remote half.
@@ -143,7 +146,7 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 	msgs := rec.stderr
 	logf := logger(msgs, a.Verbose)
 	if a.Encrypt {
-		if _, err := rendezvous.ChooseCipher(a.Cipher); err != nil {
+		if _, err := seal.ChooseCipher(a.Cipher); err != nil {
 			errorf(msgs, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
 			return exitUsage
 		}
@@ -246,7 +249,7 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 	if why != "" && ctx.Err() == nil {
 		said := held.discard()
 		if logf != nil && said != "" {
-			logf("the forced command said on its standard error: %s", rendezvous.Quote(firstLine([]byte(said))))
+			logf("the forced command said on its standard error: %s", quote.Word(firstLine([]byte(said))))
 		}
 		switch {
 		case pt == nil:
@@ -269,8 +272,8 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 	if err != nil {
 		// Our own failure: end the login at once; the remote half then ends its command.
 		// A login whose output simply ended is let finish, for its exit status.
-		var be *rendezvous.BannerError
-		if !errors.As(err, &be) || errors.Is(be.Err, rendezvous.ErrBannerTooLong) {
+		var be *wire.BannerError
+		if !errors.As(err, &be) || errors.Is(be.Err, wire.ErrBannerTooLong) {
 			login.Close()
 		}
 		lerr := waitLogin(half, 3*time.Second)
@@ -363,7 +366,7 @@ func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error, native
 	if reportDeployError(stderr, err, loginErr) {
 		return
 	}
-	var be *rendezvous.BannerError
+	var be *wire.BannerError
 	var ee *sshlogin.ExitError
 	var fe *forcedError
 	switch {
@@ -373,8 +376,8 @@ func reportRunError(stderr io.Writer, a *plumb.Args, err, loginErr error, native
 	case errors.As(err, &be):
 		name := loginName(a.Login)
 		switch {
-		case errors.Is(be.Err, rendezvous.ErrBannerTooLong):
-			errorf(stderr, "the remote half did not start: the login printed more than %d bytes without its greeting", rendezvous.MaxBanner)
+		case errors.Is(be.Err, wire.ErrBannerTooLong):
+			errorf(stderr, "the remote half did not start: the login printed more than %d bytes without its greeting", wire.MaxBanner)
 			hintf(stderr, "is %s on the remote host really socketpipe? --remote-path names it", remoteName(a.RemotePath))
 		case errors.As(loginErr, &ee) && ee.Status == 127:
 			errorf(stderr, "the remote half did not start: %s is not installed on the remote host (the remote shell said: command not found)", remoteName(a.RemotePath))

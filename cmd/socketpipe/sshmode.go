@@ -10,8 +10,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -78,7 +79,7 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		}
 		return m.handOver("a login that socketpipe itself executes")
 	}
-	inv, err := sshlogin.ParseArgs(sshArgs)
+	inv, err := sshconfig.ParseArgs(sshArgs)
 	a, oerr := parseSSHModeOptions(append(strings.Fields(os.Getenv(sshOptionsEnv)), own...))
 	// As ssh -q: nothing of socketpipe's own on standard error, not even its failures (the
 	// status says it), unless socketpipe's own -v asks for its story.
@@ -108,11 +109,11 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 	}
 	m.logf = logger(m.stderr, a.Verbose)
 
-	var ae *sshlogin.ArgError
-	var ue *sshlogin.UnsupportedError
+	var ae *sshconfig.ArgError
+	var ue *sshconfig.UnsupportedError
 	subsystem := false
 	switch {
-	case errors.Is(err, sshlogin.ErrAgentForwarding):
+	case errors.Is(err, sshconfig.ErrAgentForwarding):
 		if realSSH() != "" {
 			return m.handOver("-A (agent forwarding)")
 		}
@@ -171,31 +172,31 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 
 // quietLogin reports whether ssh would print nothing of its own for this command line: -q
 // after the last -v, or LogLevel QUIET in the configuration.
-func quietLogin(inv *sshlogin.Invocation) bool {
+func quietLogin(inv *sshconfig.Invocation) bool {
 	if inv.Quiet {
 		return true
 	}
-	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
 	return err == nil && strings.EqualFold(cfg.LogLevel, "QUIET")
 }
 
 // loginArgs are ssh's options and the destination, for the login: without the command words,
 // without -e, which the login would refuse as needing a terminal, and without -s, which
 // socketpipe serves itself.
-func (m *sshMode) loginArgs(inv *sshlogin.Invocation) ([]string, bool) {
-	args := sshlogin.DropOptions(m.sshArgs[:len(m.sshArgs)-len(inv.Command)], "es")
-	_, err := sshlogin.ParseArgs(args)
+func (m *sshMode) loginArgs(inv *sshconfig.Invocation) ([]string, bool) {
+	args := sshconfig.DropOptions(m.sshArgs[:len(m.sshArgs)-len(inv.Command)], "es")
+	_, err := sshconfig.ParseArgs(args)
 	return args, err == nil
 }
 
 // client runs the remote command through the login, as client does for the brace mode, with
 // ssh's exit convention. Its messages go through rec, which -v and --stats follow.
-func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshlogin.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
+func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshconfig.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
 	msgs := rec.stderr
 	m.stderr = msgs
 	m.logf = logger(msgs, a.Verbose)
 	if a.Encrypt {
-		if _, err := rendezvous.ChooseCipher(a.Cipher); err != nil {
+		if _, err := seal.ChooseCipher(a.Cipher); err != nil {
 			errorf(msgs, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
 			return exitSSH
 		}
@@ -261,7 +262,7 @@ func (m *sshMode) status(rep *plumb.Report, msgs io.Writer) int {
 // subsystem runs ssh -s: a subsystem (sftp, what scp and sftp ask for) is the server's own
 // program, so there is no remote half to start; it is requested on the native connection and
 // its input and output are carried over SSH, with no ssh binary needed.
-func (m *sshMode) subsystem(ctx context.Context, a *plumb.Args, inv *sshlogin.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
+func (m *sshMode) subsystem(ctx context.Context, a *plumb.Args, inv *sshconfig.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
 	msgs := rec.stderr
 	m.stderr = msgs
 	m.logf = logger(msgs, a.Verbose)
@@ -330,7 +331,7 @@ func parseSSHModeOptions(words []string) (*plumb.Args, error) {
 }
 
 // sshError reports a command line ssh itself would refuse, in ssh's words.
-func (m *sshMode) sshError(ae *sshlogin.ArgError, err error) {
+func (m *sshMode) sshError(ae *sshconfig.ArgError, err error) {
 	msg := strings.TrimPrefix(err.Error(), "sshlogin: ")
 	if ae != nil {
 		msg = ae.Msg
@@ -390,11 +391,11 @@ func realSSH() string {
 // execNeeded says why the login would have to execute ssh, or "" when it can log in natively.
 // Only the destination's own configuration is looked at; ProxyJump hops that need ssh meet
 // the sshSelfEnv guard instead.
-func execNeeded(a *plumb.Args, inv *sshlogin.Invocation) string {
+func execNeeded(a *plumb.Args, inv *sshconfig.Invocation) string {
 	if a.ForceExec {
 		return "-x"
 	}
-	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
 	if err != nil {
 		return ""
 	}
@@ -411,8 +412,8 @@ func hasFlag(flags []string, f string) bool {
 }
 
 // printG prints the resolved configuration in ssh -G's format.
-func printG(inv *sshlogin.Invocation, stdout, stderr io.Writer) int {
-	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+func printG(inv *sshconfig.Invocation, stdout, stderr io.Writer) int {
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
 	if err != nil {
 		errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "sshlogin: "))
 		return exitSSH
