@@ -1,6 +1,6 @@
 package integration
 
-// End-to-end tests of the foundation (issue 2) through an executed ssh login (-x): the compat
+// End-to-end tests of the basic run through an executed ssh login (-x): the compat
 // path, where the login command is the ssh binary and the remote half is found on the PATH that
 // the test sshd's SetEnv gives every session.
 

@@ -1,6 +1,6 @@
 package integration
 
-// Rendezvous modes between network namespaces (issue 4, and the connect-back test of issue 2):
+// Rendezvous modes between network namespaces, connect-back between two hosts among them:
 // the client runs in host A, the remote host B has its own sshd on port 22, and nft firewalls
 // decide which directions a data connection can take.
 

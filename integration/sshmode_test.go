@@ -1,6 +1,6 @@
 package integration
 
-// End-to-end tests of ssh mode (issue 10): `socketpipe --ssh` and socketpipe linked as ssh,
+// End-to-end tests of ssh mode: `socketpipe --ssh` and socketpipe linked as ssh,
 // against a real OpenSSH sshd, with rsync and tar as the tools that drive it.
 
 import (
