@@ -20,8 +20,6 @@ func TestScripts(t *testing.T) {
 			_, err := harness.ScriptSSHD(env, harness.SSHDOptions{})
 			return err
 		},
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status": harness.ScriptStatus,
-		},
+		Cmds: harness.ScriptCmds(),
 	})
 }

@@ -16,8 +16,6 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status": harness.ScriptStatus,
-		},
+		Cmds: harness.ScriptCmds(),
 	})
 }

@@ -13,6 +13,14 @@ import (
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
+// ScriptCmds returns the commands socketpipe's scripts have beside testscript's own:
+// status ([ScriptStatus]).
+func ScriptCmds() map[string]func(ts *testscript.TestScript, neg bool, args []string) {
+	return map[string]func(ts *testscript.TestScript, neg bool, args []string){
+		"status": ScriptStatus,
+	}
+}
+
 // ScriptStatus is the testscript command `status N program [args...]`: it runs program as
 // exec does (a process of its own, its standard output and error kept for the commands that
 // follow) and fails unless it exits with status N. exec itself only tells success from
