@@ -187,7 +187,7 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 	}
 	command := remoteCommandLine(a.RemotePath)
 	// An executed ssh may meet a forced command too: the start marker tells.
-	execSSH := len(a.Login) > 0 && isSSH(a.Login[0])
+	execSSH := len(a.Login) > 0 && sshlogin.IsSSH(a.Login[0])
 	if execSSH {
 		command = startMarker + command
 	}
