@@ -18,6 +18,7 @@ import (
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -238,6 +239,9 @@ func runLogin(ctx context.Context, a *plumb.Args, c *plumb.Client, stderr *os.Fi
 		return rep, 0
 	}
 	c.LocalAddr, c.RemoteAddr, c.Native = login.LocalAddr(), login.RemoteAddr(), login.Native()
+	if c.RemoteAddr == nil && execSSH {
+		c.LoginHost = sshHostName(a.Login)
+	}
 	rec.watch(c)
 	watch := dep.reader(r)
 
@@ -453,4 +457,18 @@ func serve(ctx context.Context, args []string, stdin, stdout, stderr *os.File, s
 		return exitFailure
 	}
 	return 0
+}
+
+// sshHostName is the host an ssh login command reaches, as ssh_config resolves it; "" when
+// its arguments or configuration cannot be read. The client dials the remote half only there.
+func sshHostName(login []string) string {
+	inv, err := sshconfig.ParseArgs(login[1:])
+	if err != nil {
+		return ""
+	}
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
+	if err != nil {
+		return ""
+	}
+	return cfg.HostName
 }
