@@ -9,60 +9,12 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/harness"
 	"github.com/socketpipe/socketpipe/internal/wire"
 )
-
-// silentListener accepts connections on ip and never says a word, as a port that a hostile
-// remote half names might; Count reports how many connections reached it.
-type silentListener struct {
-	ln    net.Listener
-	n     atomic.Int64
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func newSilentListener(t *testing.T, ip string) *silentListener {
-	t.Helper()
-	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &silentListener{ln: ln}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.n.Add(1)
-			s.mu.Lock()
-			s.conns = append(s.conns, c)
-			s.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		s.mu.Lock()
-		for _, c := range s.conns {
-			c.Close()
-		}
-		s.mu.Unlock()
-	})
-	return s
-}
-
-func (s *silentListener) Addr() string { return s.ln.Addr().String() }
-func (s *silentListener) Port() int    { return s.ln.Addr().(*net.TCPAddr).Port }
-
-// Count waits a moment for connections still in the listen queue, then counts.
-func (s *silentListener) Count() int {
-	time.Sleep(100 * time.Millisecond) // the dials have returned; let the accepts catch up
-	return int(s.n.Load())
-}
 
 // logLines collects a Client's -v story.
 type logLines struct {
@@ -107,7 +59,7 @@ func TestClientDialsOnlyWhatItMay(t *testing.T) {
 	s := secret(t)
 	loopback := net.IPv4(127, 0, 0, 1)
 	t.Run("native: the host is the SSH connection's", func(t *testing.T) {
-		l := newSilentListener(t, "127.0.0.1")
+		l := harness.NewSilentListener(t, "127.0.0.1")
 		var log logLines
 		c := &Client{Mode: ModeReverse, Secret: s, Timeout: 300 * time.Millisecond, ReverseIP: loopback, Logf: log.logf}
 		hello := &wire.Message{Type: wire.MsgHello, Addr: net.JoinHostPort("192.0.2.7", fmt.Sprint(l.Port()))}
@@ -122,10 +74,10 @@ func TestClientDialsOnlyWhatItMay(t *testing.T) {
 		}
 	})
 	t.Run("native: a bounded number of dials, each address once", func(t *testing.T) {
-		var ls []*silentListener
+		var ls []*harness.SilentListener
 		var msgs []*wire.Message
 		for range 3 * MaxReverseDials {
-			l := newSilentListener(t, "127.0.0.1")
+			l := harness.NewSilentListener(t, "127.0.0.1")
 			ls = append(ls, l)
 			msgs = append(msgs, listenMsg(l.Addr()), listenMsg(l.Addr()))
 		}
@@ -150,7 +102,7 @@ func TestClientDialsOnlyWhatItMay(t *testing.T) {
 		}
 	})
 	t.Run("native: the port within --ports", func(t *testing.T) {
-		l := newSilentListener(t, "127.0.0.1")
+		l := harness.NewSilentListener(t, "127.0.0.1")
 		c := &Client{Mode: ModeReverse, Secret: s, Timeout: 300 * time.Millisecond, ReverseIP: loopback,
 			Ports: PortRange{l.Port() + 1, l.Port() + 2}}
 		_, err := runAgainst(t, context.Background(), c, &wire.Message{Type: wire.MsgHello, Addr: l.Addr()})
@@ -162,7 +114,7 @@ func TestClientDialsOnlyWhatItMay(t *testing.T) {
 		}
 	})
 	t.Run("executed login: no known address, no reverse dial", func(t *testing.T) {
-		l := newSilentListener(t, "127.0.0.1")
+		l := harness.NewSilentListener(t, "127.0.0.1")
 		var log logLines
 		c := &Client{Mode: ModeAuto, Secret: s, Timeout: 300 * time.Millisecond, Logf: log.logf}
 		_, err := runAgainst(t, context.Background(), c, &wire.Message{Type: wire.MsgHello, Addr: l.Addr()}, listenMsg(l.Addr()))
@@ -177,8 +129,8 @@ func TestClientDialsOnlyWhatItMay(t *testing.T) {
 		}
 	})
 	t.Run("executed login: only the login host's addresses", func(t *testing.T) {
-		good := newSilentListener(t, "127.0.0.1")
-		other := newSilentListener(t, "127.0.0.2")
+		good := harness.NewSilentListener(t, "127.0.0.1")
+		other := harness.NewSilentListener(t, "127.0.0.2")
 		var log logLines
 		c := &Client{Mode: ModeReverse, Secret: s, Timeout: 500 * time.Millisecond, ReverseHosts: []string{"localhost"}, Logf: log.logf}
 		hello := &wire.Message{Type: wire.MsgHello, Addr: other.Addr()}
@@ -224,10 +176,10 @@ func TestClientRendezvousEndsWithItsContext(t *testing.T) {
 			name = "connect-back"
 		}
 		t.Run(name, func(t *testing.T) {
-			var ls []*silentListener
+			var ls []*harness.SilentListener
 			var msgs []*wire.Message
 			for range 8 {
-				l := newSilentListener(t, "127.0.0.1")
+				l := harness.NewSilentListener(t, "127.0.0.1")
 				ls = append(ls, l)
 				msgs = append(msgs, listenMsg(l.Addr()))
 			}
@@ -246,7 +198,7 @@ func TestClientRendezvousEndsWithItsContext(t *testing.T) {
 			}()
 			// Let the dials reach the silent listeners, then end the rendezvous.
 			deadline := time.Now().Add(5 * time.Second)
-			for ls[1].n.Load() == 0 && time.Now().Before(deadline) {
+			for !ls[1].Reached() && time.Now().Before(deadline) {
 				time.Sleep(10 * time.Millisecond)
 			}
 			var server *Proven

@@ -234,8 +234,10 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 			err = fmt.Errorf("the remote half names more than %d addresses", MaxReverseDials)
 		}
 		if err != nil {
+			if reasons[ModeReverse] != err.Error() { // a flood of the same says it once
+				c.logf("data connection: not dialling the remote half: %v", err)
+			}
 			reasons[ModeReverse] = err.Error()
-			c.logf("data connection: not dialling the remote half: %v", err)
 			return err
 		}
 		dialled[target] = true
