@@ -20,12 +20,6 @@ import (
 	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
-// The proof's bytes on the wire each way: a hello ("SPD2", role, 16-byte nonce) and a MAC.
-const (
-	proofHello = 4 + 1 + 16
-	proofBytes = proofHello + 32
-)
-
 // TestSplicedListeners blocks root's direct paths between the halves (an nft rule on the
 // output hook for user 0 and the two --ports), so that only a relay running as nobody reaches
 // the listeners. The relay gets the hellos and the MACs, never a payload byte, and the run
@@ -82,11 +76,11 @@ func TestSplicedListeners(t *testing.T) {
 	t.Logf("the relay carried %d and %d bytes", ab, ba)
 	// It did splice the two listeners (each side's hello went through), and it got nothing
 	// past the proof.
-	if ab < proofHello || ba < proofHello {
+	if ab < proofHelloSize || ba < proofHelloSize {
 		t.Errorf("the relay carried %d and %d bytes: it never spliced the listeners", ab, ba)
 	}
-	if ab > proofBytes || ba > proofBytes {
-		t.Errorf("the relay carried %d and %d bytes, more than the proof's %d: it got payload", ab, ba, proofBytes)
+	if max := int64(proofHelloSize + proofMACSize); ab > max || ba > max {
+		t.Errorf("the relay carried %d and %d bytes, more than the proof's %d: it got payload", ab, ba, max)
 	}
 	r.noneLeft(t)
 }
