@@ -26,9 +26,9 @@ FUZZ_TARGETS := \
 	./pkg/plumb:FuzzParseArgs:1 \
 	./pkg/rendezvous:FuzzControl:1 \
 	./pkg/rendezvous:FuzzOpenReader:10 \
-	./pkg/sshlogin:FuzzParseArgs:1 \
-	./pkg/sshlogin:FuzzResolve:100 \
-	./pkg/sshlogin:FuzzWatcher:10 \
+	./pkg/sshconfig:FuzzParseArgs:1 \
+	./pkg/sshconfig:FuzzResolve:100 \
+	./pkg/deploy:FuzzWatcher:10 \
 	./pkg/sshlogin:FuzzForcedLogins:1
 
 .PHONY: all build build-all deps test unit race integration fuzz demo bench install clean

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
@@ -20,12 +21,12 @@ import (
 // connection carries an upload of this binary and then starts the copy.
 type deployer struct {
 	p     *Pipe
-	dep   *sshlogin.Deployment
-	watch *sshlogin.Watcher
+	dep   *deploy.Deployment
+	watch *deploy.Watcher
 }
 
 func newDeployer(p *Pipe) *deployer {
-	d := &deployer{p: p, dep: &sshlogin.Deployment{
+	d := &deployer{p: p, dep: &deploy.Deployment{
 		Name: "socketpipe", Args: "--serve", Path: p.RemotePath, Version: plumb.Version,
 		NoCache: p.NoDeploy,
 	}}
@@ -60,7 +61,7 @@ func (d *deployer) reader(r io.Reader) io.Reader {
 // does not deploy itself (--no-deploy).
 type missingError struct {
 	path string // --remote-path
-	m    *sshlogin.Missing
+	m    *deploy.Missing
 }
 
 func (e *missingError) Error() string {
@@ -147,7 +148,7 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 
 // start runs the plumbing again with the remote half started by command on a new session of
 // the login's connection. missing is what the command printed if it found nothing to run.
-func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client, command string) (rep *plumb.Report, half *sshlogin.Cmd, hw io.WriteCloser, missing *sshlogin.Missing, err error) {
+func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client, command string) (rep *plumb.Report, half *sshlogin.Cmd, hw io.WriteCloser, missing *deploy.Missing, err error) {
 	rep = &plumb.Report{}
 	if half, err = login.Session(command); err != nil {
 		return rep, login, nil, nil, err

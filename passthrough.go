@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
@@ -124,7 +125,7 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 type forcedWatch struct {
 	ctx    context.Context // the run's: cancelled with errForced
 	cancel context.CancelCauseFunc
-	w      *sshlogin.Watcher
+	w      *deploy.Watcher
 	on     bool
 	wctx   context.Context
 	stopW  context.CancelFunc
@@ -133,7 +134,7 @@ type forcedWatch struct {
 
 // watchForced starts watching w (when on: a login that runs the start command, native or an
 // executed ssh); held is released as soon as the start command shows.
-func watchForced(ctx context.Context, w *sshlogin.Watcher, held *heldWriter, silence time.Duration, on bool) *forcedWatch {
+func watchForced(ctx context.Context, w *deploy.Watcher, held *heldWriter, silence time.Duration, on bool) *forcedWatch {
 	f := &forcedWatch{w: w, on: on, why: make(chan string, 1)}
 	f.ctx, f.cancel = context.WithCancelCause(ctx)
 	f.wctx, f.stopW = context.WithCancel(ctx)

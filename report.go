@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 
+	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
@@ -84,8 +85,8 @@ func (p *Pipe) runError(err, loginErr error, native bool) *Error {
 func (p *Pipe) deployError(err, loginErr error) *Error {
 	status := p.failStatus()
 	var me *missingError
-	var pe *sshlogin.PlatformError
-	var ie *sshlogin.InstallError
+	var pe *deploy.PlatformError
+	var ie *deploy.InstallError
 	var ce *copyStartError
 	switch {
 	case errors.As(err, &me):

@@ -168,7 +168,7 @@ func (p *Pipe) result(rep *plumb.Report) *Error {
 
 // startMarker starts the remote command line of an executed ssh login: the line it prints
 // before the remote half tells that the remote shell runs what was asked for, not a forced
-// command (see sshlogin.Watcher).
+// command (see deploy.Watcher).
 const startMarker = `printf '\0socketpipe-start\n'; `
 
 // remoteCommandLine is the shell command that starts the remote half.

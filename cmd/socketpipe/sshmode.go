@@ -12,6 +12,7 @@ import (
 
 	"github.com/socketpipe/socketpipe"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -83,7 +84,7 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		}
 		return report(m.stderr, m.handOver("a login that socketpipe itself executes"))
 	}
-	inv, err := sshlogin.ParseArgs(sshArgs)
+	inv, err := sshconfig.ParseArgs(sshArgs)
 	a, oerr := parseSSHModeOptions(append(strings.Fields(os.Getenv(sshOptionsEnv)), own...))
 	// As ssh -q: nothing of socketpipe's own on standard error, not even its failures (the
 	// status says it), unless socketpipe's own -v asks for its story.
@@ -113,11 +114,11 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 	}
 	m.logf = logger(m.stderr, a.Verbose)
 
-	var ae *sshlogin.ArgError
-	var ue *sshlogin.UnsupportedError
+	var ae *sshconfig.ArgError
+	var ue *sshconfig.UnsupportedError
 	subsystem := false
 	switch {
-	case errors.Is(err, sshlogin.ErrAgentForwarding):
+	case errors.Is(err, sshconfig.ErrAgentForwarding):
 		if realSSH() != "" {
 			return report(m.stderr, m.handOver("-A (agent forwarding)"))
 		}
@@ -171,27 +172,27 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 
 // quietLogin reports whether ssh would print nothing of its own for this command line: -q
 // after the last -v, or LogLevel QUIET in the configuration.
-func quietLogin(inv *sshlogin.Invocation) bool {
+func quietLogin(inv *sshconfig.Invocation) bool {
 	if inv.Quiet {
 		return true
 	}
-	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
 	return err == nil && strings.EqualFold(cfg.LogLevel, "QUIET")
 }
 
 // loginArgs are ssh's options and the destination, for the login: without the command words,
 // without -e, which the login would refuse as needing a terminal, and without -s, which
 // socketpipe serves itself.
-func (m *sshMode) loginArgs(inv *sshlogin.Invocation) ([]string, bool) {
-	args := sshlogin.DropOptions(m.sshArgs[:len(m.sshArgs)-len(inv.Command)], "es")
-	_, err := sshlogin.ParseArgs(args)
+func (m *sshMode) loginArgs(inv *sshconfig.Invocation) ([]string, bool) {
+	args := sshconfig.DropOptions(m.sshArgs[:len(m.sshArgs)-len(inv.Command)], "es")
+	_, err := sshconfig.ParseArgs(args)
 	return args, err == nil
 }
 
 // pipe is the run of the remote command through the login, as for the brace mode, with ssh's
 // meaning and exit convention; or the reason it cannot be, when the ssh binary must serve it
 // (then it has been executed in socketpipe's place, unless that failed).
-func (m *sshMode) pipe(a *plumb.Args, inv *sshlogin.Invocation, subsystem bool, stdin, stdout, stderr *os.File, u *ui) (*socketpipe.Pipe, *socketpipe.Error) {
+func (m *sshMode) pipe(a *plumb.Args, inv *sshconfig.Invocation, subsystem bool, stdin, stdout, stderr *os.File, u *ui) (*socketpipe.Pipe, *socketpipe.Error) {
 	loginArgs, ok := m.loginArgs(inv)
 	if !ok {
 		return nil, m.handOver("ssh options that need a terminal")
@@ -244,7 +245,7 @@ func parseSSHModeOptions(words []string) (*plumb.Args, error) {
 }
 
 // sshError is a command line ssh itself would refuse, in ssh's words.
-func (m *sshMode) sshError(ae *sshlogin.ArgError, err error) *socketpipe.Error {
+func (m *sshMode) sshError(ae *sshconfig.ArgError, err error) *socketpipe.Error {
 	msg := err.Error()
 	if ae != nil {
 		msg = ae.Msg
@@ -303,11 +304,11 @@ func realSSH() string {
 // execNeeded says why the login would have to execute ssh, or "" when it can log in natively.
 // Only the destination's own configuration is looked at; ProxyJump hops that need ssh meet
 // the sshSelfEnv guard instead.
-func execNeeded(a *plumb.Args, inv *sshlogin.Invocation) string {
+func execNeeded(a *plumb.Args, inv *sshconfig.Invocation) string {
 	if a.ForceExec {
 		return "-x"
 	}
-	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
 	if err != nil {
 		return ""
 	}
@@ -324,8 +325,8 @@ func hasFlag(flags []string, f string) bool {
 }
 
 // printG prints the resolved configuration in ssh -G's format.
-func printG(inv *sshlogin.Invocation, stdout io.Writer) *socketpipe.Error {
-	cfg, err := sshlogin.Resolve(inv, sshlogin.DefaultEnv())
+func printG(inv *sshconfig.Invocation, stdout io.Writer) *socketpipe.Error {
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
 	if err != nil {
 		return sshFailure(err, "%v", err)
 	}

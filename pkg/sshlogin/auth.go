@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -93,8 +94,8 @@ const maxPrompts = 3
 // public key.
 type authState struct {
 	c     *Cmd
-	cfg   *Config
-	env   Env
+	cfg   *sshconfig.Config
+	env   sshconfig.Env
 	p     *prompter
 	d     *debug
 	hs    *handshakeState
@@ -118,7 +119,7 @@ type authState struct {
 	mu          sync.Mutex
 }
 
-func newAuthState(c *Cmd, cfg *Config, env Env, p *prompter, d *debug, hs *handshakeState) *authState {
+func newAuthState(c *Cmd, cfg *sshconfig.Config, env sshconfig.Env, p *prompter, d *debug, hs *handshakeState) *authState {
 	a := &authState{c: c, cfg: cfg, env: env, p: p, d: d, hs: hs, batch: p.batch, prepDone: make(chan struct{}), used: "none"}
 	// Read the agent's list and the public key files while the key exchange runs.
 	go func() {
@@ -435,7 +436,7 @@ func (s *agentSigner) SignWithAlgorithm(rand io.Reader, data []byte, algo string
 }
 
 // agentSocket is where the agent listens: IdentityAgent, or SSH_AUTH_SOCK; "" for none.
-func agentSocket(cfg *Config, env Env) string {
+func agentSocket(cfg *sshconfig.Config, env sshconfig.Env) string {
 	switch s := cfg.IdentityAgent; {
 	case s == "none":
 		return ""

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -60,7 +61,7 @@ type Cmd struct {
 	Logf func(format string, args ...any)
 
 	// Env is the environment the login is resolved in; nil means DefaultEnv().
-	Env *Env
+	Env *sshconfig.Env
 
 	parent *Cmd // set by Session: run in a new session on parent's connection
 
@@ -231,7 +232,7 @@ func (c *Cmd) start(ctx context.Context) error {
 	if c.parent != nil {
 		return c.startSibling(ctx)
 	}
-	env := DefaultEnv()
+	env := sshconfig.DefaultEnv()
 	if c.Env != nil {
 		env = *c.Env
 	}
@@ -242,15 +243,15 @@ func (c *Cmd) start(ctx context.Context) error {
 		return c.startExec(ctx, fmt.Sprintf("login command %q is not ssh", c.Login[0]), false)
 	}
 	t0 := time.Now()
-	inv, err := ParseArgs(c.Login[1:])
-	var unsupported *UnsupportedError
+	inv, err := sshconfig.ParseArgs(c.Login[1:])
+	var unsupported *sshconfig.UnsupportedError
 	if errors.As(err, &unsupported) {
 		return c.startExec(ctx, strings.TrimPrefix(err.Error(), "sshlogin: "), true)
 	}
 	if err != nil {
 		return err
 	}
-	cfg, err := Resolve(inv, env)
+	cfg, err := sshconfig.Resolve(inv, env)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 )
 
 // debug writes ssh's own voice to Stderr: "debug1: " lines under ssh -v (LogLevel DEBUG),
@@ -18,7 +20,7 @@ type debug struct {
 }
 
 // newDebug follows LogLevel, which Resolve sets from the later of -v and -q as ssh does.
-func (c *Cmd) newDebug(cfg *Config) *debug {
+func (c *Cmd) newDebug(cfg *sshconfig.Config) *debug {
 	lvl := strings.ToUpper(cfg.LogLevel)
 	return &debug{
 		w:       c.Stderr,
@@ -48,7 +50,7 @@ func (d *debug) warnf(format string, args ...any) {
 }
 
 // getenv reads a variable of the login's environment.
-func getenv(env Env, name string) string {
+func getenv(env sshconfig.Env, name string) string {
 	if env.Getenv != nil {
 		return env.Getenv(name)
 	}
@@ -57,7 +59,7 @@ func getenv(env Env, name string) string {
 
 // environ lists the login's environment as NAME=value, for SendEnv: the process's variable
 // names, with their values as env gives them.
-func environ(env Env) []string {
+func environ(env sshconfig.Env) []string {
 	if env.Getenv == nil {
 		return nil
 	}

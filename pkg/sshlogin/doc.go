@@ -19,8 +19,8 @@
 // There are two ways to log in.
 //
 // Native: when the login command is ssh (or a path ending in /ssh), the package reads its
-// options and ssh_config itself (ParseArgs, Resolve), as the local ssh's OpenSSH release
-// reads them, and logs in in-process with
+// options and ssh_config with package sshconfig, as the local ssh's OpenSSH release reads
+// them, and logs in in-process with
 // golang.org/x/crypto/ssh, as the user's own ssh would: the agent and identity files, with
 // certificates; known_hosts with StrictHostKeyChecking; ProxyJump hops dialled in-process;
 // keepalives; the configured algorithms. No ssh binary is needed, the private keys are read
@@ -31,14 +31,13 @@
 // Exec: when the login command is something else (rsh, a wrapper), when ForceExec is set, or
 // when the ssh configuration asks for something that cannot be honoured in-process
 // (ProxyCommand, ControlMaster, canonicalization through DNS, an unknown option, ...; see
-// Config.ExecReason),
+// sshconfig.Config.ExecReason),
 // the login command is executed with the remote command line as its last word, as the
 // original socketpipe did. The child gets pipes or /dev/null, never the terminal, as stdin
 // and stdout, and stays in the caller's process group so that ssh can still ask for a
 // password on /dev/tty. Logf says which path was taken and why.
 //
 // On the native path, Session runs more commands on the same connection without logging in
-// again, and a Deployment runs a program from the remote PATH or, when the host lacks it,
-// uploads the local binary into a per-user cache there and runs it from that (see
-// ExampleDeployment).
+// again (package deploy uses it to upload and start a program the host lacks). ForcedLogins
+// remembers the logins whose server runs a forced command instead of the one asked for.
 package sshlogin

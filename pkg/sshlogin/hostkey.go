@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/skeema/knownhosts"
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	xknownhosts "golang.org/x/crypto/ssh/knownhosts"
 )
@@ -92,7 +93,7 @@ func keyTypeName(k ssh.PublicKey) string {
 // hostKeyCheck returns the host key callback and the host key algorithms for cfg: known_hosts
 // as OpenSSH reads it (UserKnownHostsFile and GlobalKnownHostsFile, missing files are fine),
 // with the algorithms known_hosts holds for the host offered first.
-func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeState) (ssh.HostKeyCallback, []string, error) {
+func (c *Cmd) hostKeyCheck(cfg *sshconfig.Config, p *prompter, d *debug, hs *handshakeState) (ssh.HostKeyCallback, []string, error) {
 	lookup := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
 	if cfg.HostKeyAlias != "" {
 		lookup = net.JoinHostPort(cfg.HostKeyAlias, "22")
@@ -207,7 +208,7 @@ func (c *Cmd) hostKeyCheck(cfg *Config, p *prompter, d *debug, hs *handshakeStat
 // checkHostIP does what OpenSSH's CheckHostIP does once the host key is verified: warn
 // when known_hosts holds another key for the address the connection reached, and record
 // the key for that address when it holds none.
-func (c *Cmd) checkHostIP(cfg *Config, check ssh.HostKeyCallback, remote net.Addr, key ssh.PublicKey, d *debug) {
+func (c *Cmd) checkHostIP(cfg *sshconfig.Config, check ssh.HostKeyCallback, remote net.Addr, key ssh.PublicKey, d *debug) {
 	ta, ok := remote.(*net.TCPAddr)
 	if !ok || ta.IP == nil || ta.IP.IsUnspecified() || cfg.HostKeyAlias != "" || net.ParseIP(cfg.HostName) != nil {
 		return
@@ -266,7 +267,7 @@ func askHostKey(p *prompter, name string, remote net.Addr, key ssh.PublicKey, ot
 
 // addKnownHost appends the key to the first UserKnownHostsFile, hashed when HashKnownHosts
 // is set. A failure is a warning, as in OpenSSH.
-func (c *Cmd) addKnownHost(cfg *Config, name string, key ssh.PublicKey, d *debug) {
+func (c *Cmd) addKnownHost(cfg *sshconfig.Config, name string, key ssh.PublicKey, d *debug) {
 	if cert, ok := key.(*ssh.Certificate); ok {
 		key = cert.Key
 	}

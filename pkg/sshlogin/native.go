@@ -14,13 +14,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/cpu"
 )
 
 // hop is one SSH server on the way: the target, reached through via (nil: dialled directly).
 type hop struct {
-	cfg *Config
+	cfg *sshconfig.Config
 	via *hop
 }
 
@@ -31,7 +32,7 @@ const maxJumps = 8
 // OpenSSH does with "-J a,b": the target is reached through b, and b through a; a's own
 // ProxyJump, if it has one, applies. It returns a reason to execute ssh instead when some
 // hop cannot be honoured in-process.
-func resolveChain(inv *Invocation, cfg *Config, env Env, depth int) (*hop, string, error) {
+func resolveChain(inv *sshconfig.Invocation, cfg *sshconfig.Config, env sshconfig.Env, depth int) (*hop, string, error) {
 	if cfg.ExecReason != "" {
 		if depth > 0 {
 			return nil, fmt.Sprintf("ProxyJump host %s: %s", cfg.Host, cfg.ExecReason), nil
@@ -64,7 +65,7 @@ func resolveChain(inv *Invocation, cfg *Config, env Env, depth int) (*hop, strin
 	if len(hops) > 1 {
 		hinv.Options = append(hinv.Options, [2]string{"proxyjump", strings.Join(hops[:len(hops)-1], ",")})
 	}
-	hcfg, err := Resolve(hinv, env)
+	hcfg, err := sshconfig.Resolve(hinv, env)
 	if err != nil {
 		return nil, "", fmt.Errorf("sshlogin: ProxyJump host %s: %w", last, err)
 	}
@@ -81,7 +82,7 @@ func resolveChain(inv *Invocation, cfg *Config, env Env, depth int) (*hop, strin
 
 // algorithmsReason is a reason to execute ssh when a configured algorithm list names none
 // that x/crypto implements: in-process, the handshake could only fail.
-func algorithmsReason(cfg *Config) string {
+func algorithmsReason(cfg *sshconfig.Config) string {
 	sup, insec := ssh.SupportedAlgorithms(), ssh.InsecureAlgorithms()
 	for _, l := range []struct {
 		name      string
@@ -107,7 +108,7 @@ func implemented(list, imp []string) []string {
 }
 
 // expandTilde expands a leading ~/ to the home directory.
-func expandTilde(p string, env Env) string {
+func expandTilde(p string, env sshconfig.Env) string {
 	if rest, ok := strings.CutPrefix(p, "~/"); ok {
 		return env.Home + "/" + rest
 	}
@@ -115,9 +116,9 @@ func expandTilde(p string, env Env) string {
 }
 
 // parseJump takes apart one ProxyJump hop: [user@]host[:port] or ssh://[user@]host[:port].
-func parseJump(s string) (*Invocation, error) {
+func parseJump(s string) (*sshconfig.Invocation, error) {
 	s = strings.TrimPrefix(s, "ssh://")
-	inv := &Invocation{}
+	inv := &sshconfig.Invocation{}
 	if i := strings.LastIndex(s, "@"); i >= 0 {
 		inv.User, s = s[:i], s[i+1:]
 	}
@@ -158,14 +159,14 @@ type nativeRun struct {
 	userKey  ssh.PublicKey // the key the target accepted; nil for another method
 
 	// For more sessions on the connection (Cmd.Session).
-	cfg    *Config
-	env    Env
+	cfg    *sshconfig.Config
+	env    sshconfig.Env
 	d      *debug
 	shared bool // a further session: close ends only the channel
 }
 
 // startNative logs in through the chain and starts the remote command.
-func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env Env) (*nativeRun, error) {
+func (c *Cmd) startNative(ctx context.Context, inv *sshconfig.Invocation, chain *hop, env sshconfig.Env) (*nativeRun, error) {
 	t0 := time.Now()
 	d := c.newDebug(chain.cfg)
 	for _, id := range inv.Identities {
@@ -215,7 +216,7 @@ func (c *Cmd) startNative(ctx context.Context, inv *Invocation, chain *hop, env 
 }
 
 // connect dials h (through its jump hosts) and logs in.
-func (c *Cmd) connect(ctx context.Context, h *hop, env Env, d *debug, n *nativeRun) (*ssh.Client, net.Conn, error) {
+func (c *Cmd) connect(ctx context.Context, h *hop, env sshconfig.Env, d *debug, n *nativeRun) (*ssh.Client, net.Conn, error) {
 	cfg := h.cfg
 	addr := net.JoinHostPort(cfg.HostName, strconv.Itoa(cfg.Port))
 	var conn net.Conn
@@ -268,7 +269,7 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env Env, d *debug, n *nativeR
 
 // dial makes the TCP connection as ssh would: AddressFamily, BindAddress, ConnectTimeout
 // per attempt and ConnectionAttempts, one second apart.
-func dial(ctx context.Context, cfg *Config) (net.Conn, error) {
+func dial(ctx context.Context, cfg *sshconfig.Config) (net.Conn, error) {
 	network := "tcp"
 	switch cfg.AddressFamily {
 	case "inet":
@@ -312,7 +313,7 @@ func dial(ctx context.Context, cfg *Config) (net.Conn, error) {
 }
 
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
-func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *Config, env Env, d *debug) (*ssh.Client, *handshakeState, error) {
+func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Config, env sshconfig.Env, d *debug) (*ssh.Client, *handshakeState, error) {
 	batch := c.BatchMode || cfg.BatchMode
 	p := &prompter{ctx: ctx, env: env, batch: batch, stderr: c.Stderr}
 	hs := &handshakeState{}
@@ -462,7 +463,7 @@ func wildcardMatch(pat, s string) bool {
 
 // startSession opens a session channel, sends the environment without waiting for replies
 // (as OpenSSH does), and starts the command.
-func (n *nativeRun) startSession(ctx context.Context, c *Cmd, cfg *Config, env Env, command string, d *debug) error {
+func (n *nativeRun) startSession(ctx context.Context, c *Cmd, cfg *sshconfig.Config, env sshconfig.Env, command string, d *debug) error {
 	ch, reqs, err := n.client.OpenChannel("session", nil)
 	if err != nil {
 		return fmt.Errorf("sshlogin: open session on %s: %w", cfg.Host, err)
@@ -645,7 +646,7 @@ func (n *nativeRun) closeHops() {
 }
 
 // sessionEnv is SetEnv, then the variables SendEnv selects from the local environment.
-func sessionEnv(cfg *Config, env Env) [][2]string {
+func sessionEnv(cfg *sshconfig.Config, env sshconfig.Env) [][2]string {
 	var out [][2]string
 	for _, kv := range cfg.SetEnv {
 		if k, v, ok := strings.Cut(kv, "="); ok {
@@ -694,7 +695,7 @@ func (a *activityConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func newKeepalive(conn net.Conn, cfg *Config) *keepalive {
+func newKeepalive(conn net.Conn, cfg *sshconfig.Config) *keepalive {
 	ac := &activityConn{Conn: conn}
 	ac.last.Store(time.Now().UnixNano())
 	return &keepalive{conn: ac, interval: cfg.ServerAliveInterval, max: max(cfg.ServerAliveCountMax, 1), stopped: make(chan struct{})}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
@@ -447,11 +448,11 @@ func TestKeepaliveClosesDeadConnection(t *testing.T) {
 	h.trust(s)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	inv, err := ParseArgs(h.login(s)[1:])
+	inv, err := sshconfig.ParseArgs(h.login(s)[1:])
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := Resolve(inv, h.env)
+	cfg, err := sshconfig.Resolve(inv, h.env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,15 +616,15 @@ func TestExecRefused(t *testing.T) {
 
 func TestAlgorithmsReason(t *testing.T) {
 	for _, tc := range []struct {
-		cfg  Config
+		cfg  sshconfig.Config
 		want string
 	}{
-		{Config{}, ""},
-		{Config{Ciphers: []string{"aes128-ctr"}}, ""},
-		{Config{Ciphers: []string{"aes256-cbc"}}, "Ciphers aes256-cbc: none"},
-		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com"}}, "KexAlgorithms"},
-		{Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com", "curve25519-sha256"}}, ""},
-		{Config{HostKeyAlgorithms: []string{"sk-ssh-ed25519@openssh.com"}}, "HostKeyAlgorithms"},
+		{sshconfig.Config{}, ""},
+		{sshconfig.Config{Ciphers: []string{"aes128-ctr"}}, ""},
+		{sshconfig.Config{Ciphers: []string{"aes256-cbc"}}, "Ciphers aes256-cbc: none"},
+		{sshconfig.Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com"}}, "KexAlgorithms"},
+		{sshconfig.Config{KexAlgorithms: []string{"sntrup761x25519-sha512@openssh.com", "curve25519-sha256"}}, ""},
+		{sshconfig.Config{HostKeyAlgorithms: []string{"sk-ssh-ed25519@openssh.com"}}, "HostKeyAlgorithms"},
 	} {
 		if got := algorithmsReason(&tc.cfg); !strings.HasPrefix(got, tc.want) || (tc.want == "") != (got == "") {
 			t.Errorf("%+v: got %q, want %q", tc.cfg, got, tc.want)

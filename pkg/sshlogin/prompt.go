@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +25,7 @@ const defaultAskpass = "/usr/bin/ssh-askpass"
 // terminal (/dev/tty), or through SSH_ASKPASS as SSH_ASKPASS_REQUIRE and DISPLAY say.
 type prompter struct {
 	ctx    context.Context // ends a pending question: the terminal is restored
-	env    Env
+	env    sshconfig.Env
 	batch  bool
 	stderr io.Writer // for SSH_ASKPASS's messages
 	mu     sync.Mutex

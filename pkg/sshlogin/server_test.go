@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -320,7 +321,7 @@ type testHome struct {
 	dir        string
 	knownHosts string
 	config     string
-	env        Env
+	env        sshconfig.Env
 }
 
 func newTestHome(t testing.TB) *testHome {
@@ -329,7 +330,7 @@ func newTestHome(t testing.TB) *testHome {
 	h := &testHome{t: t, dir: dir, knownHosts: filepath.Join(dir, ".ssh", "known_hosts"), config: filepath.Join(dir, "ssh_config")}
 	os.MkdirAll(filepath.Join(dir, ".ssh"), 0o700)
 	os.WriteFile(h.config, nil, 0o600)
-	h.env = DefaultEnv()
+	h.env = sshconfig.DefaultEnv()
 	h.env.Home = dir
 	for _, v := range []string{"SSH_AUTH_SOCK", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "DISPLAY", "WAYLAND_DISPLAY"} {
 		t.Setenv(v, "")

@@ -7,11 +7,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 )
 
 // hermetic gives c the test home (Resolve takes the home from the password database).
 func (h *testHome) hermetic(c *Cmd) *Cmd {
-	env := DefaultEnv()
+	env := sshconfig.DefaultEnv()
 	env.Home = h.dir
 	env.Getenv = os.Getenv
 	c.Env = &env

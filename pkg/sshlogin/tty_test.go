@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
 )
@@ -141,7 +142,7 @@ func TestTerminalPromptCancel(t *testing.T) {
 }
 
 func ttyHelper() {
-	env := DefaultEnv()
+	env := sshconfig.DefaultEnv()
 	env.Home = os.Getenv("SP_HOME")
 	for _, v := range []string{"SSH_AUTH_SOCK", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "DISPLAY"} {
 		os.Unsetenv(v)

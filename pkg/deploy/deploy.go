@@ -1,4 +1,4 @@
-package sshlogin
+package deploy
 
 import (
 	"bytes"
@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
 // A Deployment is a program that the remote host runs from its PATH when it has it, and
@@ -35,7 +37,7 @@ import (
 // starting the program; then Install uploads Binary over a new session on the same
 // connection, and a Session running RunCommand starts the copy:
 //
-//	d := &sshlogin.Deployment{Name: "socketpipe", Args: "--serve", Version: "1.2.0"}
+//	d := &deploy.Deployment{Name: "socketpipe", Args: "--serve", Version: "1.2.0"}
 //	go d.Prepare() // find the cache key while logging in
 //	cmd := sshlogin.Command(login, "socketpipe --serve")
 //	cmd.NativeCommand = d.StartCommand
@@ -375,7 +377,7 @@ func (d *Deployment) installScript(token string) string {
 // be native), unless the remote system is not one the binary runs on: then it returns a
 // *PlatformError having written nothing. Other failures are an *InstallError with the remote
 // side's message; nothing is left but, at worst, a temporary file.
-func (d *Deployment) Install(ctx context.Context, c *Cmd) (*Installed, error) {
+func (d *Deployment) Install(ctx context.Context, c *sshlogin.Cmd) (*Installed, error) {
 	if err := d.Prepare(); err != nil {
 		return nil, err
 	}

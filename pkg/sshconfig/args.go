@@ -1,4 +1,4 @@
-package sshlogin
+package sshconfig
 
 import (
 	"fmt"

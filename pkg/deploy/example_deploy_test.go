@@ -1,4 +1,4 @@
-package sshlogin_test
+package deploy_test
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -20,7 +21,7 @@ func ExampleDeployment() {
 	defer cancel()
 	const hello = "\x00helper-v1\x00"
 
-	d := &sshlogin.Deployment{Name: "helper", Args: "--serve", Version: "1.0.0"}
+	d := &deploy.Deployment{Name: "helper", Args: "--serve", Version: "1.0.0"}
 	go d.Prepare() // finds the cache key while the login runs
 
 	cmd := sshlogin.Command([]string{"ssh", "build@ci-runner-7"}, "helper --serve")
@@ -45,7 +46,7 @@ func ExampleDeployment() {
 		log.Fatal("the helper did not start")
 	}
 	inst, err := d.Install(ctx, cmd)
-	var pe *sshlogin.PlatformError
+	var pe *deploy.PlatformError
 	if errors.As(err, &pe) {
 		log.Fatalf("%v: build the helper for %s", err, m.Platform())
 	} else if err != nil {
