@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -110,7 +110,7 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 	case errors.As(werr, &ee):
 		st.Exit, st.Signal = ee.Status, ee.Signal
 	default:
-		st.Exit, st.Err = ExitSSH, rendezvous.Printable(werr.Error(), 200)
+		st.Exit, st.Err = ExitSSH, quote.Printable(werr.Error(), 200)
 	}
 	return &plumb.Report{
 		Mode: modePassThrough, Why: pt.why,

@@ -29,6 +29,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
@@ -176,14 +177,7 @@ func remoteCommandLine(path string) string {
 	if path == "" {
 		path = "socketpipe"
 	}
-	return shellQuote(path) + " --serve"
-}
-
-func shellQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+,:=@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return quote.Shell(path) + " --serve"
 }
 
 // runLogin starts the remote half through the login command, runs c on it (filling in what
@@ -245,7 +239,7 @@ func (p *Pipe) runLogin(ctx context.Context, c *plumb.Client, r *record, pt *pas
 	if why != "" && ctx.Err() == nil {
 		said := held.discard()
 		if said != "" {
-			p.log("the forced command said on its standard error: %s", rendezvous.Quote(firstLine([]byte(said))))
+			p.log("the forced command said on its standard error: %s", quote.Word(firstLine([]byte(said))))
 		}
 		switch {
 		case pt == nil:
