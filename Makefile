@@ -24,8 +24,8 @@ BENCH_PKGS ?= ./pkg/... ./internal/...
 # package:target:divisor (a slow target runs FUZZTIME/divisor executions).
 FUZZ_TARGETS := \
 	./pkg/plumb:FuzzParseArgs:1 \
-	./pkg/rendezvous:FuzzControl:1 \
-	./pkg/rendezvous:FuzzOpenReader:10 \
+	./internal/wire:FuzzControl:1 \
+	./internal/seal:FuzzOpenReader:10 \
 	./pkg/sshconfig:FuzzParseArgs:1 \
 	./pkg/sshconfig:FuzzResolve:100 \
 	./pkg/deploy:FuzzWatcher:10 \

@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
+	buildversion "github.com/socketpipe/socketpipe/internal/version"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -27,7 +28,7 @@ type deployer struct {
 
 func newDeployer(p *Pipe) *deployer {
 	d := &deployer{p: p, dep: &deploy.Deployment{
-		Name: "socketpipe", Args: "--serve", Path: p.RemotePath, Version: plumb.Version,
+		Name: "socketpipe", Args: "--serve", Path: p.RemotePath, Version: buildversion.String(),
 		NoCache: p.NoDeploy,
 	}}
 	if !p.NoDeploy && !p.ForceExec && len(p.Login) > 0 && isSSH(p.Login[0]) {
@@ -53,7 +54,7 @@ func (d *deployer) startCommand() (string, error) { return d.dep.StartCommand() 
 // reader watches the login session's output for the start command's report of a missing
 // remote half.
 func (d *deployer) reader(r io.Reader) io.Reader {
-	d.watch = d.dep.Watch(r, rendezvous.Magic)
+	d.watch = d.dep.Watch(r, wire.Magic)
 	return d.watch
 }
 
@@ -140,7 +141,7 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 		d.log("note: this binary is dynamically linked (%s); a static build (CGO_ENABLED=0, as make build does) runs on more hosts", ip)
 	}
 	rep, half, hw, _, err := d.start(ctx, login, c, d.dep.RunCommand())
-	if errors.As(err, new(*rendezvous.BannerError)) {
+	if errors.As(err, new(*wire.BannerError)) {
 		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
 	}
 	return rep, half, hw, err
@@ -164,7 +165,7 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 	if err := half.Start(ctx); err != nil {
 		return rep, login, hw, nil, err
 	}
-	watch := d.dep.Watch(hr, rendezvous.Magic)
+	watch := d.dep.Watch(hr, wire.Magic)
 	rep, err = c.Run(ctx, watch, hw)
 	if err != nil && ctx.Err() == nil {
 		missing = watch.Drain(2 * time.Second)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"path/filepath"
 
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/deploy"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
@@ -32,7 +33,7 @@ func (p *Pipe) runError(err, loginErr error, native bool) *Error {
 		return e
 	}
 	status := p.failStatus()
-	var be *rendezvous.BannerError
+	var be *wire.BannerError
 	var ee *sshlogin.ExitError
 	var fe *forcedError
 	switch {
@@ -43,8 +44,8 @@ func (p *Pipe) runError(err, loginErr error, native bool) *Error {
 		var e *Error
 		name := loginName(p.Login)
 		switch {
-		case errors.Is(be.Err, rendezvous.ErrBannerTooLong):
-			e = failure(status, err, "the remote half did not start: the login printed more than %d bytes without its greeting", rendezvous.MaxBanner).
+		case errors.Is(be.Err, wire.ErrBannerTooLong):
+			e = failure(status, err, "the remote half did not start: the login printed more than %d bytes without its greeting", wire.MaxBanner).
 				hint("is %s on the remote host really socketpipe? --remote-path names it", remoteName(p.RemotePath))
 		case errors.As(loginErr, &ee) && ee.Status == 127:
 			e = failure(status, err, "the remote half did not start: %s is not installed on the remote host (the remote shell said: command not found)", remoteName(p.RemotePath)).

@@ -30,6 +30,8 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/internal/quote"
+	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
@@ -116,7 +118,7 @@ func (p *Pipe) run(ctx context.Context, r *record) *Error {
 		return p.subsystem(ctx, r)
 	}
 	if p.Encrypt {
-		if _, err := rendezvous.ChooseCipher(p.Cipher); err != nil {
+		if _, err := seal.ChooseCipher(p.Cipher); err != nil {
 			status := ExitUsage
 			if p.SSHMode {
 				status = ExitSSH
@@ -262,8 +264,8 @@ func (p *Pipe) runLogin(ctx context.Context, c *plumb.Client, r *record, pt *pas
 	if err != nil {
 		// Our own failure: end the login at once; the remote half then ends its command.
 		// A login whose output simply ended is let finish, for its exit status.
-		var be *rendezvous.BannerError
-		if !errors.As(err, &be) || errors.Is(be.Err, rendezvous.ErrBannerTooLong) {
+		var be *wire.BannerError
+		if !errors.As(err, &be) || errors.Is(be.Err, wire.ErrBannerTooLong) {
 			login.Close()
 		}
 		lerr := waitLogin(half, 3*time.Second)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
 // serveEnv makes this test binary the remote half: "test-binary --serve", started by the
@@ -120,7 +120,7 @@ func TestPipeOwnError(t *testing.T) {
 	if want := "the remote half did not start: /no/such/socketpipe is not installed on the remote host"; !strings.HasPrefix(e.Error(), want) {
 		t.Errorf("message %q, want %q", e.Error(), want)
 	}
-	if len(e.Hints) == 0 || !errors.As(err, new(*rendezvous.BannerError)) {
+	if len(e.Hints) == 0 || !errors.As(err, new(*wire.BannerError)) {
 		t.Errorf("hints %q, cause %v", e.Hints, e.Err)
 	}
 	if st.Exit != ExitFailure || st.Login != "exec" || st.Stages[0].Exit != nil {

@@ -22,8 +22,7 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/integration/harness"
-	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/internal/wire"
 )
 
 // deployEnv is an sshd whose sessions have no socketpipe on PATH, and the local binary.
@@ -59,7 +58,13 @@ func newDeployEnv(t testing.TB, pathDirs ...string) *deployEnv {
 		t.Fatalf("go tool buildid: %v", err)
 	}
 	key := sha256.Sum256([]byte("go build ID " + strings.TrimSpace(string(id))))
-	e.cache = filepath.Join(sshd.Home, ".cache", "socketpipe", plumb.Version+"-"+hex.EncodeToString(key[:8]))
+	// The cache's name starts with the version the binary reports: stamped by make, else the
+	// module's or "devel".
+	vout, err := exec.Command(bin, "--version").Output()
+	if err != nil || len(strings.Fields(string(vout))) < 2 {
+		t.Fatalf("socketpipe --version: %q, %v", vout, err)
+	}
+	e.cache = filepath.Join(sshd.Home, ".cache", "socketpipe", strings.Fields(string(vout))[1]+"-"+hex.EncodeToString(key[:8]))
 	t.Cleanup(func() { harness.WaitNoProcesses(t, marker, 10*time.Second) })
 	return e
 }
@@ -420,13 +425,13 @@ func TestDeployNoexecCache(t *testing.T) {
 
 // oldSocketpipe is a fake remote socketpipe that answers with the hello of another protocol.
 func oldSocketpipe(t *testing.T) string {
-	hello, err := json.Marshal(&rendezvous.Message{Type: rendezvous.MsgHello, Version: "0.0.1", Protocol: 99, PID: 1})
+	hello, err := json.Marshal(&wire.Message{Type: wire.MsgHello, Version: "0.0.1", Protocol: 99, PID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var frame bytes.Buffer
-	frame.WriteString(rendezvous.Magic)
-	frame.WriteByte(rendezvous.FrameJSON)
+	frame.WriteString(wire.Magic)
+	frame.WriteByte(wire.FrameJSON)
 	binary.Write(&frame, binary.BigEndian, uint32(len(hello)))
 	frame.Write(hello)
 	var esc strings.Builder

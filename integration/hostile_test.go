@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/integration/harness"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/internal/wire"
 )
 
 // editedConfig writes a copy of the sshd's client configuration with the line starting with
@@ -133,7 +133,7 @@ func TestLyingRemoteHalf(t *testing.T) {
 	if err := os.Mkdir(newer, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	fakeHalf(t, newer, "socketpipe", rendezvous.Magic+hello(99, "9.9"), "read")
+	fakeHalf(t, newer, "socketpipe", wire.Magic+hello(99, "9.9"), "read")
 	bin := harness.BuildSocketpipe(t)
 	marker := harness.NewMarker()
 	s := harness.StartSSHD(t, harness.SSHDOptions{PathDirs: []string{newer, bin}, Env: map[string]string{harness.MarkerEnv: marker}})
@@ -145,13 +145,13 @@ func TestLyingRemoteHalf(t *testing.T) {
 		msgs []string
 	}{
 		{"version-mismatch", "", []string{"socketpipe: error: version mismatch: local socketpipe ", " speaks protocol 1, remote socketpipe 9.9 speaks protocol 99", "socketpipe: hint: "}},
-		{"oversized", fakeHalf(t, fakes, "oversized", rendezvous.Magic+"J\x7f\xff\xff\xff", "read"), []string{"socketpipe: error: control message of 2147483647 bytes exceeds the limit of 1048576"}},
-		{"truncated", fakeHalf(t, fakes, "truncated", rendezvous.Magic+"J\x00\x00\x00\x64"+`{"type":"he`, "exit"), []string{"socketpipe: error: control channel: unexpected EOF"}},
-		{"malformed", fakeHalf(t, fakes, "malformed", rendezvous.Magic+frame('J', "{{{{{"), "read"), []string{"socketpipe: error: malformed control message"}},
-		{"untyped", fakeHalf(t, fakes, "untyped", rendezvous.Magic+frame('J', `{"protocol":1}`), "read"), []string{"socketpipe: error: control message without a type"}},
-		{"unknown-frame", fakeHalf(t, fakes, "unknown", rendezvous.Magic+frame('Z', ""), "read"), []string{"socketpipe: error: unknown control frame type 0x5a"}},
-		{"data-instead-of-hello", fakeHalf(t, fakes, "data", rendezvous.Magic+frame('D', "xyz"), "read"), []string{"socketpipe: error: unexpected frame type"}},
-		{"oversized-after-hello", fakeHalf(t, fakes, "later", rendezvous.Magic+hello(1, "0.1.0")+"D\x7f\xff\xff\xff", "read"), []string{"socketpipe: error: ", "data frame of 2147483647 bytes exceeds the limit of 262144"}},
+		{"oversized", fakeHalf(t, fakes, "oversized", wire.Magic+"J\x7f\xff\xff\xff", "read"), []string{"socketpipe: error: control message of 2147483647 bytes exceeds the limit of 1048576"}},
+		{"truncated", fakeHalf(t, fakes, "truncated", wire.Magic+"J\x00\x00\x00\x64"+`{"type":"he`, "exit"), []string{"socketpipe: error: control channel: unexpected EOF"}},
+		{"malformed", fakeHalf(t, fakes, "malformed", wire.Magic+frame('J', "{{{{{"), "read"), []string{"socketpipe: error: malformed control message"}},
+		{"untyped", fakeHalf(t, fakes, "untyped", wire.Magic+frame('J', `{"protocol":1}`), "read"), []string{"socketpipe: error: control message without a type"}},
+		{"unknown-frame", fakeHalf(t, fakes, "unknown", wire.Magic+frame('Z', ""), "read"), []string{"socketpipe: error: unknown control frame type 0x5a"}},
+		{"data-instead-of-hello", fakeHalf(t, fakes, "data", wire.Magic+frame('D', "xyz"), "read"), []string{"socketpipe: error: unexpected frame type"}},
+		{"oversized-after-hello", fakeHalf(t, fakes, "later", wire.Magic+hello(1, "0.1.0")+"D\x7f\xff\xff\xff", "read"), []string{"socketpipe: error: ", "data frame of 2147483647 bytes exceeds the limit of 262144"}},
 		{"endless-noise", fakeHalf(t, fakes, "noise", "", "banner"), []string{"socketpipe: error: the remote half did not start: the login printed more than 1048576 bytes without its greeting"}},
 	}
 	for _, tc := range tests {

@@ -10,11 +10,11 @@ import (
 	"syscall"
 
 	"github.com/socketpipe/socketpipe"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
-const protocolVersion = rendezvous.Protocol
+const protocolVersion = wire.Protocol
 
 // Exit statuses of socketpipe's own.
 const (

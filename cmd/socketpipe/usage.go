@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/socketpipe/socketpipe/pkg/plumb"
+	buildversion "github.com/socketpipe/socketpipe/internal/version"
 )
 
 const usageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
@@ -46,5 +46,5 @@ itself fails, 1 for a command-line mistake. See socketpipe(1).
 func usage(w io.Writer) { io.WriteString(w, usageText) }
 
 func version(w io.Writer) {
-	fmt.Fprintf(w, "socketpipe %s (protocol %d)\n", plumb.Version, protocolVersion)
+	fmt.Fprintf(w, "socketpipe %s (protocol %d)\n", buildversion.String(), protocolVersion)
 }

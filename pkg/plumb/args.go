@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
@@ -189,9 +190,9 @@ func ParseArgs(args []string) (*Args, error) {
 			a.Help, a.Version = opt == "--help", opt == "--version"
 			return a, nil
 		case "{", "}":
-			return nil, usagef("unexpected %s: braces belong after -i, -l, -r or -o", rendezvous.Quote(opt))
+			return nil, usagef("unexpected %s: braces belong after -i, -l, -r or -o", quote.Word(opt))
 		default:
-			return nil, usagef("unknown option %s", rendezvous.Quote(opt))
+			return nil, usagef("unknown option %s", quote.Word(opt))
 		}
 		if inline != nil {
 			return nil, usagef("option %s takes no value", opt)
@@ -242,13 +243,13 @@ func braceBlock(args []string, i int, opt string) ([]string, int, error) {
 func ParseTimeout(s string) (time.Duration, error) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
 		if f < 0 || math.IsNaN(f) || f > 1e9 {
-			return 0, usagef("-t %s: the timeout must be a number of seconds from 0 (forever) up", rendezvous.Quote(s))
+			return 0, usagef("-t %s: the timeout must be a number of seconds from 0 (forever) up", quote.Word(s))
 		}
 		return time.Duration(f * float64(time.Second)), nil
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d < 0 {
-		return 0, usagef("-t %s is not a number of seconds", rendezvous.Quote(s))
+		return 0, usagef("-t %s is not a number of seconds", quote.Word(s))
 	}
 	return d, nil
 }

@@ -14,11 +14,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
+	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/version"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
-
-// Version is socketpipe's version, reported by --version and exchanged by the two halves.
-var Version = "0.1.0"
 
 // Client is the local half of a run: it speaks to the remote half over the control channel,
 // makes the data connection and runs the local commands on it.
@@ -120,7 +121,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	cipherName := ""
 	if c.Encrypt && mode != rendezvous.ModeSSH {
 		var err error
-		if cipherName, err = rendezvous.ChooseCipher(c.Cipher); err != nil {
+		if cipherName, err = seal.ChooseCipher(c.Cipher); err != nil {
 			return rep, err
 		}
 	}
@@ -151,9 +152,9 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		}
 	}()
 
-	ctl := rendezvous.NewConn(r, w)
-	req := &rendezvous.Message{
-		Type: rendezvous.MsgRequest, Version: Version, Protocol: rendezvous.Protocol,
+	ctl := wire.NewConn(r, w)
+	req := &wire.Message{
+		Type: wire.MsgRequest, Version: version.String(), Protocol: wire.Protocol,
 		Argv: c.Remote, Shell: c.Shell, NoDelay: c.relaysStdio(), Mode: mode, Secret: secret,
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
 		Cipher: cipherName, Addr: backAddr, Host: c.Host,
@@ -166,27 +167,27 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		hello, herr := recvHello(hctx, ctl)
 		cancel()
-		if herr == nil && hello.Type == rendezvous.MsgHello && hello.Protocol != rendezvous.Protocol {
-			return rep, &VersionError{Local: Version, LocalProtocol: rendezvous.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
+		if herr == nil && hello.Type == wire.MsgHello && hello.Protocol != wire.Protocol {
+			return rep, &VersionError{Local: version.String(), LocalProtocol: wire.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
 		}
-		return rep, &rendezvous.BannerError{Banner: ctl.Banner, Err: fmt.Errorf("sending the request to the remote half: %w", err)}
+		return rep, &wire.BannerError{Banner: ctl.Banner, Err: fmt.Errorf("sending the request to the remote half: %w", err)}
 	}
 	hello, err := recvHello(ctx, ctl)
 	if err != nil {
 		if errors.Is(err, io.EOF) {
-			err = &rendezvous.BannerError{Banner: ctl.Banner, Err: err}
+			err = &wire.BannerError{Banner: ctl.Banner, Err: err}
 		}
 		return rep, err
 	}
-	if hello.Type == rendezvous.MsgError {
+	if hello.Type == wire.MsgError {
 		return rep, &rendezvous.RemoteError{Msg: hello.Error}
 	}
-	if hello.Type != rendezvous.MsgHello {
-		return rep, fmt.Errorf("the remote half sent %s instead of its hello", rendezvous.Quote(hello.Type))
+	if hello.Type != wire.MsgHello {
+		return rep, fmt.Errorf("the remote half sent %s instead of its hello", quote.Word(hello.Type))
 	}
 	rep.RemoteVersion = hello.Version
-	if hello.Protocol != rendezvous.Protocol {
-		return rep, &VersionError{Local: Version, LocalProtocol: rendezvous.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
+	if hello.Protocol != wire.Protocol {
+		return rep, &VersionError{Local: version.String(), LocalProtocol: wire.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
 	}
 	c.logf("remote half: socketpipe %s, pid %d, after %v", hello.Version, hello.PID, time.Since(start).Round(time.Millisecond))
 	if len(ctl.Banner) > 0 {
@@ -204,7 +205,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 			if err != nil {
 				return rep, err
 			}
-			if err := ctl.Send(&rendezvous.Message{Type: rendezvous.MsgListen, Addr: a}); err != nil {
+			if err := ctl.Send(&wire.Message{Type: wire.MsgListen, Addr: a}); err != nil {
 				return rep, err
 			}
 		}
@@ -359,7 +360,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 		if !statusSeen.Load() {
 			// As in a shell pipeline, the writer before a reader that went away
 			// gets SIGPIPE: the remote half signals the remote command.
-			rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgOutputClosed})
+			rd.conn.Send(&wire.Message{Type: wire.MsgOutputClosed})
 		}
 	}
 	// The output went away before the end of the remote's stream. A shell's writer gets
@@ -491,27 +492,27 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				continue
 			}
 			switch m.Type {
-			case rendezvous.MsgStatus:
+			case wire.MsgStatus:
 				statusSeen.Store(true)
 				s := rep.Stages[1]
 				s.Ran = m.Error == "" || m.Exit < 126
 				s.Exit, s.Signal, s.Err = m.Exit, m.Signal, m.Error
-			case rendezvous.MsgInputUnread:
+			case wire.MsgInputUnread:
 				// The remote command is gone and the input still writes: as in a shell
 				// pipeline, the writer gets SIGPIPE.
 				if inputProc != nil && inputProc.Process != nil {
 					inputProc.Process.Signal(syscall.SIGPIPE)
 				}
-			case rendezvous.MsgNote:
+			case wire.MsgNote:
 				c.logf("remote: %s", m.Note)
-			case rendezvous.MsgError:
+			case wire.MsgError:
 				kill(syscall.SIGTERM)
 				// What we found wrong with the data from the remote half comes first: the
 				// remote half may complain of the connection we closed because of it.
 				mu.Lock()
 				err := relayErr
 				mu.Unlock()
-				if errors.Is(err, rendezvous.ErrTampered) || errors.Is(err, rendezvous.ErrEndedEarly) {
+				if errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) {
 					return err
 				}
 				return &rendezvous.RemoteError{Msg: m.Error}
@@ -538,9 +539,9 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 // recvHello reads the remote half's first message, giving up when ctx ends: a login command
 // that was killed may have left a child holding its output open, and the read would then never
 // end. The reading goroutine ends when the caller closes the login.
-func recvHello(ctx context.Context, ctl *rendezvous.Conn) (*rendezvous.Message, error) {
+func recvHello(ctx context.Context, ctl *wire.Conn) (*wire.Message, error) {
 	type recv struct {
-		m   *rendezvous.Message
+		m   *wire.Message
 		err error
 	}
 	ch := make(chan recv, 1)
@@ -568,7 +569,7 @@ type VersionError struct {
 
 func (e *VersionError) Error() string {
 	return fmt.Sprintf("version mismatch: local socketpipe %s speaks protocol %d, remote socketpipe %s speaks protocol %d",
-		rendezvous.Printable(e.Local, 64), e.LocalProtocol, rendezvous.Printable(e.Remote, 64), e.RemoteProtocol)
+		quote.Printable(e.Local, 64), e.LocalProtocol, quote.Printable(e.Remote, 64), e.RemoteProtocol)
 }
 
 func addrIP(a net.Addr) net.IP {

@@ -9,7 +9,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/internal/wire"
 )
 
 type closedWriter struct{}
@@ -19,10 +19,10 @@ func (closedWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
 // A remote half of another protocol that answered and went away before it read the request is
 // still told by its hello, not taken for a login that never started it.
 func TestRunVersionBeforeRequest(t *testing.T) {
-	hello, _ := json.Marshal(&rendezvous.Message{Type: rendezvous.MsgHello, Version: "0.0.1", Protocol: 99, PID: 1})
+	hello, _ := json.Marshal(&wire.Message{Type: wire.MsgHello, Version: "0.0.1", Protocol: 99, PID: 1})
 	var out bytes.Buffer
-	out.WriteString("banner\n" + rendezvous.Magic)
-	out.WriteByte(rendezvous.FrameJSON)
+	out.WriteString("banner\n" + wire.Magic)
+	out.WriteByte(wire.FrameJSON)
 	binary.Write(&out, binary.BigEndian, uint32(len(hello)))
 	out.Write(hello)
 	c := &Client{Remote: []string{"true"}}
@@ -33,7 +33,7 @@ func TestRunVersionBeforeRequest(t *testing.T) {
 	}
 	// Nothing at all: the login never started it.
 	_, err = c.Run(context.Background(), bytes.NewReader(nil), closedWriter{})
-	var be *rendezvous.BannerError
+	var be *wire.BannerError
 	if !errors.As(err, &be) {
 		t.Fatalf("Run = %v, want a BannerError", err)
 	}

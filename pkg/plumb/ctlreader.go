@@ -8,14 +8,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
 // ctlReader reads the control channel in the background: control messages go to msgs (closed
 // when the channel ends, err then says why), data frames of ssh mode to the sink.
 type ctlReader struct {
-	conn *rendezvous.Conn
-	msgs chan *rendezvous.Message
+	conn *wire.Conn
+	msgs chan *wire.Message
 	err  error // valid once msgs is closed
 
 	sinkMu    sync.Mutex
@@ -32,10 +33,10 @@ type ctlReader struct {
 	silence time.Duration // how long a silent peer is given, once heartbeat has started
 }
 
-func newCtlReader(conn *rendezvous.Conn) *ctlReader {
+func newCtlReader(conn *wire.Conn) *ctlReader {
 	r := &ctlReader{
 		conn:      conn,
-		msgs:      make(chan *rendezvous.Message, 16),
+		msgs:      make(chan *wire.Message, 16),
 		sinkReady: make(chan struct{}),
 		dataEnded: make(chan struct{}),
 		closed:    make(chan struct{}),
@@ -69,25 +70,25 @@ func (r *ctlReader) loop() {
 		}
 		r.heard.Store(time.Now().UnixNano())
 		switch typ {
-		case rendezvous.FrameJSON:
+		case wire.FrameJSON:
 			b := make([]byte, n)
 			if err := r.conn.ReadPayload(b); err != nil {
 				r.err = err
 				return
 			}
-			m, err := rendezvous.DecodeMessage(b)
+			m, err := wire.DecodeMessage(b)
 			if err != nil {
 				r.err = err
 				return
 			}
-			if m.Type == rendezvous.MsgPing {
+			if m.Type == wire.MsgPing {
 				continue
 			}
 			r.msgs <- m
-		case rendezvous.FrameData:
+		case wire.FrameData:
 			<-r.sinkReady
 			if buf == nil {
-				buf = make([]byte, rendezvous.MaxDataFrame)
+				buf = make([]byte, wire.MaxDataFrame)
 			}
 			if err := r.conn.ReadPayload(buf[:n]); err != nil {
 				r.err = err
@@ -111,7 +112,7 @@ func (r *ctlReader) loop() {
 			if r.received != nil {
 				r.received(n)
 			}
-		case rendezvous.FrameEOF:
+		case wire.FrameEOF:
 			<-r.sinkReady
 			if !sinkBroken {
 				r.sink.Close()
@@ -155,7 +156,7 @@ func (r *ctlReader) heartbeat(interval time.Duration) (dead <-chan struct{}, sto
 			case sending <- struct{}{}:
 				// A write into a dead link may block until the channel is closed.
 				go func() {
-					r.conn.Send(&rendezvous.Message{Type: rendezvous.MsgPing})
+					r.conn.Send(&wire.Message{Type: wire.MsgPing})
 					<-sending
 				}()
 			default:

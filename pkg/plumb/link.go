@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"golang.org/x/sys/unix"
 )
@@ -156,21 +158,21 @@ func isReaderFrom(w io.Writer) bool {
 	}
 	return false
 }
-func isWriterTo(r io.Reader) bool { _, ok := r.(*rendezvous.OpenReader); return ok }
+func isWriterTo(r io.Reader) bool { _, ok := r.(*seal.OpenReader); return ok }
 
 // frameWriter sends data frames on the control channel (ssh mode).
 type frameWriter struct {
-	ctl *rendezvous.Conn
+	ctl *wire.Conn
 }
 
 func (f *frameWriter) Write(p []byte) (int, error) {
 	total := 0
 	for len(p) > 0 {
 		n := len(p)
-		if n > rendezvous.MaxDataFrame {
-			n = rendezvous.MaxDataFrame
+		if n > wire.MaxDataFrame {
+			n = wire.MaxDataFrame
 		}
-		if err := f.ctl.WriteFrame(rendezvous.FrameData, p[:n]); err != nil {
+		if err := f.ctl.WriteFrame(wire.FrameData, p[:n]); err != nil {
 			return total, err
 		}
 		total += n
@@ -179,16 +181,16 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-func (f *frameWriter) Close() error { return f.ctl.WriteFrame(rendezvous.FrameEOF, nil) }
+func (f *frameWriter) Close() error { return f.ctl.WriteFrame(wire.FrameEOF, nil) }
 
 // ReadFrom reads straight into a frame: one read and one write per frame, no extra copy.
 func (f *frameWriter) ReadFrom(r io.Reader) (int64, error) {
-	buf := make([]byte, rendezvous.FrameHeader+rendezvous.MaxDataFrame)
+	buf := make([]byte, wire.FrameHeader+wire.MaxDataFrame)
 	var total int64
 	for {
-		n, err := r.Read(buf[rendezvous.FrameHeader:])
+		n, err := r.Read(buf[wire.FrameHeader:])
 		if n > 0 {
-			if werr := f.ctl.WriteFramed(rendezvous.FrameData, buf[:rendezvous.FrameHeader+n]); werr != nil {
+			if werr := f.ctl.WriteFramed(wire.FrameData, buf[:wire.FrameHeader+n]); werr != nil {
 				return total, werr
 			}
 			total += int64(n)

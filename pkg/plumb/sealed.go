@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 
+	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
@@ -12,15 +13,15 @@ import (
 func sealedLink(res *rendezvous.Result, secret []byte, cipherName string, isClient bool) (*link, error) {
 	c := res.Proven.Conn
 	rendezvous.TuneRelay(c) // SealWriter writes whole frames
-	seal, open, err := rendezvous.SessionKeys(secret, res.Proven.ClientNonce, res.Proven.ServerNonce, cipherName, isClient)
+	sealKey, openKey, err := seal.SessionKeys(secret, res.Proven.ClientNonce, res.Proven.ServerNonce, cipherName, isClient)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	return &link{
 		mode: res.Mode,
-		send: &sealSender{w: rendezvous.NewSealWriter(c, seal), conn: c},
-		recv: rendezvous.NewOpenReader(c, open),
+		send: &sealSender{w: seal.NewSealWriter(c, sealKey), conn: c},
+		recv: seal.NewOpenReader(c, openKey),
 		conn: c,
 	}, nil
 }
@@ -28,7 +29,7 @@ func sealedLink(res *rendezvous.Result, secret []byte, cipherName string, isClie
 // sealSender ends the encrypted stream with the authenticated end-of-stream frame, then
 // half-closes the connection.
 type sealSender struct {
-	w    *rendezvous.SealWriter
+	w    *seal.SealWriter
 	conn net.Conn
 }
 

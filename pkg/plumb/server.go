@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
+	"github.com/socketpipe/socketpipe/internal/version"
+	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
@@ -38,29 +41,29 @@ func (s *Server) getenv(k string) string {
 // Run serves one request. The error is for the remote half's own log: the client learns of
 // every failure over the control channel.
 func (s *Server) Run(ctx context.Context) error {
-	ctl := rendezvous.NewConn(s.Control, s.Reply)
+	ctl := wire.NewConn(s.Control, s.Reply)
 	req, err := ctl.Recv()
 	if err != nil {
-		if be := (*rendezvous.BannerError)(nil); errors.As(err, &be) {
+		if be := (*wire.BannerError)(nil); errors.As(err, &be) {
 			return errors.New("no request on standard input: --serve is started by socketpipe, not by hand")
 		}
 		return err
 	}
-	hello := &rendezvous.Message{Type: rendezvous.MsgHello, Version: Version, Protocol: rendezvous.Protocol,
+	hello := &wire.Message{Type: wire.MsgHello, Version: version.String(), Protocol: wire.Protocol,
 		PID: os.Getpid(), SSHConnection: s.getenv("SSH_CONNECTION")}
 	fail := func(err error) error {
-		if ctl.Send(&rendezvous.Message{Type: rendezvous.MsgError, Error: err.Error()}) == nil {
+		if ctl.Send(&wire.Message{Type: wire.MsgError, Error: err.Error()}) == nil {
 			return &ReportedError{err}
 		}
 		return err
 	}
-	if req.Type != rendezvous.MsgRequest {
+	if req.Type != wire.MsgRequest {
 		ctl.Send(hello)
-		return fail(fmt.Errorf("the remote half expected a request, got %s", rendezvous.Quote(req.Type)))
+		return fail(fmt.Errorf("the remote half expected a request, got %s", quote.Word(req.Type)))
 	}
-	if req.Protocol != rendezvous.Protocol {
+	if req.Protocol != wire.Protocol {
 		ctl.Send(hello)
-		return fail(&VersionError{Local: req.Version, LocalProtocol: req.Protocol, Remote: Version, RemoteProtocol: rendezvous.Protocol})
+		return fail(&VersionError{Local: req.Version, LocalProtocol: req.Protocol, Remote: version.String(), RemoteProtocol: wire.Protocol})
 	}
 	if len(req.Argv) == 0 || req.Argv[0] == "" {
 		ctl.Send(hello)
@@ -80,7 +83,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	if note != "" {
-		ctl.Send(&rendezvous.Message{Type: rendezvous.MsgNote, Note: note})
+		ctl.Send(&wire.Message{Type: wire.MsgNote, Note: note})
 	}
 	rd := newCtlReader(ctl)
 	res, err := rs.Run(ctx, ctl, rd.msgs)
@@ -127,7 +130,7 @@ func (s *Server) Run(ctx context.Context) error {
 // supervise runs the remote command on the link, in its own process group, and returns its
 // status message. The group is killed when the client goes away.
 // dead closes when the client has gone silent.
-func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link, rd *ctlReader, dead <-chan struct{}) *rendezvous.Message {
+func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *ctlReader, dead <-chan struct{}) *wire.Message {
 	argv := req.Argv
 	if req.Shell {
 		sh := s.getenv("SHELL")
@@ -164,7 +167,7 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 		stdout.Close()
 	}
 	st := &Stage{Name: StageRemote, Argv: req.Argv}
-	noteUnread := func() { rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgInputUnread}) }
+	noteUnread := func() { rd.conn.Send(&wire.Message{Type: wire.MsgInputUnread}) }
 	// Feed the command's stdin (relayed modes) and carry its stdout back.
 	pumped := make(chan struct{})
 	if l.relayed() {
@@ -181,7 +184,7 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 					// Tampered or cut short (-e): neither the client nor the command may take
 					// the run for a success. The error goes first: the command's status,
 					// sent once it is gone, must not reach the client before it.
-					rd.conn.Send(&rendezvous.Message{Type: rendezvous.MsgError,
+					rd.conn.Send(&wire.Message{Type: wire.MsgError,
 						Error: "remote half: " + strings.TrimPrefix(err.Error(), "rendezvous: ")})
 					if p.Process != nil {
 						syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
@@ -205,7 +208,7 @@ func (s *Server) supervise(ctx context.Context, req *rendezvous.Message, l *link
 		}
 		<-pumped
 		l.closeWrite()
-		return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: st.Exit, Error: st.Err}
+		return &wire.Message{Type: wire.MsgStatus, Exit: st.Exit, Error: st.Err}
 	}
 	pgid := p.Process.Pid
 	exited := make(chan error, 1)
@@ -231,7 +234,7 @@ wait:
 				msgs = nil
 				break wait
 			}
-			if m.Type == rendezvous.MsgOutputClosed {
+			if m.Type == wire.MsgOutputClosed {
 				killGroup(syscall.SIGPIPE)
 			}
 		case <-dead:
@@ -281,7 +284,7 @@ wait:
 			}
 		}()
 	}
-	return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: st.Exit, Signal: st.Signal, Error: st.Err}
+	return &wire.Message{Type: wire.MsgStatus, Exit: st.Exit, Signal: st.Signal, Error: st.Err}
 }
 
 // ReportedError is an error of the remote half that the client was told of; the remote half
@@ -291,6 +294,6 @@ type ReportedError struct{ Err error }
 func (e *ReportedError) Error() string { return e.Err.Error() }
 func (e *ReportedError) Unwrap() error { return e.Err }
 
-func statusError(err error) *rendezvous.Message {
-	return &rendezvous.Message{Type: rendezvous.MsgStatus, Exit: 126, Error: err.Error()}
+func statusError(err error) *wire.Message {
+	return &wire.Message{Type: wire.MsgStatus, Exit: 126, Error: err.Error()}
 }

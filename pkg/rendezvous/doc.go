@@ -1,9 +1,6 @@
-// Package rendezvous makes and authenticates socketpipe's data connection, and frames the
-// control channel that arranges it.
-//
-// The control channel (Conn) carries framed JSON messages between the two halves over the
-// login session; the first frame in each direction follows a magic string, so the reader finds
-// it past whatever a login shell printed first.
+// Package rendezvous makes and authenticates socketpipe's data connection. The two halves
+// arrange it over the control channel (internal/wire): framed JSON messages over the login
+// session.
 //
 // The data connection is a TCP connection that either side may have dialled. Before any data
 // flows, both ends prove knowledge of a 256-bit secret that only ever travelled over the login
@@ -17,9 +14,8 @@
 // the data flows over the login session) and auto (back and reverse at once; with a native
 // login, ssh after FallbackDelay).
 //
-// With -e, SessionKeys derives one key per direction from the secret and the proof's nonces,
-// and SealWriter and OpenReader carry the stream in authenticated frames, ending with an
-// authenticated end-of-stream frame so that a truncated stream is an error.
+// With -e, the stream travels in authenticated frames (internal/seal) under keys derived from
+// the secret and the proof's nonces (Proven).
 //
 //	secret, _ := rendezvous.NewSecret()
 //	l, _ := rendezvous.Listen(net.IPv4(192, 0, 2, 1), rendezvous.PortRange{}, secret, rendezvous.RoleClient)

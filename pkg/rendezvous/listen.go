@@ -11,6 +11,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/socketpipe/socketpipe/internal/quote"
 )
 
 // MaxPending bounds the connections whose proof is under way at once on a listener, so a
@@ -32,7 +34,7 @@ func ParsePortRange(s string) (PortRange, error) {
 	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || l < 1 || h > 65535 || l > h {
-		return PortRange{}, fmt.Errorf("rendezvous: bad port range %s: want LOW-HIGH within 1-65535", Quote(s))
+		return PortRange{}, fmt.Errorf("rendezvous: bad port range %s: want LOW-HIGH within 1-65535", quote.Word(s))
 	}
 	return PortRange{l, h}, nil
 }
@@ -204,7 +206,7 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 // to a zero window too, and aborts a connection whose receiver has stopped reading for longer,
 // however promptly its kernel answers the window probes. While data is on its way, the halves
 // instead send each other a ping on the control channel every PingInterval, and give up on a
-// peer not heard from for PingDead (see Message.PingMS).
+// peer not heard from for PingDead (see wire.Message.PingMS).
 const (
 	KeepIdle     = 15 * time.Second
 	KeepInterval = 5 * time.Second

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/socketpipe/socketpipe/internal/quote"
+	"github.com/socketpipe/socketpipe/internal/wire"
 )
 
 // Modes of making the data connection (-m).
@@ -24,7 +27,7 @@ func CheckMode(m string) error {
 	case ModeAuto, ModeBack, ModeReverse, ModeSSH:
 		return nil
 	}
-	return fmt.Errorf("unknown mode %s: want auto, back, reverse or ssh", Quote(m))
+	return fmt.Errorf("unknown mode %s: want auto, back, reverse or ssh", quote.Word(m))
 }
 
 // FallbackDelay is how long auto mode waits for a direct connection before it falls back to
@@ -44,7 +47,7 @@ var ErrTimeout = errors.New("rendezvous: no data connection within the timeout")
 // A RemoteError is an error message sent by the other half.
 type RemoteError struct{ Msg string }
 
-func (e *RemoteError) Error() string { return Printable(e.Msg, 512) }
+func (e *RemoteError) Error() string { return quote.Printable(e.Msg, 512) }
 
 // Client makes the data connection from the client's side.
 type Client struct {
@@ -107,7 +110,7 @@ func (c *Client) ListenBack() (string, error) {
 
 // Run waits for the data connection after the hello. ctl is used to send messages; msgs
 // delivers the remote half's control messages and is closed when the control channel ends.
-func (c *Client) Run(ctx context.Context, ctl *Conn, hello *Message, msgs <-chan *Message) (*Result, error) {
+func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, msgs <-chan *wire.Message) (*Result, error) {
 	if c.Mode == ModeSSH {
 		return &Result{Mode: ModeSSH, Why: "asked for with -m ssh"}, nil
 	}
@@ -150,7 +153,7 @@ func (c *Client) Run(ctx context.Context, ctl *Conn, hello *Message, msgs <-chan
 		}
 		host, port, err := net.SplitHostPort(addr)
 		if err != nil {
-			reasons[ModeReverse] = fmt.Sprintf("bad address %s from the remote half", Quote(addr))
+			reasons[ModeReverse] = fmt.Sprintf("bad address %s from the remote half", quote.Word(addr))
 			return
 		}
 		if c.ReverseIP != nil {
@@ -216,18 +219,18 @@ func (c *Client) Run(ctx context.Context, ctl *Conn, hello *Message, msgs <-chan
 				return nil, errors.New("rendezvous: the control channel closed while making the data connection")
 			}
 			switch m.Type {
-			case MsgError:
+			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
-			case MsgNote:
+			case wire.MsgNote:
 				c.logf("remote: %s", m.Note)
 				if strings.HasPrefix(m.Note, "back: ") {
 					reasons[ModeBack] = strings.TrimPrefix(m.Note, "back: ")
 				}
-			case MsgListen:
+			case wire.MsgListen:
 				dialReverse(m.Addr)
 				pendingDials++
 			default:
-				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", Quote(m.Type))
+				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", quote.Word(m.Type))
 			}
 		case <-fallback:
 			return c.useSSH(ctl, fmt.Sprintf("no direct connection within %v", FallbackDelay))
@@ -247,8 +250,8 @@ func (c *Client) commit(p *Proven, mode, why string) (*Result, error) {
 	return &Result{Mode: mode, Proven: p, Why: why}, nil
 }
 
-func (c *Client) useSSH(ctl *Conn, why string) (*Result, error) {
-	if err := ctl.Send(&Message{Type: MsgUseSSH}); err != nil {
+func (c *Client) useSSH(ctl *wire.Conn, why string) (*Result, error) {
+	if err := ctl.Send(&wire.Message{Type: wire.MsgUseSSH}); err != nil {
 		return nil, err
 	}
 	return &Result{Mode: ModeSSH, Why: why}, nil
@@ -262,7 +265,7 @@ const ServerGrace = 2 * time.Second
 
 // Server makes the data connection from the remote half's side.
 type Server struct {
-	Req      *Message
+	Req      *wire.Message
 	ListenIP net.IP // the address to listen on in reverse mode (this host's end of the login)
 	Logf     func(format string, args ...any)
 
@@ -288,7 +291,7 @@ func (s *Server) ListenReverse() (addr, note string) {
 }
 
 // Run waits until the client commits a data connection or asks for ssh mode.
-func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Result, error) {
+func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Message) (*Result, error) {
 	if s.Req.Mode == ModeSSH {
 		return &Result{Mode: ModeSSH}, nil
 	}
@@ -356,7 +359,7 @@ func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Res
 					return
 				}
 				if attempt == 1 {
-					ctl.Send(&Message{Type: MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v (retrying)", addr, err)})
+					ctl.Send(&wire.Message{Type: wire.MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v (retrying)", addr, err)})
 				}
 				select {
 				case <-time.After(backoff):
@@ -392,14 +395,14 @@ func (s *Server) Run(ctx context.Context, ctl *Conn, msgs <-chan *Message) (*Res
 				return nil, errors.New("rendezvous: the client went away")
 			}
 			switch m.Type {
-			case MsgListen:
+			case wire.MsgListen:
 				dialBack(m.Addr)
-			case MsgUseSSH:
+			case wire.MsgUseSSH:
 				return &Result{Mode: ModeSSH}, nil
-			case MsgError:
+			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			default:
-				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", Quote(m.Type))
+				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", quote.Word(m.Type))
 			}
 		case <-timeout:
 			return nil, ErrTimeout

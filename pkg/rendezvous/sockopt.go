@@ -31,7 +31,7 @@ import (
 // client's kernel delays because the client has nothing to send until the answer is complete.
 // 40 ms a round trip. So when the client relays its own standard input and output for another
 // program (--ssh, as git and borg run it), the request asks the remote half to turn the
-// algorithm off for the remote command too (Message.NoDelay), which is what the command would
+// algorithm off for the remote command too (wire.Message.NoDelay), which is what the command would
 // get from sshd, which writes each piece as it reads it.
 
 // Tune sets the options of a data connection that commands will hold: keepalive, and Nagle's

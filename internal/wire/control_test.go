@@ -1,4 +1,4 @@
-package rendezvous
+package wire
 
 import (
 	"bytes"
@@ -124,26 +124,4 @@ func FuzzControl(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestPrintable(t *testing.T) {
-	tests := []struct {
-		in   string
-		max  int
-		want string
-	}{
-		{"remote half: no data connection", 64, "remote half: no data connection"},
-		{"evil\x1b[2J\x07bell", 64, "evil?[2J?bell"},
-		{strings.Repeat("x", 600), 512, strings.Repeat("x", 512) + "..."},
-		{"héllo", 2, "h..."},
-		{"bad\xffutf8", 64, "bad?utf8"},
-	}
-	for _, tt := range tests {
-		if got := Printable(tt.in, tt.max); got != tt.want {
-			t.Errorf("Printable(%q, %d) = %q, want %q", tt.in, tt.max, got, tt.want)
-		}
-	}
-	if got := (&RemoteError{Msg: strings.Repeat("y", 1<<20)}).Error(); len(got) > 520 {
-		t.Errorf("a remote error of 1 MiB prints %d bytes", len(got))
-	}
 }

@@ -1,4 +1,12 @@
-package rendezvous
+// Package wire is the control channel's format: the messages the two halves exchange over the
+// login session, and the frames that carry them (and, in ssh mode, the data) past whatever a
+// login shell prints first.
+//
+//	channel = banner (anything) | magic | frame...
+//	frame   = type (1 byte: 'J', 'D' or 'E') | big-endian uint32 length | payload
+//
+// A 'J' frame holds one JSON Message; 'D' and 'E' carry ssh mode's stream and its end.
+package wire
 
 import (
 	"bufio"
@@ -9,10 +17,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"sync"
-	"unicode"
-	"unicode/utf8"
 )
 
 // Protocol is the version of the control protocol spoken by this package. Two halves with
@@ -125,38 +130,6 @@ func (e *BannerError) Error() string {
 }
 
 func (e *BannerError) Unwrap() error { return ErrNoMagic }
-
-// Quote quotes a word that came from outside (a command line, the other half) for a message:
-// as %q does, cut to its first 64 bytes, so that hostile input cannot make a message huge.
-func Quote(s string) string {
-	if len(s) > 64 {
-		return strconv.Quote(s[:64]) + "..."
-	}
-	return strconv.Quote(s)
-}
-
-// Printable returns s as it may be shown to a user when it came from the other half: control
-// characters (a terminal's escape sequences) replaced by '?', and at most max bytes, cut at a
-// character boundary with "..." after.
-func Printable(s string, max int) string {
-	cut := false
-	if len(s) > max {
-		s, cut = s[:max], true
-		for len(s) > 0 && !utf8.ValidString(s) {
-			s = s[:len(s)-1]
-		}
-	}
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == utf8.RuneError {
-			return '?'
-		}
-		return r
-	}, s)
-	if cut {
-		s += "..."
-	}
-	return s
-}
 
 func trimBanner(b []byte) string {
 	b = bytes.TrimSpace(b)

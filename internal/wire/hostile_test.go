@@ -1,4 +1,4 @@
-package rendezvous
+package wire
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/socketpipe/socketpipe/internal/quote"
 )
 
 func hdr(typ byte, n uint32) string {
@@ -99,7 +101,7 @@ func TestHostileJSONValues(t *testing.T) {
 			t.Errorf("%.60s: an error of %d bytes", payload, len(err.Error()))
 		}
 	}
-	if q := Quote(big); len(q) > 80 {
+	if q := quote.Word(big); len(q) > 80 {
 		t.Errorf("Quote of a long word is %d bytes", len(q))
 	}
 }

@@ -1,4 +1,4 @@
-package rendezvous
+package seal
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+
+	"github.com/socketpipe/socketpipe/internal/platform"
 )
 
 var ciphers = []string{CipherAES256GCM, CipherChaCha20Poly1305}
@@ -81,7 +83,7 @@ func openStream(aead cipher.AEAD, stream []byte) ([]byte, error) {
 
 func TestChooseCipher(t *testing.T) {
 	auto := CipherChaCha20Poly1305
-	if HasAESHardware() {
+	if platform.HasAESGCM() {
 		auto = CipherAES256GCM
 	}
 	for _, tc := range []struct{ in, want, err string }{

@@ -1,6 +1,4 @@
-package rendezvous
-
-// The -e data connection: each direction is a stream of AEAD frames.
+// Package seal is -e's data connection: each direction is a stream of AEAD frames.
 //
 //	frame  = header (4 bytes) | ciphertext (length bytes) | tag (16 bytes)
 //	header = big-endian uint32: bit 31 end-of-stream, bits 30-24 zero,
@@ -16,6 +14,7 @@ package rendezvous
 // Without it a stream is incomplete, so a cut connection can never pass for a
 // short but complete one. Each direction has its own key (SessionKeys), so a
 // frame cannot be reflected back to its sender.
+package seal
 
 import (
 	"crypto/aes"
@@ -26,17 +25,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/sys/cpu"
+
+	"github.com/socketpipe/socketpipe/internal/platform"
 )
 
 // Cipher names, as given to -e and carried in the request.
 const (
 	// CipherAuto picks AES-256-GCM when the CPU has AES instructions
-	// (HasAESHardware), else ChaCha20-Poly1305.
+	// (platform.HasAESGCM), else ChaCha20-Poly1305.
 	CipherAuto             = ""
 	CipherAES256GCM        = "aes-256-gcm"
 	CipherChaCha20Poly1305 = "chacha20-poly1305"
@@ -73,29 +72,13 @@ var (
 	errNoncesSpent     = errors.New("rendezvous: sealed stream has used all 2^64 nonces of its key")
 )
 
-// HasAESHardware reports whether this CPU runs Go's AES-GCM in hardware,
-// which makes it faster than ChaCha20-Poly1305.
-func HasAESHardware() bool {
-	switch runtime.GOARCH {
-	case "amd64":
-		return cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ && cpu.X86.HasSSE41 && cpu.X86.HasSSSE3
-	case "arm64":
-		return cpu.ARM64.HasAES && cpu.ARM64.HasPMULL
-	case "s390x":
-		return cpu.S390X.HasAES && cpu.S390X.HasAESCTR && cpu.S390X.HasGHASH
-	case "ppc64", "ppc64le":
-		return true // POWER8 and later, Go's minimum
-	}
-	return false
-}
-
 // ChooseCipher resolves CipherAuto for this machine and checks any other name.
 // Only one side should choose and tell the other: two machines may resolve
 // CipherAuto differently.
 func ChooseCipher(name string) (string, error) {
 	switch name {
 	case CipherAuto:
-		if HasAESHardware() {
+		if platform.HasAESGCM() {
 			return CipherAES256GCM, nil
 		}
 		return CipherChaCha20Poly1305, nil
