@@ -5,8 +5,9 @@ PREFIX  ?= /usr/local
 BIN     := bin/socketpipe
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/socketpipe/socketpipe/internal/version.stamp=$(VERSION)
-# Every package but the end-to-end tests (./integration/...), which `make integration` runs.
-UNIT_PKGS = $$($(GO) list ./... | grep -v '/integration')
+# Every package but the end-to-end tests (./integration/...) and their harness
+# (./internal/harness/..., which starts sshd and namespaces), which `make integration` runs.
+UNIT_PKGS = $$($(GO) list ./... | grep -v -e '/integration' -e '/internal/harness')
 # How long each fuzz target runs in `make test` (seed corpora always run as unit tests).
 # Counted in executions, not seconds: go1.26's fuzzing coordinator can report a spurious
 # "context deadline exceeded" when a -fuzztime duration ends mid-execution (golang/go#75804,
@@ -66,7 +67,7 @@ race: deps
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
 integration: deps
-	$(GO) test -count=1 -timeout 30m ./integration/...
+	$(GO) test -count=1 -timeout 30m ./integration/... ./internal/harness/...
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

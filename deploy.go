@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	buildversion "github.com/socketpipe/socketpipe/internal/version"
@@ -31,7 +30,7 @@ func newDeployer(p *Pipe) *deployer {
 		Name: "socketpipe", Args: "--serve", Path: p.RemotePath, Version: buildversion.String(),
 		NoCache: p.NoDeploy,
 	}}
-	if !p.NoDeploy && !p.ForceExec && len(p.Login) > 0 && isSSH(p.Login[0]) {
+	if !p.NoDeploy && !p.ForceExec && len(p.Login) > 0 && sshlogin.IsSSH(p.Login[0]) {
 		// The start command names the cache by this binary's key: find it during the login.
 		go func() {
 			t0 := time.Now()
@@ -43,8 +42,6 @@ func newDeployer(p *Pipe) *deployer {
 	}
 	return d
 }
-
-func isSSH(word string) bool { return word == "ssh" || strings.HasSuffix(word, "/ssh") }
 
 func (d *deployer) log(format string, args ...any) { d.p.log(format, args...) }
 

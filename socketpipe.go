@@ -189,7 +189,7 @@ func remoteCommandLine(path string) string {
 func (p *Pipe) runLogin(ctx context.Context, c *plumb.Client, r *record, pt *passThrough) (*plumb.Report, *Error) {
 	command := remoteCommandLine(p.RemotePath)
 	// An executed ssh may meet a forced command too: the start marker tells.
-	execSSH := len(p.Login) > 0 && isSSH(p.Login[0])
+	execSSH := len(p.Login) > 0 && sshlogin.IsSSH(p.Login[0])
 	if execSSH {
 		command = startMarker + command
 	}

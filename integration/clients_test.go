@@ -17,7 +17,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 // sftpServer is Debian's sftp-server (openssh-sftp-server), which restic's sftp.command runs.
@@ -370,12 +371,8 @@ func compareFiles(t *testing.T, a, b string) {
 
 func requireFile(t *testing.T, path, pkg string) {
 	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if harness.InCI() {
-			t.Fatalf("%s is missing: install %s (CI=true: a test that cannot run fails)", path, pkg)
-		}
-		t.Skipf("%s is missing (install %s)", path, pkg)
-	}
+	_, err := os.Stat(path)
+	testenv.Need(t, fmt.Sprintf("%s (install %s)", path, pkg), err)
 }
 
 // scp (SFTP protocol and -O), sftp, on a PATH without ssh: the subsystem is requested on the

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // writeTree writes a small directory tree with binary and text files and returns its root.

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 

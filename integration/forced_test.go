@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // forcedEnv is an sshd with forced commands: one key each with command= in authorized_keys,

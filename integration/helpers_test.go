@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // runBound bounds a whole socketpipe run in these tests: every run here takes well under a

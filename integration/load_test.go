@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // TestConcurrentTransfers runs 32 transfers of different random data through the same sshd

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // nativeLogin is `-l { ssh -F config alias }`: native, since the harness's configuration asks

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // twoHosts makes hosts A (client) and B (sshd on port 22, IPv4 and IPv6).

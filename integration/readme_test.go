@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // readmeBlocks returns the shell code blocks of the README's ssh-mode section.

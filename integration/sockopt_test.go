@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // TestSocketOptions checks who gets Nagle's algorithm on the data connection (see

@@ -18,7 +18,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
+	"github.com/socketpipe/socketpipe/internal/testenv"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -54,12 +55,8 @@ func newSSHModeEnvWith(t *testing.T, opts harness.SSHDOptions) *sshModeEnv {
 // requireTool stops the test when a tool it drives is missing: a failure under CI=true.
 func requireTool(t *testing.T, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if harness.InCI() {
-			t.Fatalf("%s is not installed (CI=true: a test that cannot run fails)", name)
-		}
-		t.Skipf("%s is not installed", name)
-	}
+	_, err := exec.LookPath(name)
+	testenv.Need(t, name, err)
 }
 
 // rsh is the value of rsync -e / BORG_RSH for this sshd: socketpipe --ssh and the options that

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // A gate holds one direction of the control channel until the test opens it, so that strangers

@@ -1,59 +1,47 @@
 package main
 
 import (
-	"context"
-	"os"
+	"errors"
+	"os/exec"
 	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
-// TestScripts runs the command-line scripts in testdata/script. Their `socketpipe` command is
-// run() in this process; `status N` checks the exit status of the last one.
+// TestScripts runs the command-line scripts in testdata/script. `exec socketpipe` runs this
+// package's main in a process of its own (TestMain registers it with testscript.Main), with
+// its own signal handling and environment; `status N socketpipe ...` runs it the same way and
+// checks that it exits with status N.
 func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+		Dir:                 "testdata/script",
+		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"socketpipe": cmdSocketpipe,
-			"status":     cmdStatus,
+			"status": cmdStatus,
 		},
 	})
 }
 
-const lastStatus = "SOCKETPIPE_LAST_STATUS"
-
-func cmdSocketpipe(ts *testscript.TestScript, neg bool, args []string) {
-	stdin, err := os.Open(os.DevNull)
-	ts.Check(err)
-	defer stdin.Close()
-	stdout, err := os.CreateTemp(ts.Getenv("WORK"), "stdout")
-	ts.Check(err)
-	defer os.Remove(stdout.Name())
-	defer stdout.Close()
-	stderr, err := os.CreateTemp(ts.Getenv("WORK"), "stderr")
-	ts.Check(err)
-	defer os.Remove(stderr.Name())
-	defer stderr.Close()
-
-	code := run(context.Background(), append([]string{"socketpipe"}, args...), stdin, stdout, stderr)
-	ts.Setenv(lastStatus, strconv.Itoa(code))
-	out, err := os.ReadFile(stdout.Name())
-	ts.Check(err)
-	ts.Stdout().Write(out)
-	errOut, err := os.ReadFile(stderr.Name())
-	ts.Check(err)
-	ts.Stderr().Write(errOut)
-	if (code != 0) != neg {
-		ts.Fatalf("socketpipe exited with status %d", code)
-	}
-}
-
+// cmdStatus runs a program as exec does, keeping its standard output and error for the
+// commands that follow, and fails unless it exits with the status given.
 func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) != 1 {
-		ts.Fatalf("usage: status N")
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: status N program [args...]")
 	}
-	if got := ts.Getenv(lastStatus); got != args[0] {
-		ts.Fatalf("exit status %s, want %s", got, args[0])
+	want, err := strconv.Atoi(args[0])
+	if err != nil || want < 0 {
+		ts.Fatalf("usage: status N program [args...]: %q is not an exit status", args[0])
+	}
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() < 0 {
+			ts.Fatalf("%s: %v", args[1], err)
+		}
+		got = exit.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/rogpeppe/go-internal/testscript"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 )
 
@@ -29,7 +30,8 @@ func TestMain(m *testing.M) {
 		os.Exit(run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Setenv(asMain, "1") // for the remote halves the tests start
-	os.Exit(m.Run())
+	// The scripts run main as `socketpipe` on their PATH (script_test.go).
+	testscript.Main(m, map[string]func(){"socketpipe": main})
 }
 
 // localLogin is a login to this host that starts the remote half (this test binary) with

@@ -25,7 +25,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // castagnoli is CRC-32C, which the CPU computes at many GB/s: the check costs next to nothing

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socketpipe/socketpipe/integration/harness"
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // SSHModeOptions sizes the ssh mode benchmark (issue 10). Zero fields take the defaults.

@@ -16,14 +16,19 @@ func InCI() bool {
 }
 
 // Need stops the test when err says a prerequisite (what) is missing: with t.Fatalf under CI,
-// with t.Skipf elsewhere. A nil err does nothing.
+// with t.Skipf elsewhere, in one message shape:
+//
+//	missing prerequisite: what: err (CI=true: a test that cannot run fails)
+//	missing prerequisite: what: err (set CI=true to make this a failure)
+//
+// A nil err does nothing.
 func Need(t testing.TB, what string, err error) {
 	t.Helper()
 	if err == nil {
 		return
 	}
 	if InCI() {
-		t.Fatalf("missing prerequisite under CI: %s: %v", what, err)
+		t.Fatalf("missing prerequisite: %s: %v (CI=true: a test that cannot run fails)", what, err)
 	}
-	t.Skipf("missing prerequisite: %s: %v", what, err)
+	t.Skipf("missing prerequisite: %s: %v (set CI=true to make this a failure)", what, err)
 }

@@ -100,8 +100,8 @@ func normalizeSSH(t *testing.T, got map[string][]string, oe oracleEnv, home stri
 	// %C as ssh computes it from what it printed (the jump host is hashed too from 9.6).
 	hashed := oe.localHost + first("hostname") + first("port") + first("user")
 	if j := first("proxyjump"); j != "" && osshFor(Env{SSH: oe.ssh}).v >= relJumpToken {
-		hops, _ := parseProxyJump(j)
-		hashed += hops[len(hops)-1].host
+		hops, _ := ParseProxyJump(j)
+		hashed += hops[len(hops)-1].Host
 	}
 	sum := sha1.Sum([]byte(hashed))
 	tok := map[byte]string{'h': first("hostname"), 'r': first("user"), 'p': first("port"),
@@ -644,8 +644,8 @@ func TestMatchPattern(t *testing.T) {
 		{"Foo", "foo", false}, {"abc", "???", true}, {"abcd", "???", false}, {"a", "**a", true},
 	}
 	for _, tt := range tests {
-		if got := matchPattern(tt.s, tt.p, false); got != tt.want {
-			t.Errorf("matchPattern(%q, %q) = %v", tt.s, tt.p, got)
+		if got := MatchPattern(tt.s, tt.p); got != tt.want {
+			t.Errorf("MatchPattern(%q, %q) = %v", tt.s, tt.p, got)
 		}
 	}
 	for _, tt := range []struct {
@@ -703,8 +703,8 @@ func TestParseTime(t *testing.T) {
 func TestAssembleAlgorithms(t *testing.T) {
 	const def, all = "a,b,c", "a,b,c,d,e1,e2"
 	for spec, want := range map[string]string{
-		"+d": "a,b,c,d", "+e*": "a,b,c,e1,e2", "-b": "a,c", "-a,c": "b", "-*": "", "^d,c": "d,c,a,b",
-		"e2,a": "e2,a", "x,b": "b",
+		"+d": "a,b,c,d", "+e*": "a,b,c,e1,e2", "-b": "a,c", "-a,c": "b", "-b,c": "a", "-*": "",
+		"^d,c": "d,c,a,b", "^c": "c,a,b", "e2,a": "e2,a", "x,b": "b",
 	} {
 		got, err := assembleAlgorithms(spec, def, all)
 		if err != nil || got != want {

@@ -43,13 +43,13 @@ type HostKeyError struct {
 func (e *HostKeyError) Error() string {
 	switch {
 	case e.Revoked:
-		return fmt.Sprintf("sshlogin: host key for %s is revoked by known_hosts line %d (%s): offered %s key %s",
+		return fmt.Sprintf("host key for %s is revoked by known_hosts line %d (%s): offered %s key %s",
 			e.Host, e.Line, e.File, e.KeyType, e.Fingerprint)
 	case e.Changed:
-		return fmt.Sprintf("sshlogin: host key for %s does not match known_hosts line %d (%s): offered %s key %s",
+		return fmt.Sprintf("host key for %s does not match known_hosts line %d (%s): offered %s key %s",
 			e.Host, e.Line, e.File, e.KeyType, e.Fingerprint)
 	}
-	return fmt.Sprintf("sshlogin: host key for %s is not known (%s): offered %s key %s",
+	return fmt.Sprintf("host key for %s is not known (%s): offered %s key %s",
 		e.Host, e.Reason, e.KeyType, e.Fingerprint)
 }
 
@@ -105,19 +105,19 @@ func (c *Cmd) hostKeyCheck(cfg *sshconfig.Config, p *prompter, d *debug, hs *han
 		if f == "" || f == "none" || f == "/dev/null" {
 			continue
 		}
-		f = expandTilde(f, p.env)
+		f = p.env.ExpandTilde(f)
 		if _, err := os.Stat(f); err == nil {
 			files = append(files, f)
 		}
 	}
 	db, err := knownhosts.NewDB(files...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sshlogin: known_hosts: %w", err)
+		return nil, nil, fmt.Errorf("known_hosts: %w", err)
 	}
 	var algos []string
 	if len(cfg.HostKeyAlgorithms) > 0 {
 		imp := slices.Concat(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys)
-		algos = implemented(algoList(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
+		algos = implemented(configured(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
 	} else if known := db.HostKeyAlgorithms(lookup); len(known) > 0 {
 		algos = known
 		for _, a := range ssh.SupportedAlgorithms().HostKeys {
@@ -150,7 +150,7 @@ func (c *Cmd) hostKeyCheck(cfg *sshconfig.Config, p *prompter, d *debug, hs *han
 				d.printf("No matching CA found. Retry with plain key")
 				return verify(remote, cert.Key)
 			}
-			return fmt.Errorf("sshlogin: host key for %s: %w", name, err)
+			return fmt.Errorf("host key for %s: %w", name, err)
 		}
 		var others []string
 		for _, w := range ke.Want {

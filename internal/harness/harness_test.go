@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -36,12 +38,8 @@ func TestRequireUnknownName(t *testing.T) {
 // CI=true it must fail.
 func TestRequireOutsideRoot(t *testing.T) {
 	Require(t, NeedRoot)
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		if InCI() {
-			t.Fatalf("setpriv (util-linux) not found; CI=true: a test that cannot run fails")
-		}
-		t.Skip("setpriv (util-linux) not found") // not a prerequisite of the harness itself
-	}
+	_, err := exec.LookPath("setpriv") // not a prerequisite of the harness itself
+	testenv.Need(t, "setpriv (install util-linux)", err)
 	// The test binary lives in a directory only root may enter: copy it where nobody can run it.
 	dir, err := os.MkdirTemp("", "harness-require-")
 	if err != nil {

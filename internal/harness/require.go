@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 // Prerequisites understood by [Require].
@@ -27,31 +29,23 @@ const (
 // connection, so it must be an absolute path.
 var SSHDPath = "/usr/sbin/sshd"
 
-// InCI reports whether the tests run under continuous integration (CI=true), where a missing
-// prerequisite fails a test instead of skipping it.
-func InCI() bool {
-	v := strings.ToLower(os.Getenv("CI"))
-	return v != "" && v != "false" && v != "0"
-}
-
 // Require checks each named prerequisite (the Need* constants) and stops the test if one is
-// missing: with t.Fatalf under CI, with t.Skipf elsewhere. Unknown names fail the test.
+// missing: with t.Fatalf under CI, with t.Skipf elsewhere ([testenv.Need]). Unknown names fail
+// the test.
 func Require(t testing.TB, what ...string) {
 	t.Helper()
-	var missing []string
+	var names, missing []string
 	for _, w := range what {
-		if err := checkPrereq(w); err != nil {
+		if err := checkPrereq(w); errors.Is(err, errUnknownPrereq) {
+			t.Fatalf("harness: %v", err)
+		} else if err != nil {
+			names = append(names, w)
 			missing = append(missing, err.Error())
 		}
 	}
-	if len(missing) == 0 {
-		return
+	if len(missing) > 0 {
+		testenv.Need(t, strings.Join(names, ", "), errors.New(strings.Join(missing, "; ")))
 	}
-	msg := "harness: missing prerequisite: " + strings.Join(missing, "; ")
-	if InCI() {
-		t.Fatalf("%s (CI=true: a test that cannot run fails)", msg)
-	}
-	t.Skipf("%s (set CI=true to make this a failure)", msg)
 }
 
 var errUnknownPrereq = errors.New("unknown prerequisite")
