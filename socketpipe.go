@@ -78,7 +78,8 @@ type Pipe struct {
 	// later runs pass through at once; nil remembers none.
 	ForcedLogins *sshlogin.ForcedLogins
 
-	Stdin  *os.File // the input command's, or the remote command's without one
+	// The streams: nil is the null device, as with os/exec.
+	Stdin  *os.File // the input command's; in SSHMode the remote command's
 	Stdout *os.File // the output command's, or the remote command's output without one
 	Stderr *os.File // the commands' and the login's standard error
 
@@ -93,10 +94,44 @@ type Pipe struct {
 // shell's pipefail), or socketpipe itself. ctx ends the run, the commands on both hosts first.
 func (p *Pipe) Run(ctx context.Context) (*plumb.Stats, error) {
 	r := &record{start: time.Now()}
-	if err := p.run(ctx, r); err != nil {
+	q, done, err := p.withStreams()
+	if err != nil {
+		e := failure(p.failStatus(), err, "%v", err)
+		return p.stats(r, e), e
+	}
+	defer done()
+	if err := q.run(ctx, r); err != nil {
 		return p.stats(r, err), err
 	}
 	return p.stats(r, nil), nil
+}
+
+// withStreams is p with the null device for the streams left nil, as os/exec gives a
+// command, and a function that closes what it opened.
+func (p *Pipe) withStreams() (*Pipe, func(), error) {
+	q := *p
+	var opened []*os.File
+	done := func() {
+		for _, f := range opened {
+			f.Close()
+		}
+	}
+	for _, s := range []struct {
+		f    **os.File
+		flag int
+	}{{&q.Stdin, os.O_RDONLY}, {&q.Stdout, os.O_WRONLY}, {&q.Stderr, os.O_WRONLY}} {
+		if *s.f != nil {
+			continue
+		}
+		f, err := os.OpenFile(os.DevNull, s.flag, 0)
+		if err != nil {
+			done()
+			return nil, nil, err
+		}
+		opened = append(opened, f)
+		*s.f = f
+	}
+	return &q, done, nil
 }
 
 func (p *Pipe) log(format string, args ...any) {
@@ -114,6 +149,9 @@ func (p *Pipe) failStatus() int {
 }
 
 func (p *Pipe) run(ctx context.Context, r *record) *Error {
+	if len(p.Login) == 0 || len(p.Remote) == 0 {
+		return failure(ExitUsage, nil, "a run needs a login command and a remote command")
+	}
 	if p.Subsystem {
 		return p.subsystem(ctx, r)
 	}

@@ -133,3 +133,18 @@ func TestPipeOwnError(t *testing.T) {
 		t.Errorf("an unknown cipher: %#v", err)
 	}
 }
+
+// Streams left nil are the null device, as with os/exec: the remote command's output is
+// dropped and the run succeeds; a Pipe without a login or a remote command is refused.
+func TestPipeNilStreams(t *testing.T) {
+	p := localPipe(t, "cat")
+	p.Input = []string{"echo", "dropped"}
+	p.Stdout, p.Stderr = nil, nil
+	if st, err := runPipe(t, p); err != nil || st.Bytes.FromRemote != int64(len("dropped\n")) {
+		t.Fatalf("Run: %v, stats %+v", err, st)
+	}
+	var e *Error
+	if _, err := (&Pipe{Remote: []string{"cat"}}).Run(context.Background()); !errors.As(err, &e) || e.Status != ExitUsage {
+		t.Errorf("a Pipe without a login: %#v", err)
+	}
+}
