@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/socketpipe/socketpipe"
+	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
@@ -193,6 +194,12 @@ func (m *sshMode) loginArgs(inv *sshconfig.Invocation) ([]string, bool) {
 // meaning and exit convention; or the reason it cannot be, when the ssh binary must serve it
 // (then it has been executed in socketpipe's place, unless that failed).
 func (m *sshMode) pipe(a *plumb.Args, inv *sshconfig.Invocation, subsystem bool, stdin, stdout, stderr *os.File, u *ui) (*socketpipe.Pipe, *socketpipe.Error) {
+	if a.Encrypt && !subsystem {
+		// Before any hand-over: a cipher that does not exist is a mistake whoever logs in.
+		if _, err := seal.ChooseCipher(a.Cipher); err != nil {
+			return nil, sshFailure(err, "%v", err)
+		}
+	}
 	loginArgs, ok := m.loginArgs(inv)
 	if !ok {
 		return nil, m.handOver("ssh options that need a terminal")
