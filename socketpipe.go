@@ -60,6 +60,8 @@ type Pipe struct {
 	Ports   rendezvous.PortRange // listen only on these ports
 	Encrypt bool                 // encrypt and authenticate the data connection
 	Cipher  string               // Encrypt's cipher; "" chooses by the CPU
+	// Liveness is how soon a dead link or remote host ends the run; zero is the defaults.
+	Liveness rendezvous.Liveness
 
 	// SSHMode runs Remote as ssh would (socketpipe --ssh): through the remote user's shell,
 	// with ssh's exit statuses (the remote command's, ExitSSH for socketpipe's failures), and
@@ -169,7 +171,7 @@ func (p *Pipe) run(ctx context.Context, r *record) *Error {
 		StdinToRemote: p.SSHMode && p.StdinToRemote,
 		Stdin:         p.Stdin, Stdout: p.Stdout, Stderr: p.Stderr,
 		Mode: p.Mode, Host: p.Host, Timeout: p.Timeout, Ports: p.Ports,
-		Encrypt: p.Encrypt, Cipher: p.Cipher,
+		Encrypt: p.Encrypt, Cipher: p.Cipher, Liveness: p.Liveness,
 		Logf: p.Logf, Watch: p.Watch,
 	}
 	var pt *passThrough

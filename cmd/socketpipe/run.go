@@ -67,7 +67,7 @@ func newPipe(a *plumb.Args, stdin, stdout, stderr *os.File, u *ui) *socketpipe.P
 		Login: a.Login, Remote: a.Remote, Input: a.Input, Output: a.Output,
 		RemotePath: a.RemotePath, NoDeploy: a.NoDeploy, ForceExec: a.ForceExec, Batch: a.Batch,
 		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
-		Encrypt: a.Encrypt, Cipher: a.Cipher,
+		Encrypt: a.Encrypt, Cipher: a.Cipher, Liveness: liveness(),
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		Logf: u.logf, Watch: u.watch(),
 	}
@@ -112,7 +112,7 @@ func serve(ctx context.Context, args []string, stdin, stdout, stderr *os.File, s
 	if len(args) > 0 {
 		return report(stderr, &socketpipe.Error{Msg: "--serve takes no arguments", Status: exitUsage})
 	}
-	s := &plumb.Server{Control: stdin, Reply: stdout, Stderr: stderr}
+	s := &plumb.Server{Control: stdin, Reply: stdout, Stderr: stderr, Liveness: liveness()}
 	if err := s.Run(ctx); err != nil {
 		if s := sig(); s != 0 {
 			return 128 + int(s)
