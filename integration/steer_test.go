@@ -128,4 +128,3 @@ func TestListenFloodThenSIGTERM(t *testing.T) {
 	}
 	r.noneLeft(t)
 }
-
