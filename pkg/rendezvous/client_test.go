@@ -124,7 +124,7 @@ func TestClientDialsOnlyWhatItMay(t *testing.T) {
 		if n := l.Count(); n != 0 {
 			t.Fatalf("the address the remote half named got %d connections with no known login address", n)
 		}
-		if !strings.Contains(log.String(), "not dialling the remote half: the address the login reached is not known") {
+		if !strings.Contains(log.String(), "not dialling the remote half: the host the login reached is not known") {
 			t.Errorf("-v does not say why:\n%s", &log)
 		}
 	})

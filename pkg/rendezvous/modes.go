@@ -109,7 +109,7 @@ func (c *Client) reverseTarget(ctx context.Context, addr string) (string, error)
 		return net.JoinHostPort(c.ReverseIP.String(), port), nil
 	}
 	if len(c.ReverseHosts) == 0 {
-		return "", errors.New("the address the login reached is not known (a login command other than ssh), so the address the remote half names is not dialled")
+		return "", errors.New("the host the login reached is not known (the login is not ssh, or its arguments could not be read), so the address the remote half names is not dialled")
 	}
 	ip := net.ParseIP(host)
 	if ip == nil {
