@@ -227,26 +227,6 @@ func TestSplicedListenersFail(t *testing.T) {
 	}
 }
 
-// tcpPair returns the two ends of a loopback TCP connection (net.Pipe does not buffer, and both
-// ends of the proof write before they read).
-func tcpPair(t *testing.T) (net.Conn, net.Conn) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	a, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a, b
-}
-
 // The MAC binds the direction: the proof succeeds only when exactly one end dialled.
 func TestProofBindsDirection(t *testing.T) {
 	s := secret(t)
@@ -258,7 +238,7 @@ func TestProofBindsDirection(t *testing.T) {
 		{false, false, false}, // a splice: both accepted
 		{true, true, false},
 	} {
-		a, b := tcpPair(t)
+		a, b := tcpConns(t) // both ends of the proof write before they read: not net.Pipe
 		errs := make(chan error, 1)
 		go func() {
 			_, err := Prove(b, s, RoleServer, tt.serverDialled)
