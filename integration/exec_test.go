@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // End-to-end tests of the foundation (issue 2) through an executed ssh login (-x): the compat

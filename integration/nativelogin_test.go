@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // The native login against real OpenSSH servers (issue 3): `-l { ssh ... }` without -x logs in

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Rendezvous modes between network namespaces (issue 4, and the connect-back test of issue 2):

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // End-to-end tests of socketpipe's relays (issue 13): `socketpipe --ssh` with pipes for its

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // End-to-end tests of ssh mode (issue 10): `socketpipe --ssh` and socketpipe linked as ssh,
