@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/internal/harness"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
 // running is a socketpipe run in the background, for tests that act on it while it runs.
@@ -321,8 +320,11 @@ func plumbSignalName(sig syscall.Signal) string {
 }
 
 // shortLiveness is the environment entry that makes both halves find a dead link in seconds
-// (rendezvous.ShortLiveness: pings every second, silence for 6 s is death) instead of 30 s.
-var shortLiveness = rendezvous.LivenessEnv + "=short"
+// (pings every second, silence for 6 s is death) instead of 30 s.
+var shortLiveness = livenessEnv + "=short"
+
+// livenessEnv is the test hook cmd/socketpipe reads to run a half with short liveness settings.
+const livenessEnv = "SOCKETPIPE_TEST_LIVENESS"
 
 // cutHosts makes two hosts as twoHosts does. With sshKeepalive, both ends of the login send
 // ssh keepalives every second (ServerAliveInterval in the client's configuration,
@@ -336,7 +338,7 @@ func cutHosts(t *testing.T, kind string, sshKeepalive bool) (*remote, *harness.N
 	if sshKeepalive {
 		opts.ExtraConfig = []string{"ClientAliveInterval 1", "ClientAliveCountMax 3"}
 	} else {
-		opts.Env = map[string]string{rendezvous.LivenessEnv: "short"}
+		opts.Env = map[string]string{livenessEnv: "short"}
 	}
 	r := newRemote(t, opts)
 	r.host = a
