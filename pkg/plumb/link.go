@@ -30,6 +30,7 @@ type link struct {
 
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
 	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
+	pumped, sunk   atomic.Bool  // plain mode: socketpipe relays into the socket (pump), out of it (drain)
 
 	closeOnce sync.Once
 }
@@ -88,6 +89,10 @@ func (l *link) close() {
 	}
 }
 
+// ownCounts reports whether socketpipe's own counts of a plain link are its byte counts: it
+// relays both ways, no command holds the socket.
+func (l *link) ownCounts() bool { return l.pumped.Load() && l.sunk.Load() }
+
 // relayed reports whether socketpipe copies the data.
 func (l *link) relayed() bool { return l.sock == nil }
 
@@ -113,6 +118,7 @@ func (l *link) ownSocket() error {
 func (l *link) pump(r *os.File) error {
 	var err error
 	if l.sock != nil {
+		l.pumped.Store(true)
 		_, err = Copy(l.sock, r, &l.sent)
 	} else {
 		_, err = copyInto(l.send, newEndIO(r), &l.sent)
@@ -126,6 +132,7 @@ func (l *link) pump(r *os.File) error {
 // drain copies what the other half sends to w, until its end of stream.
 func (l *link) drain(w *os.File) error {
 	if l.sock != nil {
+		l.sunk.Store(true)
 		_, err := Copy(w, l.sock, &l.received)
 		return err
 	}
@@ -201,13 +208,4 @@ func (f *frameWriter) ReadFrom(r io.Reader) (int64, error) {
 			return total, err
 		}
 	}
-}
-
-// relayPipe returns a pipe with a large buffer, so a relay moves big chunks per system call.
-func relayPipe() (r, w *os.File, err error) {
-	r, w, err = os.Pipe()
-	if err == nil {
-		setPipeSize(w, 1<<20)
-	}
-	return r, w, err
 }

@@ -12,8 +12,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// setPipeSize asks for a pipe buffer of n bytes, so a relay moves big chunks per system call.
-func setPipeSize(f *os.File, n int) { unix.FcntlInt(f.Fd(), unix.F_SETPIPE_SZ, n) }
+// relayPipe returns a pipe with a large buffer, so a relay moves big chunks per system call.
+func relayPipe() (r, w *os.File, err error) {
+	r, w, err = os.Pipe()
+	if err == nil {
+		unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 1<<20)
+	}
+	return r, w, err
+}
 
 // peerClosedWithin waits up to d for the other half to end its stream on the socket (its FIN),
 // without reading any data, and reports whether it did.

@@ -40,6 +40,8 @@ func (m *Meter) Sample() Sample {
 		shut := m.l.shut.Load()
 		s.ToRemote, s.FromRemote = t.sentData(m.l.dialed(), shut), t.receivedData(shut)
 		s.RTT = t.rtt()
+	} else if m.l.ownCounts() {
+		s.ToRemote, s.FromRemote = m.l.sent.Load(), m.l.received.Load()
 	} else {
 		s.Unknown = true
 	}

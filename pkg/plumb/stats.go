@@ -128,7 +128,8 @@ func ptr[T any](v T) *T { return &v }
 const settleTime = 2 * time.Second
 
 // count fills in the Report's byte counts and TCP figures at the end of a transfer, before the
-// link is closed: socketpipe's own counts when it relayed, the kernel's in plain mode.
+// link is closed: socketpipe's own counts when it relayed, the kernel's in plain mode; where the
+// kernel keeps none, socketpipe's own if it relayed both ways, else unknown.
 func (l *link) count(rep *Report, ok bool) {
 	rep.Encrypted = l.conn != nil
 	rep.ToRemote, rep.FromRemote = l.sent.Load(), l.received.Load()
@@ -141,7 +142,9 @@ func (l *link) count(rep *Report, ok bool) {
 	}
 	s, err := settle(l.sock, d)
 	if err != nil {
-		rep.Uncounted = true
+		if !l.ownCounts() {
+			rep.ToRemote, rep.FromRemote, rep.Uncounted = 0, 0, true
+		}
 		return
 	}
 	shut := l.shut.Load()
