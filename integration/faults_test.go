@@ -2,10 +2,10 @@
 
 package integration
 
-// Faults (issue 9): a stage, the remote half, the sshd session or the link dies mid-way, the
-// disk fills, socketpipe is signalled in each phase. Every run must end within a stated bound,
-// with a non-zero status and a message naming what failed, and leave no process of the run on
-// either host. Each test logs "time to exit" lines: the figures the issue's closing note quotes.
+// Faults: a stage, the remote half, the sshd session or the link dies mid-way, the disk fills,
+// socketpipe is signalled in each phase. Every run must end within a stated bound, with a
+// non-zero status and a message naming what failed, and leave no process of the run on either
+// host. Each test logs "time to exit" lines: how long each fault took to end the run.
 
 import (
 	"bytes"
