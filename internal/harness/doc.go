@@ -1,5 +1,3 @@
-//go:build linux
-
 // Package harness runs socketpipe's end-to-end tests against real components: an OpenSSH sshd
 // started per test with generated keys in a temporary directory, hosts made of Linux network
 // namespaces joined by a bridge, nftables firewalls inside those hosts, hostile peers, and a
