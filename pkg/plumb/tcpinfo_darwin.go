@@ -27,17 +27,10 @@ type tcpSample struct {
 // while it does, so a concurrent close cannot make it read another file.
 func readTCP(f *os.File) (tcpSample, error) {
 	var s tcpSample
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return s, err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		s.info, serr = unix.GetsockoptTCPConnectionInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_CONNECTION_INFO)
+	err := onSocket(f, func(fd int) (err error) {
+		s.info, err = unix.GetsockoptTCPConnectionInfo(fd, unix.IPPROTO_TCP, unix.TCP_CONNECTION_INFO)
+		return err
 	})
-	if err == nil {
-		err = serr
-	}
 	return s, err
 }
 
@@ -74,3 +67,17 @@ func (s tcpSample) rtt() time.Duration { return time.Duration(s.info.Srtt) * tim
 // settled reports whether there is nothing left to wait for: the send buffer is empty (all of
 // it acknowledged), or the connection is closed.
 func (s tcpSample) settled() bool { return s.info.Snd_sbbytes == 0 || s.info.State == tcpStateClosed }
+
+// onSocket runs fn on f's descriptor, holding a reference on it meanwhile, so a concurrent
+// close cannot make fn read another file.
+func onSocket(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
+}
