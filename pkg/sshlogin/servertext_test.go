@@ -1,8 +1,6 @@
 package sshlogin
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -35,33 +33,6 @@ func TestBannerEscaped(t *testing.T) {
 	_, stderr, _ = run(t, h.command(s, "echo hi", "-q"))
 	if strings.Contains(stderr, "Welcome") {
 		t.Errorf("ssh -q showed the banner: %q", stderr)
-	}
-}
-
-// Keyboard-interactive's name and instruction are shown, and its prompt asked, as ssh shows
-// them: escaped.
-func TestKeyboardInteractiveEscaped(t *testing.T) {
-	s := newTestServer(t)
-	s.set(func() {
-		s.kbdint = "xyzzy"
-		s.kbdText = [3]string{"name\x1b[2J", "instruction\x1b]0;owned\x07\nline two", "Word\x1b[8m: "}
-	})
-	h := newTestHome(t)
-	h.trust(s)
-	askpass := filepath.Join(h.dir, "askpass")
-	asked := filepath.Join(h.dir, "asked")
-	os.WriteFile(askpass, []byte("#!/bin/sh\nprintf '%s' \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
-	t.Setenv("SSH_ASKPASS", askpass)
-	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
-	out, stderr, err := run(t, h.command(s, "echo kbd"))
-	if err != nil || out != "kbd\n" {
-		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
-	}
-	if want := "name\\033[2J\ninstruction\\033]0;owned\\007\nline two\n"; !strings.Contains(stderr, want) || strings.Contains(stderr, "\x1b") {
-		t.Errorf("the name and instruction reached the terminal as %q, want %q", stderr, want)
-	}
-	if b, _ := os.ReadFile(asked); string(b) != `Word\033[8m: ` {
-		t.Errorf("asked %q", b)
 	}
 }
 
