@@ -27,3 +27,12 @@ func TestReportPrintable(t *testing.T) {
 		t.Errorf("in ssh's voice: %q", b.String())
 	}
 }
+
+// A -v line is printable too: one line, its controls escaped.
+func TestLoggerPrintable(t *testing.T) {
+	var b strings.Builder
+	logger(&b, 1)("remote said %s", "hi\x1b]0;owned\x07\nsocketpipe: error: forged")
+	if got := b.String(); strings.Count(got, "\n") != 1 || !strings.HasSuffix(got, "] remote said hi\\033]0;owned\\007\\012socketpipe: error: forged\n") {
+		t.Errorf("-v printed %q", got)
+	}
+}

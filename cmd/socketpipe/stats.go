@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe"
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"golang.org/x/term"
 )
@@ -91,7 +92,8 @@ func (u *ui) finish(s *plumb.Stats, err error, sig syscall.Signal) int {
 	return status
 }
 
-// logger returns the -v logger: lines on w with the time since start.
+// logger returns the -v logger: lines on w with the time since start, each made printable as
+// the error lines are (see maxLine).
 func logger(w io.Writer, verbose int) func(string, ...any) {
 	if verbose == 0 {
 		return nil
@@ -101,7 +103,7 @@ func logger(w io.Writer, verbose int) func(string, ...any) {
 	return func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(w, "socketpipe: [%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		fmt.Fprintf(w, "socketpipe: [%6.3fs] %s\n", time.Since(start).Seconds(), quote.Printable(fmt.Sprintf(format, args...), maxLine))
 	}
 }
 
