@@ -1,5 +1,6 @@
 // Package testenv is how socketpipe's tests learn where they run: under continuous
-// integration (CI=true) a test whose prerequisite is missing fails; elsewhere it skips.
+// integration (CI=true) a test whose prerequisite is missing fails; elsewhere it skips. It also
+// copies executables (the test binary itself, a built socketpipe) to where a test runs them.
 package testenv
 
 import (
@@ -43,7 +44,13 @@ func CopySelf(t testing.TB, dir, name string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := os.Open(self)
+	return CopyExecutable(t, self, dir, name)
+}
+
+// CopyExecutable copies the file src to dir/name, executable, and returns its path.
+func CopyExecutable(t testing.TB, src, dir, name string) string {
+	t.Helper()
+	in, err := os.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}
