@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -286,7 +287,10 @@ func (m *sshMode) handOver(reason string) *socketpipe.Error {
 		return e
 	}
 	m.log("handing over to %s: %s", p, reason)
-	env := append(os.Environ(), fmt.Sprintf("%s=%d %s", handedOverEnv, os.Getpid(), p))
+	// An earlier hand-over's mark (this socketpipe runs under a real ssh's ProxyCommand) is
+	// replaced, not shadowed: with a key twice, the program executed reads the first.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, handedOverEnv+"=") })
+	env = append(env, fmt.Sprintf("%s=%d %s", handedOverEnv, os.Getpid(), p))
 	err := syscall.Exec(p, append([]string{"ssh"}, m.sshArgs...), env)
 	return sshFailure(err, "running %s: %v", p, err)
 }

@@ -108,6 +108,9 @@ func TestHandOverMarked(t *testing.T) {
 	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec "+hidden+" \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// An earlier hand-over's mark in the environment (under a real ssh's ProxyCommand) does
+	// not hide this one's.
+	t.Setenv(handedOverEnv, "1 /usr/bin/ssh")
 	code, stdout, stderr := runAsSSH(t, first, a+string(filepath.ListSeparator)+w, "-N", "host")
 	want := "socketpipe: error: socketpipe handed the command to " + wrapper + " as the real ssh, and that ran socketpipe again"
 	if code != exitSSH || stdout != "" || !strings.Contains(stderr, want) || strings.Count(stderr, "socketpipe: error:") != 1 {
