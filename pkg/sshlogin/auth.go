@@ -84,6 +84,7 @@ type handshakeState struct {
 	hostKey    ssh.PublicKey
 	userKey    ssh.PublicKey // the key the server accepted, with public key authentication
 	keyChanged bool          // accepted a changed key (StrictHostKeyChecking no): no passwords
+	viaProxy   bool          // reached through a ProxyJump hop: no address to check
 }
 
 // maxPrompts is OpenSSH's NumberOfPasswordPrompts default.
