@@ -55,7 +55,9 @@ import (
 // place, so a killed upload or a full disk leaves at most a temporary file (removed by a
 // later install once it is a day old). After the rename a stamp file <Name>.ok is touched,
 // and the copy's modification time is set back to 2000-01-01: the start command runs the copy
-// only when it is owned by the user, not empty, and the stamp is newer than it. Any later write to the
+// only when it is owned by the user, not empty, and the stamp is newer than it, and only while
+// no other user can write to the cache or a directory above it (the install refuses such a
+// cache, naming the directory, and the run of the copy just installed checks again). Any later write to the
 // copy (truncation, a partial overwrite) makes the copy newer than its stamp, so it is never
 // run again and the next run replaces it. Checking the stamp costs a few stat calls, where
 // hashing the copy on every start would cost tens of milliseconds.
@@ -325,15 +327,46 @@ func (d *Deployment) CacheCommand() (string, error) {
 	return shWrap(d.runCached() + d.printMissing()), nil
 }
 
-// runCached runs the cached copy if it is the user's, not empty (what a crash soon after the
-// install can leave on a file system that delays allocation), and older than its stamp.
+// goodCopy is the shell test of the cached copy "$b": the user's, not a symbolic link, not
+// empty (what a crash soon after the install can leave on a file system that delays
+// allocation), and older than its stamp.
+const goodCopy = `[ -O "$b" ] && [ ! -h "$b" ] && [ -x "$b" ] && [ -s "$b" ] && [ "$b.ok" -nt "$b" ]`
+
+// runCached runs the cached copy if it is good and its directory chain is safe (see
+// cacheCheck); otherwise the start command goes on as if there were none.
 func (d *Deployment) runCached() string {
-	return fmt.Sprintf(`b="%s/%s"; if [ -O "$b" ] && [ -x "$b" ] && [ -s "$b" ] && [ "$b.ok" -nt "$b" ]; then exec "$b" %s; fi; `, d.Dir(), d.Name, d.Args)
+	return fmt.Sprintf(`d="%s"; b="$d/%s"; if %s; then %s; if [ -z "$kwhy" ]; then exec "$b" %s; fi; fi; `,
+		d.Dir(), d.Name, goodCopy, d.cacheCheck(), d.Args)
 }
 
-// RunCommand is the remote command line that runs the cached copy (after Install).
+// RunCommand is the remote command line that runs the cached copy (after Install), checked
+// again as the start command checks it: the install may have raced with another user.
 func (d *Deployment) RunCommand() string {
-	return shWrap(fmt.Sprintf(`exec "%s/%s" %s`, d.Dir(), d.Name, d.Args))
+	return shWrap(fmt.Sprintf(`d="%s"; b="$d/%s"; %s; if [ -n "$kwhy" ]; then echo "socketpipe: not running the copy in $d: $kwhy" >&2; exit 1; fi; `+
+		`if ! %s; then echo "socketpipe: not running the copy $b: it changed after its install" >&2; exit 1; fi; exec "$b" %s`,
+		d.Dir(), d.Name, d.cacheCheck(), goodCopy, d.Args))
+}
+
+// cacheCheck is shell that sets kwhy to the reason the cache directory "$d" cannot be
+// trusted, or to "" when it can: another user who can write to it or to a directory above
+// it could swap the copy between its check and its exec. The directories that the cache
+// adds ("$d", ${XDG_CACHE_HOME:-$HOME/.cache}/<Name>, ${XDG_CACHE_HOME:-$HOME/.cache}) must
+// be the user's, not symbolic links, and writable by the user alone; every directory above,
+// symbolic links resolved, the user's or root's and writable by no one else unless sticky
+// (/tmp). As OpenSSH's StrictModes, from ls -ldn's mode and owner: POSIX, so that BSD and
+// macOS hosts check the same way.
+func (d *Deployment) cacheCheck() string {
+	c := "${XDG_CACHE_HOME:-$HOME/.cache}"
+	return strings.Join([]string{
+		`kwhy=; ku=$(id -u); set -f`,
+		fmt.Sprintf(`for kp in "$d" "%s/%s" "%s"; do if [ -h "$kp" ]; then kwhy="$kp is a symbolic link"; break; fi; `+
+			`set -- $(ls -ldn "$kp" 2>/dev/null) - - -; if [ "$3" != "$ku" ]; then kwhy="$kp is not owned by the user (uid $ku)"; break; fi; `+
+			`case $1 in ?????w*|????????w*) kwhy="$kp is writable by other users"; break;; esac; done`, c, d.Name, c),
+		fmt.Sprintf(`if [ -z "$kwhy" ]; then kp=$(cd -P "%s/.." 2>/dev/null && pwd -P) || kwhy="the directory above %s cannot be resolved"; fi`, c, c),
+		`while [ -z "$kwhy" ]; do set -- $(ls -ldn "$kp" 2>/dev/null) - - -; case $3 in "$ku"|0) ;; *) kwhy="$kp is owned by another user";; esac; ` +
+			`case $1 in ?????????[tT]*) ;; ?????w*|????????w*) kwhy="$kp is writable by other users";; esac; [ "$kp" = / ] && break; kp=${kp%/*}; kp=${kp:-/}; done`,
+		`set +f`,
+	}, "; ")
 }
 
 // installScript reads the binary on standard input into the cache, as the type's comment says
@@ -356,7 +389,8 @@ func (d *Deployment) installScript(token string) string {
 		fmt.Sprintf(`case $u in %s) ;; *) %s; exit 3;; esac`, strings.Join(unames, "|"), d.printMissing()),
 		fmt.Sprintf(`d="%s"; b="$d/%s"; t="$d/.tmp.%s.$$"`, d.Dir(), d.Name, token),
 		`mkdir -p "$d" || exit 1`,
-		`[ -O "$d" ] || { echo "$d belongs to another user" >&2; exit 1; }`,
+		d.cacheCheck(),
+		`[ -z "$kwhy" ] || { echo "$kwhy: not using the cache" >&2; exit 1; }`,
 		`chmod 700 "$d" || exit 1`,
 		`find "$d" -name '.tmp.*' -mtime +0 -exec rm -f {} + 2>/dev/null`,
 		`trap 'rm -f "$t"' EXIT`,
