@@ -65,10 +65,10 @@ func TestCheckHostIPOracle(t *testing.T) {
 		return ok, strings.TrimPrefix(string(b), initial)
 	}
 	ssh := func(cfg string) (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), nlBound)
+		ctx, cancel := context.WithTimeout(context.Background(), runBound)
 		defer cancel()
 		cmd := client.Command(ctx, "ssh", "-F", cfg, name, "true")
-		cmd.Env = nlCleanEnv(s.marker)
+		cmd.Env = cleanEnv(s.marker)
 		out, err := cmd.CombinedOutput()
 		if _, exit := err.(*exec.ExitError); err != nil && !exit {
 			t.Fatalf("ssh: %v", err)
@@ -76,9 +76,9 @@ func TestCheckHostIPOracle(t *testing.T) {
 		return err == nil, string(out)
 	}
 	sp := func(cfg string) (bool, string) {
-		res := s.run(t, nlOpts{host: client, stdin: []byte("x\n")}, "-v", "-i", "{", "cat", "}",
+		res := s.runWith(t, runOpts{host: client, stdin: strings.NewReader("x\n")}, "-v", "-i", "{", "cat", "}",
 			"-l", "{", "ssh", "-F", cfg, name, "}", "-r", "{", "cat", "}", "-o", "{", "cat", "}")
-		nlWantNative(t, res)
+		wantNative(t, res.stderr)
 		if res.code == 0 && res.stdout != "x\n" {
 			t.Errorf("the run went on but lost the data: %v", res)
 		}

@@ -33,7 +33,7 @@ func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *de
 		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: buildversion.String(),
 		NoCache: a.NoDeploy,
 	}}
-	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && isSSH(a.Login[0]) {
+	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && sshlogin.IsSSH(a.Login[0]) {
 		// The start command names the cache by this binary's key: find it during the login.
 		go func() {
 			t0 := time.Now()
@@ -45,8 +45,6 @@ func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *de
 	}
 	return d
 }
-
-func isSSH(word string) bool { return word == "ssh" || strings.HasSuffix(word, "/ssh") }
 
 func (d *deployer) log(format string, args ...any) {
 	if d.logf != nil {

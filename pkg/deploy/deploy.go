@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -110,7 +111,7 @@ type PlatformError struct {
 }
 
 func (e *PlatformError) Error() string {
-	return fmt.Sprintf("sshlogin: remote host is %s/%s, this binary is %s/%s", e.System, e.Machine, e.GOOS, e.GOARCH)
+	return fmt.Sprintf("remote host is %s/%s, this binary is %s/%s", e.System, e.Machine, e.GOOS, e.GOARCH)
 }
 
 // InstallError reports an upload that did not end with a checked copy in the cache.
@@ -125,7 +126,7 @@ func (e *InstallError) Error() string {
 	if msg == "" {
 		msg = e.Err.Error()
 	}
-	return fmt.Sprintf("sshlogin: installing in %s on the remote host failed: %s", e.Dir, msg)
+	return fmt.Sprintf("installing in %s on the remote host failed: %s", e.Dir, msg)
 }
 
 func (e *InstallError) Unwrap() error { return e.Err }
@@ -137,7 +138,7 @@ var safeName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9._+-]*$`)
 func (d *Deployment) Prepare() error {
 	d.once.Do(func() {
 		if !safeName.MatchString(d.Name) {
-			d.err = fmt.Errorf("sshlogin: deployment name %q is not a plain program name", d.Name)
+			d.err = fmt.Errorf("deployment name %q is not a plain program name", d.Name)
 			return
 		}
 		path, err := d.binary()
@@ -170,14 +171,14 @@ func (d *Deployment) hash() error {
 		}
 		f, err := os.Open(path)
 		if err != nil {
-			d.sumErr = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			d.sumErr = fmt.Errorf("reading the binary to deploy: %w", err)
 			return
 		}
 		defer f.Close()
 		h := sha256.New()
 		n, err := io.Copy(h, f)
 		if err != nil {
-			d.sumErr = fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+			d.sumErr = fmt.Errorf("reading the binary to deploy: %w", err)
 			return
 		}
 		h.Sum(d.sum[:0])
@@ -253,7 +254,7 @@ func (d *Deployment) binary() (string, error) {
 	}
 	p, err := os.Executable()
 	if err != nil {
-		return "", fmt.Errorf("sshlogin: finding the running binary to deploy: %w", err)
+		return "", fmt.Errorf("finding the running binary to deploy: %w", err)
 	}
 	return p, nil
 }
@@ -295,11 +296,11 @@ func (d *Deployment) StartCommand() (string, error) {
 			return "", err
 		}
 	} else if !safeName.MatchString(d.Name) {
-		return "", fmt.Errorf("sshlogin: deployment name %q is not a plain program name", d.Name)
+		return "", fmt.Errorf("deployment name %q is not a plain program name", d.Name)
 	}
 	prog := d.Name
 	if d.Path != "" {
-		prog = shQuote(d.Path)
+		prog = quote.Shell(d.Path)
 	}
 	installed := fmt.Sprintf("if command -v %s >/dev/null 2>&1; then exec %s %s; fi; ", prog, prog, d.Args)
 	var s strings.Builder
@@ -375,7 +376,7 @@ func (d *Deployment) installScript(token string) string {
 	var unames []string
 	if sys, ok := unameSystems[d.goos()]; ok {
 		for _, m := range d.machines() {
-			unames = append(unames, shQuote(sys+" "+m))
+			unames = append(unames, quote.Shell(sys+" "+m))
 		}
 	}
 	if len(unames) == 0 {
@@ -424,7 +425,7 @@ func (d *Deployment) Install(ctx context.Context, c *sshlogin.Cmd) (*Installed, 
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("sshlogin: reading the binary to deploy: %w", err)
+		return nil, fmt.Errorf("reading the binary to deploy: %w", err)
 	}
 	defer f.Close()
 	var tok [6]byte
@@ -823,18 +824,10 @@ func (w *Watcher) Drain(d time.Duration) *Missing {
 	return w.Missing()
 }
 
-// shQuote quotes s for a POSIX shell.
-func shQuote(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./+,:=@%") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
 // shWrap runs script with sh, so that it means the same under any login shell (csh, fish):
 // the quoted script carries no backslash pairs that those shells would take apart.
 func shWrap(script string) string {
-	return "exec sh -c " + shQuote(script)
+	return "exec sh -c " + quote.Shell(script)
 }
 
 // capBuffer keeps the first max bytes written to it and discards the rest.

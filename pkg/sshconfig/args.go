@@ -14,7 +14,7 @@ type ArgError struct {
 	Msg string
 }
 
-func (e *ArgError) Error() string { return "sshlogin: " + e.Msg }
+func (e *ArgError) Error() string { return e.Msg }
 
 // UnsupportedError reports ssh options that socketpipe cannot honour in-process (port
 // forwarding, a terminal, control masters, -G, ...). ParseArgs returns it together with a
@@ -27,9 +27,9 @@ type UnsupportedError struct {
 
 func (e *UnsupportedError) Error() string {
 	if len(e.Options) > 1 {
-		return fmt.Sprintf("sshlogin: ssh options %s cannot be honoured in-process", strings.Join(e.Options, " "))
+		return fmt.Sprintf("ssh options %s cannot be honoured in-process", strings.Join(e.Options, " "))
 	}
-	return fmt.Sprintf("sshlogin: ssh option %s cannot be honoured in-process", e.Option)
+	return fmt.Sprintf("ssh option %s cannot be honoured in-process", e.Option)
 }
 
 // ErrAgentForwarding is returned for -A: agent forwarding stays off, since nothing socketpipe
@@ -383,29 +383,30 @@ func isAlnum(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
-// proxyHop is one hop of a ProxyJump.
-type proxyHop struct {
-	user, host string
-	port       int // 0: not given
+// A JumpHost is one hop of a ProxyJump: [user@]host[:port] or ssh://[user@]host[:port].
+type JumpHost struct {
+	User, Host string
+	Port       int // 0: not given
 }
 
-// parseProxyJump checks a ProxyJump value as OpenSSH's parse_jump does and returns its hops.
-func parseProxyJump(s string) ([]proxyHop, error) {
-	var hops []proxyHop
+// ParseProxyJump checks a ProxyJump value (hops separated by commas, the last one nearest the
+// destination) as OpenSSH's parse_jump does and returns its hops.
+func ParseProxyJump(s string) ([]JumpHost, error) {
+	var hops []JumpHost
 	for _, h := range strings.Split(s, ",") {
 		if u, host, port, isURI, err := parseSSHURI(h); isURI {
 			if err != nil {
 				return nil, err
 			}
-			hops = append(hops, proxyHop{u, host, port})
+			hops = append(hops, JumpHost{u, host, port})
 			continue
 		}
-		var hop proxyHop
+		var hop JumpHost
 		if at := strings.LastIndexByte(h, '@'); at >= 0 {
 			if at == 0 {
 				return nil, fmt.Errorf("empty user in %q", h)
 			}
-			hop.user, h = h[:at], h[at+1:]
+			hop.User, h = h[:at], h[at+1:]
 		}
 		var rest string
 		if strings.HasPrefix(h, "[") {
@@ -413,7 +414,7 @@ func parseProxyJump(s string) ([]proxyHop, error) {
 			if end < 0 {
 				return nil, fmt.Errorf("unterminated [ in %q", h)
 			}
-			hop.host, rest = h[1:end], h[end+1:]
+			hop.Host, rest = h[1:end], h[end+1:]
 			if rest != "" && rest[0] != ':' {
 				return nil, fmt.Errorf("bad hop %q", h)
 			}
@@ -422,13 +423,13 @@ func parseProxyJump(s string) ([]proxyHop, error) {
 			if end < 0 {
 				end = len(h)
 			}
-			hop.host, rest = h[:end], h[end:]
+			hop.Host, rest = h[:end], h[end:]
 		}
-		if hop.host == "" || strings.Contains(hop.host, "/") {
+		if hop.Host == "" || strings.Contains(hop.Host, "/") {
 			return nil, fmt.Errorf("bad host in %q", h)
 		}
 		if p, ok := strings.CutPrefix(rest, ":"); ok && p != "" {
-			if hop.port, ok = parsePort(p); !ok {
+			if hop.Port, ok = parsePort(p); !ok {
 				return nil, fmt.Errorf("bad port in %q", h)
 			}
 		}

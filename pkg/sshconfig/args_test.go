@@ -107,8 +107,8 @@ func TestParseArgsErrors(t *testing.T) {
 		if !strings.Contains(ae.Msg, tt.msg) {
 			t.Errorf("ParseArgs(%q): %q, want %q", tt.args, ae.Msg, tt.msg)
 		}
-		if !strings.HasPrefix(err.Error(), "sshlogin: ") {
-			t.Errorf("ParseArgs(%q): error %q lacks the package prefix", tt.args, err)
+		if err.Error() != ae.Msg {
+			t.Errorf("ParseArgs(%q): error %q is not ssh's words %q alone", tt.args, err, ae.Msg)
 		}
 	}
 }

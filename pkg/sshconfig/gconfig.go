@@ -75,7 +75,7 @@ func assembleAlgorithms(spec, def, all string) (string, error) {
 		}
 		var m []string
 		for _, a := range strings.Split(all, ",") {
-			if matchPattern(a, p, false) {
+			if MatchPattern(a, p) {
 				m = append(m, a)
 			}
 		}
@@ -185,7 +185,7 @@ func (c *Config) WriteG(w io.Writer) error {
 		// (the files only some releases try do not exist): print the local release's.
 		ids = nil
 		for _, f := range defaultIdentityFiles(rel.v) {
-			ids = append(ids, strings.TrimSuffix(c.osshEnv.Home, "/")+strings.TrimPrefix(f, "~"))
+			ids = append(ids, c.osshEnv.ExpandTilde(f))
 		}
 	}
 	for _, f := range ids {
@@ -216,7 +216,7 @@ func (c *Config) WriteG(w io.Writer) error {
 // formatJump spells a ProxyJump as ssh -G does: the hops before the last as written, the last
 // one parsed, as [user@]host[:port] with an address in brackets.
 func formatJump(s string) string {
-	hops, err := parseProxyJump(s)
+	hops, err := ParseProxyJump(s)
 	if err != nil || len(hops) == 0 {
 		return s
 	}
@@ -225,16 +225,16 @@ func formatJump(s string) string {
 	if i := strings.LastIndexByte(s, ','); i > 0 {
 		b.WriteString(s[:i+1])
 	}
-	if h.user != "" {
-		b.WriteString(h.user + "@")
+	if h.User != "" {
+		b.WriteString(h.User + "@")
 	}
-	if strings.Contains(h.host, ":") || strings.Trim(h.host, "0123456789.") == "" {
-		b.WriteString("[" + h.host + "]")
+	if strings.Contains(h.Host, ":") || strings.Trim(h.Host, "0123456789.") == "" {
+		b.WriteString("[" + h.Host + "]")
 	} else {
-		b.WriteString(h.host)
+		b.WriteString(h.Host)
 	}
-	if h.port > 0 {
-		b.WriteString(":" + strconv.Itoa(h.port))
+	if h.Port > 0 {
+		b.WriteString(":" + strconv.Itoa(h.Port))
 	}
 	return b.String()
 }

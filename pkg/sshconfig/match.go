@@ -203,11 +203,11 @@ func (r *resolver) jumpHost() string {
 	if !ok || s.args[0] != "proxyjump" || strings.EqualFold(s.args[1], "none") {
 		return ""
 	}
-	hops, err := parseProxyJump(s.args[1])
+	hops, err := ParseProxyJump(s.args[1])
 	if err != nil || len(hops) == 0 {
 		return ""
 	}
-	return hops[len(hops)-1].host
+	return hops[len(hops)-1].Host
 }
 
 // expandEarly expands the %-tokens of a Match exec command (and, for include, ${VAR} of an

@@ -191,13 +191,13 @@ func parseOpenSSH(s string) (v int, release string, err error) {
 	num, hadPrefix := strings.CutPrefix(release, "OpenSSH_")
 	if !hadPrefix {
 		if strings.ContainsAny(release, " _") {
-			return 0, "", fmt.Errorf("sshlogin: not an OpenSSH version: %q", s)
+			return 0, "", fmt.Errorf("not an OpenSSH version: %q", s)
 		}
 		release = "OpenSSH_" + release
 	}
 	majs, rest, ok := strings.Cut(num, ".")
 	if !ok {
-		return 0, "", fmt.Errorf("sshlogin: not an OpenSSH version: %q", s)
+		return 0, "", fmt.Errorf("not an OpenSSH version: %q", s)
 	}
 	i := 0
 	for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
@@ -206,7 +206,7 @@ func parseOpenSSH(s string) (v int, release string, err error) {
 	maj, err1 := strconv.Atoi(majs)
 	mnr, err2 := strconv.Atoi(rest[:i])
 	if err1 != nil || err2 != nil || maj <= 0 || mnr < 0 || mnr > 99 || maj > 99 {
-		return 0, "", fmt.Errorf("sshlogin: not an OpenSSH version: %q", s)
+		return 0, "", fmt.Errorf("not an OpenSSH version: %q", s)
 	}
 	return maj*100 + mnr, release, nil
 }

@@ -69,11 +69,12 @@ func DefaultEnv() Env {
 	return env
 }
 
-func (e Env) getenv(k string) string {
+// Get returns the value of the environment variable name, "" when Getenv is nil.
+func (e Env) Get(name string) string {
 	if e.Getenv == nil {
 		return ""
 	}
-	return e.Getenv(k)
+	return e.Getenv(name)
 }
 
 func (e Env) systemDir() string {
@@ -150,7 +151,7 @@ type resolver struct {
 // an Invocation without a host.
 func Resolve(inv *Invocation, env Env) (*Config, error) {
 	if inv == nil || inv.Host == "" {
-		return nil, errors.New("sshlogin: resolve: no host")
+		return nil, errors.New("no destination host to resolve")
 	}
 	r := &resolver{env: env, inv: inv, hostArg: inv.Host, host: inv.Host, first: map[string]setting{}}
 
@@ -176,7 +177,7 @@ func Resolve(inv *Invocation, env Env) (*Config, error) {
 	}
 	for _, id := range inv.Identities {
 		// ssh checks -i files at once and drops, with a warning, those it cannot stat.
-		p := r.tilde(id)
+		p := r.env.ExpandTilde(id)
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}
@@ -409,7 +410,7 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 			if neg {
 				p = p[1:]
 			}
-			if matchPattern(r.host, p, false) {
+			if MatchPattern(r.host, p) {
 				if neg {
 					*active = false
 					return
@@ -445,7 +446,7 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 		v = strings.TrimRight(v, " \t\r\n")
 		args = []string{v}
 		if !strings.EqualFold(v, "none") {
-			if _, err := parseProxyJump(v); err != nil {
+			if _, err := ParseProxyJump(v); err != nil {
 				r.exec(pos, "invalid ProxyJump %q: %v", v, err)
 				return
 			}
@@ -481,7 +482,7 @@ func (r *resolver) apply(kw, rest, file string, line, flags int, active *bool, c
 			if strings.HasPrefix(a, "-") {
 				out := r.sendEnv[:0]
 				for _, e := range r.sendEnv {
-					if !matchPattern(e, a[1:], false) {
+					if !MatchPattern(e, a[1:]) {
 						out = append(out, e)
 					}
 				}
@@ -556,7 +557,7 @@ func (r *resolver) include(args []string, pos string, flags int, active *bool, d
 		path := arg
 		switch {
 		case strings.HasPrefix(arg, "~"):
-			path = r.tilde(arg)
+			path = r.env.ExpandTilde(arg)
 		case !filepath.IsAbs(arg) && flags&confUser != 0:
 			path = filepath.Join(r.env.Home, ".ssh", arg)
 		case !filepath.IsAbs(arg):
@@ -613,14 +614,15 @@ func addPath(list *[]pathEntry, p string, origin int) {
 	*list = append(*list, pathEntry{p, origin})
 }
 
-// tilde expands a leading ~ or ~/ with the home directory, and ~user with that user's.
-func (r *resolver) tilde(p string) string {
+// ExpandTilde expands a leading ~ or ~/ with Home, and ~user with that user's home directory
+// (Home when user is User), as ssh expands the paths it opens.
+func (e Env) ExpandTilde(p string) string {
 	if !strings.HasPrefix(p, "~") {
 		return p
 	}
 	name, rest, _ := strings.Cut(p[1:], "/")
-	home := r.env.Home
-	if name != "" && name != r.env.User {
+	home := e.Home
+	if name != "" && name != e.User {
 		u, err := osuser.Lookup(name)
 		if err != nil {
 			return p
@@ -775,8 +777,8 @@ func (r *resolver) finish(inv *Invocation) *Config {
 	}
 	jump := ""
 	if c.ProxyJump != "" {
-		if hops, err := parseProxyJump(c.ProxyJump); err == nil && len(hops) > 0 {
-			jump = hops[len(hops)-1].host
+		if hops, err := ParseProxyJump(c.ProxyJump); err == nil && len(hops) > 0 {
+			jump = hops[len(hops)-1].Host
 		}
 	}
 	tokens := map[byte]string{
@@ -802,7 +804,7 @@ func (r *resolver) finish(inv *Invocation) *Config {
 		return tokens
 	}
 	expand := func(kw, p string) string {
-		p = r.tilde(p)
+		p = r.env.ExpandTilde(p)
 		out, err := percentExpand(p, withJ(p))
 		if err == nil {
 			out, err = r.dollarExpand(out)
@@ -951,7 +953,7 @@ func (r *resolver) execSettings(c *Config, tokens map[byte]string) {
 	// what ssh would do too. A path that cannot be expanded here also sends it to ssh.
 	is("controlmaster", func(v string) bool { return !strings.EqualFold(v, "no") && !strings.EqualFold(v, "false") })
 	if s, ok := r.first["controlpath"]; ok && notNone(s.args[0]) {
-		p, err := percentExpand(r.tilde(s.args[0]), tokens)
+		p, err := percentExpand(r.env.ExpandTilde(s.args[0]), tokens)
 		if err == nil {
 			p, err = r.dollarExpand(p)
 		}
@@ -991,7 +993,7 @@ func (r *resolver) execSettings(c *Config, tokens map[byte]string) {
 
 // kerberosCredentials says whether a Kerberos credential cache may exist for this user.
 func (r *resolver) kerberosCredentials() bool {
-	if r.env.getenv("KRB5CCNAME") != "" {
+	if r.env.Get("KRB5CCNAME") != "" {
 		return true
 	}
 	if _, err := os.Stat(fmt.Sprintf("/tmp/krb5cc_%d", r.env.UID)); err == nil {
@@ -1020,7 +1022,7 @@ func (r *resolver) dollarExpand(s string) (string, error) {
 		if !validEnvName(name) {
 			return "", fmt.Errorf("invalid environment variable %q", name)
 		}
-		v := r.env.getenv(name)
+		v := r.env.Get(name)
 		if v == "" {
 			return "", fmt.Errorf("environment variable %q not set", name)
 		}
@@ -1110,11 +1112,9 @@ func argvSplit(s string) ([]string, error) {
 	return args, nil
 }
 
-// matchPattern is OpenSSH's match_pattern: * and ? wildcards over the whole string.
-func matchPattern(s, p string, lower bool) bool {
-	if lower {
-		s, p = strings.ToLower(s), strings.ToLower(p)
-	}
+// MatchPattern is OpenSSH's match_pattern, which Host, Match and SendEnv patterns and
+// algorithm lists use: * matches any run of bytes, ? any one byte, over the whole of s.
+func MatchPattern(s, p string) bool {
 	for {
 		if p == "" {
 			return s == ""
@@ -1127,7 +1127,7 @@ func matchPattern(s, p string, lower bool) bool {
 				return true
 			}
 			for i := 0; i <= len(s); i++ {
-				if (p[0] == '?' || i < len(s) && s[i] == p[0]) && matchPattern(s[i:], p, false) {
+				if (p[0] == '?' || i < len(s) && s[i] == p[0]) && MatchPattern(s[i:], p) {
 					return true
 				}
 			}
@@ -1143,13 +1143,16 @@ func matchPattern(s, p string, lower bool) bool {
 // matchPatternList is OpenSSH's match_pattern_list: 1 if some pattern of the comma-separated
 // list matches and no negated one does, -1 if a negated one matches, 0 otherwise.
 func matchPatternList(s, list string, lower bool) int {
+	if lower {
+		s, list = strings.ToLower(s), strings.ToLower(list)
+	}
 	got := 0
 	for _, p := range strings.Split(list, ",") {
 		neg := strings.HasPrefix(p, "!")
 		if neg {
 			p = p[1:]
 		}
-		if matchPattern(s, p, lower) {
+		if MatchPattern(s, p) {
 			if neg {
 				return -1
 			}
@@ -1556,7 +1559,7 @@ func (r *resolver) validAlgorithms(kw, spec string) error {
 	wild := func(name string) bool { return kw == "hostkeyalgorithms" && strings.ContainsAny(name, "*?") }
 	in := func(name string, all []string) bool {
 		for _, a := range all {
-			if a == name || wild(name) && matchPattern(a, name, false) {
+			if a == name || wild(name) && MatchPattern(a, name) {
 				return true
 			}
 		}

@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 // The keywords WriteG prints: the oracle compares exactly these with ssh -G.
@@ -51,12 +53,7 @@ func parseG(out string) map[string][]string {
 func requireSSH(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("ssh")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ssh, the oracle for ssh_config resolution, is not installed: %v", err)
-		}
-		t.Skipf("no ssh binary: %v", err)
-	}
+	testenv.Need(t, "ssh, the oracle for ssh_config resolution (install openssh-client)", err)
 	// Whatever release it is, Resolve follows it (Env.SSH); the table's other rows are pinned
 	// by TestReleaseTable.
 	if o := osshFor(Env{SSH: p}); o.path == "" {
@@ -100,8 +97,8 @@ func normalizeSSH(t *testing.T, got map[string][]string, oe oracleEnv, home stri
 	// %C as ssh computes it from what it printed (the jump host is hashed too from 9.6).
 	hashed := oe.localHost + first("hostname") + first("port") + first("user")
 	if j := first("proxyjump"); j != "" && osshFor(Env{SSH: oe.ssh}).v >= relJumpToken {
-		hops, _ := parseProxyJump(j)
-		hashed += hops[len(hops)-1].host
+		hops, _ := ParseProxyJump(j)
+		hashed += hops[len(hops)-1].Host
 	}
 	sum := sha1.Sum([]byte(hashed))
 	tok := map[byte]string{'h': first("hostname"), 'r': first("user"), 'p': first("port"),
@@ -277,12 +274,11 @@ func TestOracleConfigFile(t *testing.T) {
 func TestOracleUserFiles(t *testing.T) {
 	sshPath := requireSSH(t)
 	oe := newOracleEnv(t)
-	if _, err := exec.LookPath("unshare"); err != nil || os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the user-file oracle needs root and unshare(1) (uid %d, %v)", os.Getuid(), err)
-		}
-		t.Skip("needs root and unshare(1) for a private mount namespace")
+	_, err := exec.LookPath("unshare")
+	if err == nil && os.Getuid() != 0 {
+		err = fmt.Errorf("not running as root (uid %d)", os.Getuid())
 	}
+	testenv.Need(t, "root and unshare(1), for a private mount namespace", err)
 	for _, c := range loadOracleCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -644,8 +640,8 @@ func TestMatchPattern(t *testing.T) {
 		{"Foo", "foo", false}, {"abc", "???", true}, {"abcd", "???", false}, {"a", "**a", true},
 	}
 	for _, tt := range tests {
-		if got := matchPattern(tt.s, tt.p, false); got != tt.want {
-			t.Errorf("matchPattern(%q, %q) = %v", tt.s, tt.p, got)
+		if got := MatchPattern(tt.s, tt.p); got != tt.want {
+			t.Errorf("MatchPattern(%q, %q) = %v", tt.s, tt.p, got)
 		}
 	}
 	for _, tt := range []struct {
@@ -703,8 +699,8 @@ func TestParseTime(t *testing.T) {
 func TestAssembleAlgorithms(t *testing.T) {
 	const def, all = "a,b,c", "a,b,c,d,e1,e2"
 	for spec, want := range map[string]string{
-		"+d": "a,b,c,d", "+e*": "a,b,c,e1,e2", "-b": "a,c", "-a,c": "b", "-*": "", "^d,c": "d,c,a,b",
-		"e2,a": "e2,a", "x,b": "b",
+		"+d": "a,b,c,d", "+e*": "a,b,c,e1,e2", "-b": "a,c", "-a,c": "b", "-b,c": "a", "-*": "",
+		"^d,c": "d,c,a,b", "^c": "c,a,b", "e2,a": "e2,a", "x,b": "b",
 	} {
 		got, err := assembleAlgorithms(spec, def, all)
 		if err != nil || got != want {

@@ -40,7 +40,7 @@ type AuthError struct {
 
 func (e *AuthError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "sshlogin: authentication as %s to %s failed: ", e.User, e.Host)
+	fmt.Fprintf(&b, "authentication as %s to %s failed: ", e.User, e.Host)
 	if len(e.Tried) == 0 {
 		b.WriteString("no method to try")
 	} else {
@@ -279,7 +279,7 @@ func (a *authState) wrap(err error) error {
 	if a.calls > 0 {
 		return a.failure(errors.Unwrap(err))
 	}
-	return fmt.Errorf("sshlogin: ssh handshake with %s: %w", a.cfg.Host, err)
+	return fmt.Errorf("ssh handshake with %s: %w", a.cfg.Host, err)
 }
 
 // usedDesc describes the method that succeeded, for Logf.
@@ -473,9 +473,9 @@ func agentSocket(cfg *sshconfig.Config, env sshconfig.Env) string {
 	case s == "none":
 		return ""
 	case s == "" || s == "SSH_AUTH_SOCK":
-		return getenv(env, "SSH_AUTH_SOCK")
+		return env.Get("SSH_AUTH_SOCK")
 	case strings.HasPrefix(s, "$"):
-		return getenv(env, strings.Trim(s[1:], "{}"))
+		return env.Get(strings.Trim(s[1:], "{}"))
 	default:
 		return s
 	}

@@ -28,7 +28,7 @@ type Cmd struct {
 
 	// NativeCommand, if not nil, gives the remote command line on the native path instead of
 	// Command. It is called once the login is done, so that work it needs (hashing a binary
-	// for a Deployment) overlaps the login.
+	// for a deploy.Deployment) overlaps the login.
 	NativeCommand func() (string, error)
 
 	// Stdin, Stdout and Stderr are as in os/exec.Cmd. A nil Stdin means empty input; a nil
@@ -104,13 +104,13 @@ type ExitError struct {
 
 func (e *ExitError) Error() string {
 	if e.Signal != "" {
-		s := "sshlogin: remote command killed by signal " + e.Signal
+		s := "remote command killed by signal " + e.Signal
 		if e.Msg != "" {
 			s += ": " + e.Msg
 		}
 		return s
 	}
-	return fmt.Sprintf("sshlogin: remote command exited with status %d", e.Status)
+	return fmt.Sprintf("remote command exited with status %d", e.Status)
 }
 
 // RefusedError reports a server that refused to start the remote command or subsystem (an
@@ -121,7 +121,7 @@ type RefusedError struct {
 }
 
 func (e *RefusedError) Error() string {
-	return fmt.Sprintf("sshlogin: %s refused to run %s", e.Host, e.What)
+	return fmt.Sprintf("%s refused to run %s", e.Host, e.What)
 }
 
 // Endpoint is who a native login reached: the user, the server's address as configured and
@@ -166,13 +166,13 @@ func (c *Cmd) StdinPipe() (io.WriteCloser, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.Stdin != nil {
-		return nil, errors.New("sshlogin: Stdin already set")
+		return nil, errors.New("the login's Stdin is already set")
 	}
 	if c.stdinPipe != nil {
-		return nil, errors.New("sshlogin: StdinPipe already called")
+		return nil, errors.New("StdinPipe was already called")
 	}
 	if c.started {
-		return nil, errors.New("sshlogin: StdinPipe after Start")
+		return nil, errors.New("StdinPipe called after Start")
 	}
 	c.stdinPipe = newLazyWriter()
 	return c.stdinPipe, nil
@@ -184,13 +184,13 @@ func (c *Cmd) StdoutPipe() (io.ReadCloser, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.Stdout != nil {
-		return nil, errors.New("sshlogin: Stdout already set")
+		return nil, errors.New("the login's Stdout is already set")
 	}
 	if c.stdoutPipe != nil {
-		return nil, errors.New("sshlogin: StdoutPipe already called")
+		return nil, errors.New("StdoutPipe was already called")
 	}
 	if c.started {
-		return nil, errors.New("sshlogin: StdoutPipe after Start")
+		return nil, errors.New("StdoutPipe called after Start")
 	}
 	c.stdoutPipe = newLazyReader()
 	return c.stdoutPipe, nil
@@ -205,7 +205,7 @@ func (c *Cmd) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
 		c.mu.Unlock()
-		return errors.New("sshlogin: already started")
+		return errors.New("login already started")
 	}
 	c.started = true
 	c.mu.Unlock()
@@ -217,14 +217,14 @@ func (c *Cmd) Start(ctx context.Context) error {
 		return err
 	}
 	c.stop = context.AfterFunc(ctx, func() {
-		c.end(fmt.Errorf("sshlogin: session ended: %w", context.Cause(ctx)))
+		c.end(fmt.Errorf("session ended: %w", context.Cause(ctx)))
 	})
 	return nil
 }
 
 func (c *Cmd) start(ctx context.Context) error {
 	if len(c.Login) == 0 {
-		return errors.New("sshlogin: empty login command")
+		return errors.New("empty login command")
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -239,14 +239,14 @@ func (c *Cmd) start(ctx context.Context) error {
 	if c.ForceExec {
 		return c.startExec(ctx, "forced (-x)", false)
 	}
-	if !isSSH(c.Login[0]) {
+	if !IsSSH(c.Login[0]) {
 		return c.startExec(ctx, fmt.Sprintf("login command %q is not ssh", c.Login[0]), false)
 	}
 	t0 := time.Now()
 	inv, err := sshconfig.ParseArgs(c.Login[1:])
 	var unsupported *sshconfig.UnsupportedError
 	if errors.As(err, &unsupported) {
-		return c.startExec(ctx, strings.TrimPrefix(err.Error(), "sshlogin: "), true)
+		return c.startExec(ctx, err.Error(), true)
 	}
 	if err != nil {
 		return err
@@ -283,7 +283,7 @@ func (c *Cmd) Wait() error {
 	c.mu.Lock()
 	if !c.started || c.run == nil {
 		c.mu.Unlock()
-		return errors.New("sshlogin: not started")
+		return errors.New("login not started")
 	}
 	c.waited = true
 	c.mu.Unlock()
@@ -319,7 +319,7 @@ func (c *Cmd) Run(ctx context.Context) error {
 // Close ends the session now: the native path closes the SSH connection, the exec path
 // kills the login process. Wait then returns an error.
 func (c *Cmd) Close() error {
-	return c.end(errors.New("sshlogin: session closed"))
+	return c.end(errors.New("session closed"))
 }
 
 func (c *Cmd) end(why error) error {
@@ -396,8 +396,10 @@ func (c *Cmd) logf(format string, args ...any) {
 	}
 }
 
-// isSSH reports whether a login command word names ssh.
-func isSSH(word string) bool {
+// IsSSH reports whether a login command word names ssh: "ssh" or a path ending in "/ssh".
+// Such a login is read (sshconfig.ParseArgs, sshconfig.Resolve) and run in-process; any
+// other is executed.
+func IsSSH(word string) bool {
 	return word == "ssh" || strings.HasSuffix(word, "/ssh")
 }
 
@@ -408,9 +410,9 @@ func (c *Cmd) startExec(ctx context.Context, reason string, needSSH bool) error 
 	c.logf("executing the login command %s: %s", c.Login[0], reason)
 	if _, err := exec.LookPath(c.Login[0]); err != nil {
 		if needSSH {
-			return fmt.Errorf("sshlogin: the ssh binary is needed (%s) but cannot be run: %w", reason, err)
+			return fmt.Errorf("the ssh binary is needed (%s) but cannot be run: %w", reason, err)
 		}
-		return fmt.Errorf("sshlogin: login command: %w", err)
+		return fmt.Errorf("login command: %w", err)
 	}
 	e, err := c.execStart(ctx)
 	if err != nil {
@@ -531,7 +533,7 @@ func (l *lazyReader) Close() error {
 			return c.Close()
 		}
 	default:
-		l.fail(errors.New("sshlogin: read from closed pipe"))
+		l.fail(errors.New("read from closed pipe"))
 	}
 	return nil
 }

@@ -64,14 +64,6 @@ func (d *debug) errorf(format string, args ...any) {
 	fmt.Fprintf(d.w, format+"\n", args...)
 }
 
-// getenv reads a variable of the login's environment.
-func getenv(env sshconfig.Env, name string) string {
-	if env.Getenv != nil {
-		return env.Getenv(name)
-	}
-	return ""
-}
-
 // environ lists the login's environment as NAME=value, for SendEnv: the process's variable
 // names, with their values as env gives them.
 func environ(env sshconfig.Env) []string {

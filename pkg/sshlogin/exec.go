@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
+	"github.com/socketpipe/socketpipe/internal/platform"
 )
 
 // execRun is a login command running as a child process.
@@ -24,10 +24,10 @@ type execRun struct {
 // but it never gets the terminal as stdin or stdout: those are pipes or /dev/null.
 func (c *Cmd) execStart(ctx context.Context) (*execRun, error) {
 	args := append([]string(nil), c.Login[1:]...)
-	if c.Subsystem && isSSH(c.Login[0]) {
+	if c.Subsystem && IsSSH(c.Login[0]) {
 		args = append([]string{"-s"}, args...)
 	}
-	if c.BatchMode && isSSH(c.Login[0]) {
+	if c.BatchMode && IsSSH(c.Login[0]) {
 		args = append([]string{"-oBatchMode=yes"}, args...)
 	}
 	args = append(args, c.Command)
@@ -53,7 +53,7 @@ func (c *Cmd) execStart(ctx context.Context) (*execRun, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("sshlogin: %w", err)
+		return nil, fmt.Errorf("login command: %w", err)
 	}
 	return &execRun{cmd: cmd}, nil
 }
@@ -64,12 +64,12 @@ func (e *execRun) wait() error {
 	if errors.As(err, &xe) {
 		if ws, ok := xe.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 			sig := ws.Signal()
-			return &ExitError{Status: 128 + int(sig), Signal: signalName(sig)}
+			return &ExitError{Status: 128 + int(sig), Signal: platform.SignalName(sig)}
 		}
 		return &ExitError{Status: xe.ExitCode()}
 	}
 	if err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
+		return fmt.Errorf("login command: %w", err)
 	}
 	return nil
 }
@@ -91,15 +91,6 @@ func (e *execRun) close() error {
 		return nil
 	}
 	return err
-}
-
-// signalName is "KILL" for SIGKILL, as ssh's exit-signal message spells signals.
-func signalName(sig syscall.Signal) string {
-	name := unix.SignalName(sig)
-	if len(name) > 3 && name[:3] == "SIG" {
-		return name[3:]
-	}
-	return fmt.Sprint(int(sig))
 }
 
 // descendants returns the pids of the processes under pid (children first), from the parent

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -71,7 +70,7 @@ func (f *ForcedLogins) Has(ep *Endpoint) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("sshlogin: %w", err)
+		return false, err
 	}
 	defer file.Close()
 	for _, l := range ParseForcedLogins(io.LimitReader(file, maxForcedFile)) {
@@ -97,11 +96,11 @@ func (f *ForcedLogins) Add(ep *Endpoint, now time.Time) error {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
+		return err
 	}
 	file, err := os.OpenFile(f.Path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
+		return err
 	}
 	var b bytes.Buffer
 	if fi, err := file.Stat(); err == nil && fi.Size() == 0 {
@@ -114,10 +113,7 @@ func (f *ForcedLogins) Add(ep *Endpoint, now time.Time) error {
 	if cerr := file.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return fmt.Errorf("sshlogin: %w", err)
-	}
-	return nil
+	return err
 }
 
 const forcedHeader = `# socketpipe: logins whose server runs a forced command (sshd ForceCommand, or command= in

@@ -65,19 +65,19 @@ func (e *HostKeyError) addrState() string {
 func (e *HostKeyError) Error() string {
 	switch {
 	case e.Revoked:
-		return fmt.Sprintf("sshlogin: host key for %s is revoked by known_hosts line %d (%s): offered %s key %s",
+		return fmt.Sprintf("host key for %s is revoked by known_hosts line %d (%s): offered %s key %s",
 			e.Host, e.Line, e.File, e.KeyType, e.Fingerprint)
 	case e.Changed && e.Addr != "":
-		return fmt.Sprintf("sshlogin: host key for %s does not match known_hosts line %d (%s), and the key for its IP address %s %s (DNS spoofing, or the address and the key changed together): offered %s key %s",
+		return fmt.Sprintf("host key for %s does not match known_hosts line %d (%s), and the key for its IP address %s %s (DNS spoofing, or the address and the key changed together): offered %s key %s",
 			e.Host, e.Line, e.File, e.Addr, e.addrState(), e.KeyType, e.Fingerprint)
 	case e.Changed:
-		return fmt.Sprintf("sshlogin: host key for %s does not match known_hosts line %d (%s): offered %s key %s",
+		return fmt.Sprintf("host key for %s does not match known_hosts line %d (%s): offered %s key %s",
 			e.Host, e.Line, e.File, e.KeyType, e.Fingerprint)
 	case e.AddrChanged:
-		return fmt.Sprintf("sshlogin: host key for %s differs from the key for its IP address %s in known_hosts line %d (%s) (%s): offered %s key %s",
+		return fmt.Sprintf("host key for %s differs from the key for its IP address %s in known_hosts line %d (%s) (%s): offered %s key %s",
 			e.Host, e.Addr, e.AddrLine, e.AddrFile, e.Reason, e.KeyType, e.Fingerprint)
 	}
-	return fmt.Sprintf("sshlogin: host key for %s is not known (%s): offered %s key %s",
+	return fmt.Sprintf("host key for %s is not known (%s): offered %s key %s",
 		e.Host, e.Reason, e.KeyType, e.Fingerprint)
 }
 
@@ -192,19 +192,19 @@ func (c *Cmd) hostKeyCheck(cfg *sshconfig.Config, p *prompter, d *debug, hs *han
 		if f == "" || f == "none" || f == "/dev/null" {
 			continue
 		}
-		f = expandTilde(f, p.env)
+		f = p.env.ExpandTilde(f)
 		if _, err := os.Stat(f); err == nil {
 			files = append(files, f)
 		}
 	}
 	db, err := knownhosts.NewDB(files...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("sshlogin: known_hosts: %w", err)
+		return nil, nil, fmt.Errorf("known_hosts: %w", err)
 	}
 	var algos []string
 	if len(cfg.HostKeyAlgorithms) > 0 {
 		imp := slices.Concat(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys)
-		algos = implemented(algoList(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
+		algos = implemented(configured(cfg.HostKeyAlgorithms, ssh.SupportedAlgorithms().HostKeys), imp)
 	} else if known := db.HostKeyAlgorithms(lookup); len(known) > 0 {
 		algos = known
 		for _, a := range ssh.SupportedAlgorithms().HostKeys {
@@ -266,7 +266,7 @@ func (v *hostVerifier) verify(remote net.Addr, key ssh.PublicKey, fromCert bool)
 			d.printf("No matching CA found. Retry with plain key")
 			return v.verify(remote, cert.Key, true)
 		}
-		return fmt.Errorf("sshlogin: host key for %s: %w", name, err)
+		return fmt.Errorf("host key for %s: %w", name, err)
 	}
 	if _, ok := key.(*ssh.Certificate); ok && host.status != hostOK && host.status != hostRevoked {
 		d.printf("No matching CA found. Retry with plain key")
@@ -277,7 +277,7 @@ func (v *hostVerifier) verify(remote net.Addr, key ssh.PublicKey, fromCert bool)
 	if checkIP && !fromCert {
 		if _, isCert := key.(*ssh.Certificate); !isCert {
 			if addr, err = lookupHost(v.check, v.ipLookup, remote, key); err != nil {
-				return fmt.Errorf("sshlogin: host key for %s: %w", v.ip, err)
+				return fmt.Errorf("host key for %s: %w", v.ip, err)
 			}
 		}
 	}
@@ -457,7 +457,7 @@ func (v *hostVerifier) addKnownHost(names []string, key ssh.PublicKey, ipOnly bo
 		d.warnf("Warning: no UserKnownHostsFile to add the host key of '%s' to.", shown)
 		return
 	}
-	file := expandTilde(cfg.UserKnownHostsFiles[0], v.p.env)
+	file := v.p.env.ExpandTilde(cfg.UserKnownHostsFiles[0])
 	err := appendKnownHost(file, names, key, cfg.HashKnownHosts)
 	switch {
 	case err != nil && ipOnly:

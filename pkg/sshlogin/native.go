@@ -14,9 +14,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/platform"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/sys/cpu"
 )
 
 // hop is one SSH server on the way: the target, reached through via (nil: dialled directly).
@@ -51,23 +51,23 @@ func resolveChain(inv *sshconfig.Invocation, cfg *sshconfig.Config, env sshconfi
 		return h, "", nil
 	}
 	if depth >= maxJumps {
-		return nil, "", fmt.Errorf("sshlogin: more than %d ProxyJump hops (a loop in the configuration?)", maxJumps)
+		return nil, "", fmt.Errorf("more than %d ProxyJump hops (a loop in the configuration?)", maxJumps)
 	}
-	hops := strings.Split(jump, ",")
-	last := strings.TrimSpace(hops[len(hops)-1])
-	hinv, err := parseJump(last)
+	jumps, err := sshconfig.ParseProxyJump(jump)
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("ProxyJump %q: %w", jump, err)
 	}
-	hinv.ConfigFile = inv.ConfigFile
-	hinv.Verbose = inv.Verbose
-	hinv.Quiet = inv.Quiet
+	hops := strings.Split(jump, ",") // as ParseProxyJump splits it
+	last := hops[len(hops)-1]
+	j := jumps[len(jumps)-1]
+	hinv := &sshconfig.Invocation{Host: j.Host, User: j.User, Port: j.Port,
+		ConfigFile: inv.ConfigFile, Verbose: inv.Verbose, Quiet: inv.Quiet}
 	if len(hops) > 1 {
 		hinv.Options = append(hinv.Options, [2]string{"proxyjump", strings.Join(hops[:len(hops)-1], ",")})
 	}
 	hcfg, err := sshconfig.Resolve(hinv, env)
 	if err != nil {
-		return nil, "", fmt.Errorf("sshlogin: ProxyJump host %s: %w", last, err)
+		return nil, "", fmt.Errorf("ProxyJump host %s: %w", last, err)
 	}
 	if len(hops) == 1 && hcfg.ProxyJump == jump {
 		hcfg.ProxyJump = "" // a Host * ProxyJump would otherwise jump to itself
@@ -93,7 +93,7 @@ func algorithmsReason(cfg *sshconfig.Config) string {
 		{"MACs", cfg.MACs, slices.Concat(sup.MACs, insec.MACs)},
 		{"HostKeyAlgorithms", cfg.HostKeyAlgorithms, slices.Concat(sup.HostKeys, insec.HostKeys)},
 	} {
-		list := algoList(l.conf, l.imp)
+		list := configured(l.conf, l.imp)
 		if len(l.conf) > 0 && !slices.ContainsFunc(list, func(a string) bool { return slices.Contains(l.imp, a) }) {
 			return fmt.Sprintf("%s %s: none of them is implemented in-process", l.name, strings.Join(list, ","))
 		}
@@ -105,37 +105,6 @@ func algorithmsReason(cfg *sshconfig.Config) string {
 // is not taken as "the defaults".
 func implemented(list, imp []string) []string {
 	return slices.DeleteFunc(list, func(a string) bool { return !slices.Contains(imp, a) })
-}
-
-// expandTilde expands a leading ~/ to the home directory.
-func expandTilde(p string, env sshconfig.Env) string {
-	if rest, ok := strings.CutPrefix(p, "~/"); ok {
-		return env.Home + "/" + rest
-	}
-	return p
-}
-
-// parseJump takes apart one ProxyJump hop: [user@]host[:port] or ssh://[user@]host[:port].
-func parseJump(s string) (*sshconfig.Invocation, error) {
-	s = strings.TrimPrefix(s, "ssh://")
-	inv := &sshconfig.Invocation{}
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		inv.User, s = s[:i], s[i+1:]
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		host = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
-	} else {
-		inv.Port, err = strconv.Atoi(port)
-		if err != nil || inv.Port <= 0 || inv.Port > 65535 {
-			return nil, fmt.Errorf("sshlogin: bad port in ProxyJump %q", s)
-		}
-	}
-	if host == "" {
-		return nil, fmt.Errorf("sshlogin: bad ProxyJump host %q", s)
-	}
-	inv.Host = host
-	return inv, nil
 }
 
 // nativeRun is a remote command running on an in-process SSH connection.
@@ -171,7 +140,7 @@ func (c *Cmd) startNative(ctx context.Context, inv *sshconfig.Invocation, chain 
 	d := c.newDebug(chain.cfg)
 	for _, id := range inv.Identities {
 		// Resolve drops the -i files it cannot find; ssh warns about them.
-		if _, err := os.Stat(expandTilde(id, env)); err != nil {
+		if _, err := os.Stat(env.ExpandTilde(id)); err != nil {
 			d.warnf("Warning: Identity file %s not accessible: %v.", id, errors.Unwrap(err))
 		}
 	}
@@ -231,7 +200,7 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env sshconfig.Env, d *debug, 
 		d.printf("Connecting to %s [%s] port %d via %s.", cfg.Host, cfg.HostName, cfg.Port, h.via.cfg.Host)
 		conn, err = jc.DialContext(ctx, "tcp", addr)
 		if err != nil {
-			return nil, nil, fmt.Errorf("sshlogin: connect to %s through %s: %w", addr, h.via.cfg.Host, err)
+			return nil, nil, fmt.Errorf("connect to %s through %s: %w", addr, h.via.cfg.Host, err)
 		}
 	} else {
 		d.printf("Connecting to %s [%s] port %d.", cfg.Host, cfg.HostName, cfg.Port)
@@ -283,7 +252,7 @@ func dial(ctx context.Context, cfg *sshconfig.Config) (net.Conn, error) {
 		if ip == nil {
 			a, err := net.DefaultResolver.LookupIPAddr(ctx, cfg.BindAddress)
 			if err != nil || len(a) == 0 {
-				return nil, fmt.Errorf("sshlogin: BindAddress %s: %w", cfg.BindAddress, err)
+				return nil, fmt.Errorf("BindAddress %s: %w", cfg.BindAddress, err)
 			}
 			ip = a[0].IP
 		}
@@ -307,9 +276,9 @@ func dial(ctx context.Context, cfg *sshconfig.Config) (net.Conn, error) {
 		}
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("sshlogin: connect to %s: %w", addr, context.Cause(ctx))
+		return nil, fmt.Errorf("connect to %s: %w", addr, context.Cause(ctx))
 	}
-	return nil, fmt.Errorf("sshlogin: connect to %s: %w", addr, err)
+	return nil, fmt.Errorf("connect to %s: %w", addr, err)
 }
 
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
@@ -336,9 +305,9 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Confi
 			return nil
 		},
 	}
-	cc.Ciphers = algoList(cfg.Ciphers, defaultCiphers())
-	cc.KeyExchanges = algoList(cfg.KexAlgorithms, ssh.SupportedAlgorithms().KeyExchanges)
-	cc.MACs = algoList(cfg.MACs, ssh.SupportedAlgorithms().MACs)
+	cc.Ciphers = configured(cfg.Ciphers, defaultCiphers())
+	cc.KeyExchanges = configured(cfg.KexAlgorithms, ssh.SupportedAlgorithms().KeyExchanges)
+	cc.MACs = configured(cfg.MACs, ssh.SupportedAlgorithms().MACs)
 
 	// The handshake runs apart, so that an end of ctx returns at once even while a prompt
 	// or an agent holds the authentication up.
@@ -364,7 +333,7 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Confi
 				r.sc.Close()
 			}
 		}()
-		return nil, nil, fmt.Errorf("sshlogin: login to %s: %w", cfg.Host, context.Cause(ctx))
+		return nil, nil, fmt.Errorf("login to %s: %w", cfg.Host, context.Cause(ctx))
 	}
 	sc, chans, reqs, err := r.sc, r.chans, r.reqs, r.err
 	if err != nil {
@@ -381,84 +350,22 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Confi
 // defaultCiphers prefers AES-GCM when the CPU has AES instructions (the relay through SSH
 // moves bulk data on this connection) and ChaCha20-Poly1305 otherwise.
 func defaultCiphers() []string {
-	aes := cpu.X86.HasAES && cpu.X86.HasPCLMULQDQ || cpu.ARM64.HasAES && cpu.ARM64.HasPMULL || cpu.S390X.HasAESGCM
 	gcm := []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM}
 	chacha := []string{ssh.CipherChaCha20Poly1305}
 	ctr := []string{ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR}
-	if aes {
+	if platform.HasAESGCM() {
 		return slices.Concat(gcm, chacha, ctr)
 	}
 	return slices.Concat(chacha, gcm, ctr)
 }
 
-// algoList applies an ssh_config algorithm list to defaults: a plain list replaces them,
-// "+list" appends, "-list" removes (with * and ? wildcards) and "^list" puts first.
-// nil means the defaults.
-func algoList(conf []string, defaults []string) []string {
-	var list []string
-	for _, s := range conf {
-		for _, a := range strings.Split(s, ",") {
-			if a = strings.TrimSpace(a); a != "" {
-				list = append(list, a)
-			}
-		}
-	}
+// configured is an algorithm list from the configuration (Resolve has applied its +, - and ^
+// to OpenSSH's defaults), or defaults when it names none.
+func configured(list, defaults []string) []string {
 	if len(list) == 0 {
 		return slices.Clone(defaults)
 	}
-	op := list[0][0]
-	if op != '+' && op != '-' && op != '^' {
-		return list
-	}
-	list[0] = list[0][1:]
-	switch op {
-	case '+':
-		out := slices.Clone(defaults)
-		for _, a := range list {
-			if !slices.Contains(out, a) {
-				out = append(out, a)
-			}
-		}
-		return out
-	case '-':
-		return slices.DeleteFunc(slices.Clone(defaults), func(d string) bool {
-			return slices.ContainsFunc(list, func(p string) bool { return wildcardMatch(p, d) })
-		})
-	default:
-		out := slices.Clone(list)
-		for _, d := range defaults {
-			if !slices.Contains(out, d) {
-				out = append(out, d)
-			}
-		}
-		return out
-	}
-}
-
-// wildcardMatch matches s against an ssh_config pattern with * and ?.
-func wildcardMatch(pat, s string) bool {
-	for len(pat) > 0 {
-		switch pat[0] {
-		case '*':
-			for i := len(s); i >= 0; i-- {
-				if wildcardMatch(pat[1:], s[i:]) {
-					return true
-				}
-			}
-			return false
-		case '?':
-			if s == "" {
-				return false
-			}
-			pat, s = pat[1:], s[1:]
-		default:
-			if s == "" || pat[0] != s[0] {
-				return false
-			}
-			pat, s = pat[1:], s[1:]
-		}
-	}
-	return s == ""
+	return list
 }
 
 // startSession opens a session channel, sends the environment without waiting for replies
@@ -466,14 +373,14 @@ func wildcardMatch(pat, s string) bool {
 func (n *nativeRun) startSession(ctx context.Context, c *Cmd, cfg *sshconfig.Config, env sshconfig.Env, command string, d *debug) error {
 	ch, reqs, err := n.client.OpenChannel("session", nil)
 	if err != nil {
-		return fmt.Errorf("sshlogin: open session on %s: %w", cfg.Host, err)
+		return fmt.Errorf("open session on %s: %w", cfg.Host, err)
 	}
 	n.ch = ch
 	for _, kv := range sessionEnv(cfg, env) {
 		d.printf("Sending env %s = %s", kv[0], kv[1])
 		msg := ssh.Marshal(struct{ Name, Value string }{kv[0], kv[1]})
 		if _, err := ch.SendRequest("env", false, msg); err != nil {
-			return fmt.Errorf("sshlogin: session on %s: %w", cfg.Host, err)
+			return fmt.Errorf("session on %s: %w", cfg.Host, err)
 		}
 	}
 	n.exited = make(chan struct{})
@@ -611,10 +518,10 @@ func (n *nativeRun) wait() error {
 				return err
 			}
 		}
-		return fmt.Errorf("sshlogin: connection lost: %w", connErr(n.connErr))
+		return fmt.Errorf("connection lost: %w", connErr(n.connErr))
 	case <-time.After(100 * time.Millisecond):
 	}
-	return fmt.Errorf("sshlogin: remote command ended without an exit status: %w", &ssh.ExitMissingError{})
+	return fmt.Errorf("remote command ended without an exit status: %w", &ssh.ExitMissingError{})
 }
 
 func connErr(err error) error {
@@ -661,7 +568,7 @@ func sessionEnv(cfg *sshconfig.Config, env sshconfig.Env) [][2]string {
 		if !ok {
 			continue
 		}
-		send := slices.ContainsFunc(cfg.SendEnv, func(p string) bool { return wildcardMatch(p, k) })
+		send := slices.ContainsFunc(cfg.SendEnv, func(p string) bool { return sshconfig.MatchPattern(k, p) })
 		if send && !slices.ContainsFunc(out, func(e [2]string) bool { return e[0] == k }) {
 			out = append(out, [2]string{k, v})
 		}
@@ -727,7 +634,7 @@ func (k *keepalive) start(client *ssh.Client, d *debug) {
 			}
 			missed++
 			if missed > k.max {
-				err := fmt.Errorf("sshlogin: timeout, server %s not responding (%d keepalives unanswered, ServerAliveInterval %v)",
+				err := fmt.Errorf("timeout, server %s not responding (%d keepalives unanswered, ServerAliveInterval %v)",
 					k.conn.RemoteAddr(), k.max, k.interval)
 				k.failed.Store(&err)
 				d.printf("Timeout, server %s not responding.", k.conn.RemoteAddr())

@@ -16,7 +16,7 @@ import (
 )
 
 // errNoPrompt means a question could not be asked: BatchMode, or nowhere to ask it.
-var errNoPrompt = errors.New("sshlogin: cannot prompt")
+var errNoPrompt = errors.New("cannot prompt")
 
 // defaultAskpass is OpenSSH's default SSH_ASKPASS program.
 const defaultAskpass = "/usr/bin/ssh-askpass"
@@ -38,8 +38,8 @@ type prompter struct {
 // askpassMode decides between the terminal and SSH_ASKPASS: use means try askpass first;
 // allow means askpass may be used at all.
 func (p *prompter) askpassMode() (use, allow bool) {
-	allow = getenv(p.env, "DISPLAY") != "" || getenv(p.env, "WAYLAND_DISPLAY") != ""
-	switch strings.ToLower(getenv(p.env, "SSH_ASKPASS_REQUIRE")) {
+	allow = p.env.Get("DISPLAY") != "" || p.env.Get("WAYLAND_DISPLAY") != ""
+	switch strings.ToLower(p.env.Get("SSH_ASKPASS_REQUIRE")) {
 	case "force":
 		return true, true
 	case "prefer":
@@ -97,7 +97,7 @@ func (p *prompter) askTTY(prompt string) (string, error) {
 func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, error) {
 	ctx := p.ctx
 	if ctx != nil && ctx.Err() != nil {
-		return "", fmt.Errorf("sshlogin: prompt abandoned: %w", context.Cause(ctx))
+		return "", fmt.Errorf("prompt abandoned: %w", context.Cause(ctx))
 	}
 	rc, err := tty.SyscallConn()
 	if err != nil {
@@ -159,12 +159,12 @@ func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, erro
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return "", fmt.Errorf("sshlogin: prompt abandoned: %w", context.Cause(ctx))
+				return "", fmt.Errorf("prompt abandoned: %w", context.Cause(ctx))
 			}
 			if len(line) > 0 {
 				break
 			}
-			return "", fmt.Errorf("sshlogin: read from terminal: %w", err)
+			return "", fmt.Errorf("read from terminal: %w", err)
 		}
 	}
 	if !echo {
@@ -187,7 +187,7 @@ func (p *prompter) abandon() {
 // askpass runs SSH_ASKPASS with the prompt as its argument and reads the answer from its
 // standard output; a non-zero exit is a refusal.
 func (p *prompter) askpass(prompt string) (string, error) {
-	prog := getenv(p.env, "SSH_ASKPASS")
+	prog := p.env.Get("SSH_ASKPASS")
 	if prog == "" {
 		prog = defaultAskpass
 	}
@@ -200,7 +200,7 @@ func (p *prompter) askpass(prompt string) (string, error) {
 	cmd.Stdout = &out
 	cmd.Stderr = p.stderr
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("sshlogin: SSH_ASKPASS %s: %w", prog, err)
+		return "", fmt.Errorf("SSH_ASKPASS %s: %w", prog, err)
 	}
 	return strings.TrimRight(out.String(), "\r\n"), nil
 }

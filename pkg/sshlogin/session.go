@@ -14,7 +14,7 @@ func (c *Cmd) Session(command string) (*Cmd, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, ok := c.run.(*nativeRun); !ok || !c.native {
-		return nil, errors.New("sshlogin: more sessions need a started native login")
+		return nil, errors.New("more sessions need a started native login")
 	}
 	return &Cmd{Login: c.Login, Command: command, Logf: c.Logf, parent: c}, nil
 }
@@ -26,7 +26,7 @@ func (c *Cmd) startSibling(ctx context.Context) error {
 	pr, ok := p.run.(*nativeRun)
 	p.mu.Unlock()
 	if !ok {
-		return errors.New("sshlogin: more sessions need a started native login")
+		return errors.New("more sessions need a started native login")
 	}
 	n := &nativeRun{
 		client: pr.client, local: pr.local, remote: pr.remote, ka: pr.ka,
