@@ -2,8 +2,6 @@ package sshlogin
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -15,19 +13,6 @@ import (
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 )
-
-func newHostKey(t *testing.T) ssh.PublicKey {
-	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func keyLine(names string, k ssh.PublicKey) string {
 	return names + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))) + "\n"
@@ -87,7 +72,7 @@ var hostIPCases = []hostIPCase{
 // holding the case's keys, and returns the error, what was appended, the state and stderr.
 func runHostIPCase(t *testing.T, tc hostIPCase, remote *net.TCPAddr, hostName string, viaProxy bool) (error, string, *handshakeState, string) {
 	t.Helper()
-	key, other, third := newHostKey(t), newHostKey(t), newHostKey(t)
+	key, other, third := testKey(t), testKey(t), testKey(t)
 	pick := map[string]ssh.PublicKey{"key": key, "other": other, "third": third}
 	ip := remote.IP.String()
 	var kh strings.Builder
@@ -219,7 +204,7 @@ func TestCheckHostIPSkipped(t *testing.T) {
 
 // HashKnownHosts records the name and the address as two hashed lines, as OpenSSH does.
 func TestCheckHostIPHashed(t *testing.T) {
-	key := newHostKey(t)
+	key := testKey(t)
 	file := filepath.Join(t.TempDir(), "known_hosts")
 	if err := appendKnownHost(file, []string{"srv.example", "198.51.100.7"}, key, true); err != nil {
 		t.Fatal(err)
