@@ -99,3 +99,53 @@ func TestCheckHostIPOracle(t *testing.T) {
 		}
 	}
 }
+
+// An identity file of the user's that others can read is ignored by ssh and by socketpipe's
+// native login alike, with the same warning, and the login goes on with the next key: with the
+// unprotected key alone both fail, with a good key after it both log in.
+func TestUnprotectedKeyOracle(t *testing.T) {
+	// The server takes the unprotected key too: only the client's check refuses it.
+	open, openPub := nlKeygen(t, t.TempDir(), "id_open", "")
+	s := nlStart(t, harness.SSHDOptions{AuthorizedKeys: []string{openPub}})
+	if err := os.Chmod(open, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	warning := []string{
+		"WARNING: UNPROTECTED PRIVATE KEY FILE!",
+		fmt.Sprintf("Permissions 0644 for '%s' are too open.", open),
+		"It is required that your private key files are NOT accessible by others.",
+		"This private key will be ignored.",
+	}
+	for _, tc := range []struct {
+		name string
+		keys []string
+		ok   bool
+	}{
+		{"alone", []string{open}, false},
+		{"then a good key", []string{open, s.sshd.UserKey}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lines := []string{"IdentitiesOnly yes", "IdentityAgent none", "BatchMode yes", "PasswordAuthentication no", "KbdInteractiveAuthentication no"}
+			for _, k := range tc.keys {
+				lines = append(lines, "IdentityFile "+k)
+			}
+			cfg := s.config(t, "sp-perm", lines...)
+			ctx, cancel := context.WithTimeout(context.Background(), runBound)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, "ssh", "-F", cfg, "sp-perm", "true")
+			cmd.Env = cleanEnv(s.marker)
+			out, err := cmd.CombinedOutput()
+			if (err == nil) != tc.ok {
+				t.Fatalf("the oracle: ssh went on %v, want %v: %v\n%s", err == nil, tc.ok, err, out)
+			}
+			mustContain(t, "ssh's stderr", string(out), warning...)
+			res := s.runWith(t, runOpts{stdin: strings.NewReader("x\n")}, "-v", "-i", "{", "cat", "}",
+				"-l", "{", "ssh", "-F", cfg, "sp-perm", "}", "-r", "{", "cat", "}", "-o", "{", "cat", "}")
+			wantNative(t, res.stderr)
+			if (res.code == 0) != tc.ok || (tc.ok && res.stdout != "x\n") {
+				t.Fatalf("socketpipe went on %v, want %v as ssh: %v", res.code == 0, tc.ok, res)
+			}
+			mustContain(t, "socketpipe's stderr", res.stderr, warning...)
+		})
+	}
+}
