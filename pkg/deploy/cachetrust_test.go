@@ -33,6 +33,13 @@ func TestCacheDirectoryChainTrusted(t *testing.T) {
 			os.Chmod(r.home, 0o777)
 			return r.home
 		}, func(r *fakeRemote) { os.Chmod(r.home, 0o755) }},
+		{"home owned by another user", func(r *fakeRemote) string {
+			if os.Getuid() != 0 {
+				r.t.Skip("only root can give the home directory away")
+			}
+			os.Chown(r.home, 65534, 65534)
+			return r.home
+		}, func(r *fakeRemote) { os.Chown(r.home, 0, 0) }},
 		{"cache dir a symlink", func(r *fakeRemote) string {
 			c := filepath.Join(r.home, ".cache")
 			os.Rename(c, c+".real")

@@ -343,7 +343,7 @@ func (d *Deployment) runCached() string {
 // RunCommand is the remote command line that runs the cached copy (after Install), checked
 // again as the start command checks it: the install may have raced with another user.
 func (d *Deployment) RunCommand() string {
-	return shWrap(fmt.Sprintf(`d="%s"; b="$d/%s"; %s; if [ -n "$kwhy" ]; then echo "socketpipe: not running the copy in $d: $kwhy" >&2; exit 1; fi; `+
+	return shWrap(fmt.Sprintf(`d="%s"; b="$d/%s"; %s; if [ -n "$kwhy" ]; then echo "socketpipe: not running the copy in the cache: $kwhy" >&2; exit 1; fi; `+
 		`if ! %s; then echo "socketpipe: not running the copy $b: it changed after its install" >&2; exit 1; fi; exec "$b" %s`,
 		d.Dir(), d.Name, d.cacheCheck(), goodCopy, d.Args))
 }
@@ -354,19 +354,21 @@ func (d *Deployment) RunCommand() string {
 // adds ("$d", ${XDG_CACHE_HOME:-$HOME/.cache}/<Name>, ${XDG_CACHE_HOME:-$HOME/.cache}) must
 // be the user's, not symbolic links, and writable by the user alone; every directory above,
 // symbolic links resolved, the user's or root's and writable by no one else unless sticky
-// (/tmp). As OpenSSH's StrictModes, from ls -ldn's mode and owner: POSIX, so that BSD and
-// macOS hosts check the same way.
+// (/tmp), as OpenSSH's StrictModes wants of the directories above authorized_keys. POSIX
+// only (test -O, find -perm and -user, cd -P), so that BSD and macOS hosts check the same
+// way; two finds for the whole chain, as the start command runs it on every start.
 func (d *Deployment) cacheCheck() string {
-	c := "${XDG_CACHE_HOME:-$HOME/.cache}"
 	return strings.Join([]string{
-		`kwhy=; ku=$(id -u); set -f`,
-		fmt.Sprintf(`for kp in "$d" "%s/%s" "%s"; do if [ -h "$kp" ]; then kwhy="$kp is a symbolic link"; break; fi; `+
-			`set -- $(ls -ldn "$kp" 2>/dev/null) - - -; if [ "$3" != "$ku" ]; then kwhy="$kp is not owned by the user (uid $ku)"; break; fi; `+
-			`case $1 in ?????w*|????????w*) kwhy="$kp is writable by other users"; break;; esac; done`, c, d.Name, c),
-		fmt.Sprintf(`if [ -z "$kwhy" ]; then kp=$(cd -P "%s/.." 2>/dev/null && pwd -P) || kwhy="the directory above %s cannot be resolved"; fi`, c, c),
-		`while [ -z "$kwhy" ]; do set -- $(ls -ldn "$kp" 2>/dev/null) - - -; case $3 in "$ku"|0) ;; *) kwhy="$kp is owned by another user";; esac; ` +
-			`case $1 in ?????????[tT]*) ;; ?????w*|????????w*) kwhy="$kp is writable by other users";; esac; [ "$kp" = / ] && break; kp=${kp%/*}; kp=${kp:-/}; done`,
-		`set +f`,
+		`kwhy=; kc="${XDG_CACHE_HOME:-$HOME/.cache}"; set -f; kn=$(printf '\n_'); kn=${kn%_}; ko=$IFS; IFS=$kn`,
+		fmt.Sprintf(`for kp in "$d" "$kc/%s" "$kc"; do if [ -h "$kp" ]; then kwhy="$kp is a symbolic link"; break; `+
+			`elif [ ! -d "$kp" ] || [ ! -O "$kp" ]; then kwhy="$kp is not a directory of the user's"; break; fi; done`, d.Name),
+		fmt.Sprintf(`if [ -z "$kwhy" ]; then for kp in $(find "$d" "$kc/%s" "$kc" -prune \( -perm -020 -o -perm -002 \) -print 2>/dev/null); do `+
+			`kwhy="$kp is writable by other users"; break; done; fi`, d.Name),
+		`if [ -z "$kwhy" ]; then kp=$(cd -P "$kc/.." 2>/dev/null && pwd -P) || kwhy="the directory above $kc cannot be resolved"; fi`,
+		`if [ -z "$kwhy" ]; then set --; while :; do set -- "$@" "$kp"; [ "$kp" = / ] && break; kp=${kp%/*}; kp=${kp:-/}; done; ku=$(id -u); ` +
+			`for kp in $(find "$@" -prune \( \( ! -user 0 ! -user "$ku" \) -o \( \( -perm -020 -o -perm -002 \) ! -perm -1000 \) \) -print 2>/dev/null); do ` +
+			`IFS=$ko; set -- $(ls -ldn "$kp") - - -; case $3 in 0|"$ku") kwhy="$kp is writable by other users";; *) kwhy="$kp is owned by another user";; esac; break; done; fi`,
+		`IFS=$ko; set +f`,
 	}, "; ")
 }
 
