@@ -16,58 +16,69 @@ import (
 // a real sshd reached by name on a non-loopback address, with CheckHostIP yes, for every
 // StrictHostKeyChecking value and every state of known_hosts for the name and for the
 // address (nothing, the server's key, another key), and wants the same decision from both:
-// the login goes on or is refused, and the same lines are added to known_hosts.
+// the login goes on or is refused, and the same lines are added to known_hosts. Reached by a
+// name on a loopback address, the address is left alone by both.
 func TestCheckHostIPOracle(t *testing.T) {
 	nw := harness.NewNetwork(t, 2, harness.NetworkOptions{})
 	client, server := nw.Hosts[0], nw.Hosts[1]
-	s := nlStart(t, harness.SSHDOptions{Netns: server.Name, ListenAddr: server.IPv4, Port: 22})
-	// The client's namespace resolves the name through its own hosts file (`ip netns exec`
-	// mounts /etc/netns/NAME/hosts over /etc/hosts), so the name differs from the address.
-	const name = "srv.sp-test"
-	etc := filepath.Join("/etc/netns", client.Name)
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(etc) })
-	if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte("127.0.0.1 localhost\n"+server.IPv4+" "+name+"\n"), 0o644); err != nil {
-		t.Fatal(err)
+	s := nlStart(t, harness.SSHDOptions{Netns: server.Name, ListenAddr: server.IPv4, ExtraListenAddrs: []string{"127.0.0.1"}, Port: 22})
+	// Each namespace resolves the names through its own hosts file (`ip netns exec` mounts
+	// /etc/netns/NAME/hosts over /etc/hosts), so the name differs from the address.
+	const name, loName = "srv.sp-test", "lo.sp-test"
+	for h, hosts := range map[*harness.Host]string{
+		client: "127.0.0.1 localhost\n" + server.IPv4 + " " + name + "\n",
+		server: "127.0.0.1 localhost " + loName + "\n",
+	} {
+		etc := filepath.Join("/etc/netns", h.Name)
+		if err := os.MkdirAll(etc, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(etc) })
+		if err := os.WriteFile(filepath.Join(etc, "hosts"), []byte(hosts), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, other := nlKeygen(t, t.TempDir(), "other", "")
 	keys := map[string]string{"": "", "key": s.sshd.HostKey, "other": other}
 
+	// A target is a name to log in to, from a namespace, and the address it resolves to.
+	type target struct {
+		from     *harness.Host
+		name, ip string
+	}
 	// try writes known_hosts for the case, logs in with login (ssh's or socketpipe's) and
 	// returns whether it went on and what known_hosts gained.
-	try := func(t *testing.T, strict, nameKey, addrKey string, login func(cfg string) (bool, string)) (bool, string) {
+	try := func(t *testing.T, to target, strict, nameKey, addrKey string, login func(target, string) (bool, string)) (bool, string) {
 		t.Helper()
 		dir := t.TempDir()
 		kh := filepath.Join(dir, "known_hosts")
 		initial := "# oracle\n"
 		if k := keys[nameKey]; k != "" {
-			initial += name + " " + k + "\n"
+			initial += to.name + " " + k + "\n"
 		}
 		if k := keys[addrKey]; k != "" {
-			initial += server.IPv4 + " " + k + "\n"
+			initial += to.ip + " " + k + "\n"
 		}
 		if err := os.WriteFile(kh, []byte(initial), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		cfg := filepath.Join(dir, "ssh_config")
-		lines := append(s.key(), "HostName "+name, "Port 22", "User root", "UserKnownHostsFile "+kh,
+		lines := append(s.key(), "HostName "+to.name, "Port 22", "User root", "UserKnownHostsFile "+kh,
 			"GlobalKnownHostsFile /dev/null", "StrictHostKeyChecking "+strict, "CheckHostIP yes", "BatchMode yes")
-		if err := os.WriteFile(cfg, []byte("Host "+name+"\n\t"+strings.Join(lines, "\n\t")+"\n"), 0o600); err != nil {
+		if err := os.WriteFile(cfg, []byte("Host "+to.name+"\n\t"+strings.Join(lines, "\n\t")+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		ok, out := login(cfg)
+		ok, out := login(to, cfg)
 		b, _ := os.ReadFile(kh)
 		if !strings.HasPrefix(string(b), initial) {
 			t.Fatalf("known_hosts was rewritten: %q\n%s", b, out)
 		}
 		return ok, strings.TrimPrefix(string(b), initial)
 	}
-	ssh := func(cfg string) (bool, string) {
+	ssh := func(to target, cfg string) (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), runBound)
 		defer cancel()
-		cmd := client.Command(ctx, "ssh", "-F", cfg, name, "true")
+		cmd := to.from.Command(ctx, "ssh", "-F", cfg, to.name, "true")
 		cmd.Env = cleanEnv(s.marker)
 		out, err := cmd.CombinedOutput()
 		if _, exit := err.(*exec.ExitError); err != nil && !exit {
@@ -75,28 +86,41 @@ func TestCheckHostIPOracle(t *testing.T) {
 		}
 		return err == nil, string(out)
 	}
-	sp := func(cfg string) (bool, string) {
-		res := s.runWith(t, runOpts{host: client, stdin: strings.NewReader("x\n")}, "-v", "-i", "{", "cat", "}",
-			"-l", "{", "ssh", "-F", cfg, name, "}", "-r", "{", "cat", "}", "-o", "{", "cat", "}")
+	sp := func(to target, cfg string) (bool, string) {
+		res := s.runWith(t, runOpts{host: to.from, stdin: strings.NewReader("x\n")}, "-v", "-i", "{", "cat", "}",
+			"-l", "{", "ssh", "-F", cfg, to.name, "}", "-r", "{", "cat", "}", "-o", "{", "cat", "}")
 		wantNative(t, res.stderr)
 		if res.code == 0 && res.stdout != "x\n" {
 			t.Errorf("the run went on but lost the data: %v", res)
 		}
 		return res.code == 0, res.String()
 	}
-	for _, strict := range []string{"yes", "accept-new", "ask", "no"} {
+	compare := func(t *testing.T, to target, strict, nameKey, addrKey string) {
+		t.Helper()
+		wantOK, wantAdded := try(t, to, strict, nameKey, addrKey, ssh)
+		gotOK, gotAdded := try(t, to, strict, nameKey, addrKey, sp)
+		if gotOK != wantOK || gotAdded != wantAdded {
+			t.Errorf("ssh: went on %v, known_hosts gained %q\nsocketpipe: went on %v, known_hosts gained %q",
+				wantOK, wantAdded, gotOK, gotAdded)
+		}
+	}
+	remote := target{from: client, name: name, ip: server.IPv4}
+	for _, strict := range []string{"yes", "accept-new", "ask", "no", "off"} {
 		for _, nameKey := range []string{"", "key", "other"} {
 			for _, addrKey := range []string{"", "key", "other"} {
 				t.Run(fmt.Sprintf("%s/name=%s/addr=%s", strict, nameKey, addrKey), func(t *testing.T) {
-					wantOK, wantAdded := try(t, strict, nameKey, addrKey, ssh)
-					gotOK, gotAdded := try(t, strict, nameKey, addrKey, sp)
-					if gotOK != wantOK || gotAdded != wantAdded {
-						t.Errorf("ssh: went on %v, known_hosts gained %q\nsocketpipe: went on %v, known_hosts gained %q",
-							wantOK, wantAdded, gotOK, gotAdded)
-					}
+					compare(t, remote, strict, nameKey, addrKey)
 				})
 			}
 		}
+	}
+	loopback := target{from: server, name: loName, ip: "127.0.0.1"}
+	for _, c := range []struct{ strict, nameKey, addrKey string }{
+		{"yes", "key", "other"}, {"accept-new", "", ""}, {"accept-new", "", "other"}, {"no", "other", ""},
+	} {
+		t.Run(fmt.Sprintf("loopback/%s/name=%s/addr=%s", c.strict, c.nameKey, c.addrKey), func(t *testing.T) {
+			compare(t, loopback, c.strict, c.nameKey, c.addrKey)
+		})
 	}
 }
 
