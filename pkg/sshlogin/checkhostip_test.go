@@ -1,9 +1,15 @@
 package sshlogin
 
 import (
+	"io"
+	"os/exec"
+	"time"
+
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/creack/pty"
+	"github.com/socketpipe/socketpipe/internal/testenv"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,6 +34,7 @@ type hostIPCase struct {
 	spoofing   string // for "changed": what the error says of the address, "" for nothing
 	added      string // the names of the line appended to known_hosts, "" for none
 	unsafe     bool   // going on without password authentication
+	tty        bool   // ask on the terminal (BatchMode otherwise)
 }
 
 // The table is OpenSSH's check_host_key (sshconnect.c), row by row: with the name known, a
@@ -93,7 +100,7 @@ func runHostIPCase(t *testing.T, tc hostIPCase, remote *net.TCPAddr, hostName st
 	d := &debug{w: &stderr, verbose: true}
 	hs := &handshakeState{viaProxy: viaProxy}
 	c := &Cmd{}
-	cb, _, err := c.hostKeyCheck(cfg, &prompter{batch: true, env: sshconfig.DefaultEnv()}, d, hs)
+	cb, _, err := c.hostKeyCheck(cfg, &prompter{batch: !tc.tty, env: sshconfig.DefaultEnv()}, d, hs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,5 +220,87 @@ func TestCheckHostIPHashed(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "|1|") || !strings.HasPrefix(lines[1], "|1|") {
 		t.Errorf("known_hosts %q, want two hashed lines", b)
+	}
+}
+
+// Under StrictHostKeyChecking ask, on a terminal, OpenSSH asks about a new name (and records it
+// with its address), and asks again, yes or no, when the address holds another key: after the
+// name's line was written, as OpenSSH writes it before that question.
+func TestCheckHostIPAskTerminal(t *testing.T) {
+	cases := map[string]hostIPCase{
+		"changed-addr":          {strict: "ask", name: "key", addr: "other", tty: true},
+		"new-name":              {strict: "ask", tty: true},
+		"new-name-changed-addr": {strict: "ask", addr: "other", tty: true},
+	}
+	if name := os.Getenv("SP_HOSTIP_HELPER"); name != "" {
+		remote := &net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 22}
+		err, added, _, _ := runHostIPCase(t, cases[name], remote, "srv.example", false)
+		fmt.Printf("RESULT err=%v added=%q\n", err, strings.SplitN(added, " ", 2)[0])
+		return
+	}
+	for _, tc := range []struct {
+		name    string
+		answers []string // question, answer, ...
+		want    []string // in the RESULT line
+	}{
+		{"changed-addr", []string{"differs from the key for the IP address '198.51.100.7'\r\nOffending key for IP in ", "maybe",
+			"Please type 'yes' or 'no': ", "yes"}, []string{`err=<nil> added=""`}},
+		{"changed-addr", []string{"Are you sure you want to continue connecting (yes/no)? ", "no"}, []string{"(declined)", `added=""`}},
+		{"changed-addr", []string{"Are you sure you want to continue connecting (yes/no)? ", ""}, []string{"(declined)", `added=""`}},
+		{"new-name", []string{"The authenticity of host 'srv.example (198.51.100.7)' can't be established.", "yes"},
+			[]string{`err=<nil> added="srv.example,198.51.100.7"`}},
+		{"new-name-changed-addr", []string{"(yes/no/[fingerprint])? ", "yes", "(yes/no)? ", "no"},
+			[]string{"differs from the key for its IP address 198.51.100.7", "(declined): offered ED25519 key SHA256:", `added="srv.example"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestCheckHostIPAskTerminal$")
+			cmd.Env = append(os.Environ(), "SP_HOSTIP_HELPER="+tc.name)
+			f, err := pty.Start(cmd)
+			testenv.Need(t, "a pty", err)
+			defer f.Close()
+			var seen bytes.Buffer
+			out := make(chan []byte)
+			go func() {
+				defer close(out)
+				b := make([]byte, 4096)
+				for {
+					n, err := f.Read(b)
+					if n > 0 {
+						out <- bytes.Clone(b[:n])
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			expect := func(s string) {
+				t.Helper()
+				deadline := time.After(60 * time.Second)
+				for !strings.Contains(seen.String(), s) {
+					select {
+					case b, ok := <-out:
+						if !ok {
+							t.Fatalf("terminal closed before %q; got:\n%s", s, seen.String())
+						}
+						seen.Write(b)
+					case <-deadline:
+						t.Fatalf("no %q on the terminal; got:\n%s", s, seen.String())
+					}
+				}
+			}
+			for i := 0; i < len(tc.answers); i += 2 {
+				expect(tc.answers[i])
+				seen.Reset()
+				io.WriteString(f, tc.answers[i+1]+"\n")
+			}
+			expect("RESULT ")
+			expect("\n")
+			cmd.Wait()
+			for _, w := range tc.want {
+				if line := seen.String(); !strings.Contains(line, w) {
+					t.Errorf("got %q, want %q in it", line, w)
+				}
+			}
+		})
 	}
 }
