@@ -304,3 +304,36 @@ func TestCheckHostIPAskTerminal(t *testing.T) {
 		})
 	}
 }
+
+// HostKeyAlias names the key in known_hosts but does not turn CheckHostIP off, in OpenSSH:
+// the address the connection reached is still recorded and checked.
+func TestCheckHostIPWithAlias(t *testing.T) {
+	key, other := testKey(t), testKey(t)
+	remote := &net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 22}
+	check := func(t *testing.T, addrKey ssh.PublicKey) (error, string) {
+		initial := keyLine("alias.example", key)
+		if addrKey != nil {
+			initial += keyLine("198.51.100.7", addrKey)
+		}
+		file := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(file, []byte(initial), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cfg := &sshconfig.Config{HostName: "srv.example", HostKeyAlias: "alias.example", Port: 22, UserKnownHostsFiles: []string{file},
+			CheckHostIP: true, StrictHostKeyChecking: "yes"}
+		cb, _, err := (&Cmd{}).hostKeyCheck(cfg, &prompter{batch: true, env: sshconfig.DefaultEnv()}, &debug{}, &handshakeState{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = cb("srv.example:22", remote, key)
+		b, _ := os.ReadFile(file)
+		return err, strings.TrimPrefix(string(b), initial)
+	}
+	if err, added := check(t, nil); err != nil || !strings.HasPrefix(added, "198.51.100.7 ssh-ed25519 ") {
+		t.Errorf("a new address: %v, known_hosts gained %q", err, added)
+	}
+	var he *HostKeyError
+	if err, added := check(t, other); !errors.As(err, &he) || !he.AddrChanged || he.Host != "alias.example" || added != "" {
+		t.Errorf("an address holding another key: %v, known_hosts gained %q", err, added)
+	}
+}
