@@ -55,6 +55,8 @@ func TestCheckHostIPOracle(t *testing.T) {
 		initial := "# oracle\n"
 		if k := keys[nameKey]; k != "" {
 			initial += to.name + " " + k + "\n"
+		} else if nameKey == "revoked" {
+			initial += "@revoked * " + s.sshd.HostKey + "\n"
 		}
 		if k := keys[addrKey]; k != "" {
 			initial += to.ip + " " + k + "\n"
@@ -113,6 +115,12 @@ func TestCheckHostIPOracle(t *testing.T) {
 				})
 			}
 		}
+	}
+	// A revoked key is refused but under no, where both go on.
+	for _, strict := range []string{"yes", "accept-new", "no"} {
+		t.Run(fmt.Sprintf("%s/name=revoked", strict), func(t *testing.T) {
+			compare(t, remote, strict, "revoked", "")
+		})
 	}
 	loopback := target{from: server, name: loName, ip: "127.0.0.1"}
 	for _, c := range []struct{ strict, nameKey, addrKey string }{

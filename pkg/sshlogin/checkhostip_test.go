@@ -337,3 +337,38 @@ func TestCheckHostIPWithAlias(t *testing.T) {
 		t.Errorf("an address holding another key: %v, known_hosts gained %q", err, added)
 	}
 }
+
+// A revoked key is refused under every StrictHostKeyChecking but no, where OpenSSH goes on
+// after its warning, as with a changed key: without password authentication.
+func TestRevokedKeyStrictness(t *testing.T) {
+	key := testKey(t)
+	remote := &net.TCPAddr{IP: net.ParseIP("198.51.100.7"), Port: 22}
+	for _, strict := range []string{"yes", "accept-new", "ask", "no"} {
+		t.Run(strict, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "known_hosts")
+			if err := os.WriteFile(file, []byte("@revoked "+keyLine("*", key)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cfg := &sshconfig.Config{HostName: "srv.example", Port: 22, UserKnownHostsFiles: []string{file},
+				CheckHostIP: true, StrictHostKeyChecking: strict, PasswordAuthentication: true}
+			var stderr bytes.Buffer
+			hs := &handshakeState{}
+			cb, _, err := (&Cmd{}).hostKeyCheck(cfg, &prompter{batch: true, env: sshconfig.DefaultEnv()}, &debug{w: &stderr}, hs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cb("srv.example:22", remote, key)
+			var he *HostKeyError
+			if strict != "no" {
+				if !errors.As(err, &he) || !he.Revoked {
+					t.Fatalf("got %v, want a revoked key refused", err)
+				}
+				return
+			}
+			if err != nil || !hs.keyChanged || !strings.Contains(stderr.String(), "WARNING: REVOKED HOST KEY DETECTED!") ||
+				!strings.Contains(stderr.String(), "Password authentication is disabled") {
+				t.Errorf("got %v, passwords off %v, stderr %q", err, hs.keyChanged, stderr.String())
+			}
+		})
+	}
+}
