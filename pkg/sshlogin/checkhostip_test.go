@@ -3,7 +3,6 @@ package sshlogin
 import (
 	"io"
 	"os/exec"
-	"time"
 
 	"bytes"
 	"errors"
@@ -258,36 +257,7 @@ func TestCheckHostIPAskTerminal(t *testing.T) {
 			f, err := pty.Start(cmd)
 			testenv.Need(t, "a pty", err)
 			defer f.Close()
-			var seen bytes.Buffer
-			out := make(chan []byte)
-			go func() {
-				defer close(out)
-				b := make([]byte, 4096)
-				for {
-					n, err := f.Read(b)
-					if n > 0 {
-						out <- bytes.Clone(b[:n])
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
-			expect := func(s string) {
-				t.Helper()
-				deadline := time.After(60 * time.Second)
-				for !strings.Contains(seen.String(), s) {
-					select {
-					case b, ok := <-out:
-						if !ok {
-							t.Fatalf("terminal closed before %q; got:\n%s", s, seen.String())
-						}
-						seen.Write(b)
-					case <-deadline:
-						t.Fatalf("no %q on the terminal; got:\n%s", s, seen.String())
-					}
-				}
-			}
+			seen, expect := watchTerminal(t, f)
 			for i := 0; i < len(tc.answers); i += 2 {
 				expect(tc.answers[i])
 				seen.Reset()
