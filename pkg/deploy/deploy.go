@@ -441,19 +441,24 @@ func (d *Deployment) Install(ctx context.Context, c *sshlogin.Cmd) (*Installed, 
 	errOut := &capBuffer{max: 4 << 10}
 	s.Stdin, s.Stdout, s.Stderr = f, out, errOut
 	err = s.Run(ctx)
-	took := time.Since(t0)
-	if m := parseMissing(out.Bytes(), d.marker()); m != nil {
+	return d.installed(out.Bytes(), errOut.String(), err, time.Since(t0))
+}
+
+// installed reads what the install script printed and how its session ended. The remote
+// side's words (its uname, its error, the path) are made printable: they reach the terminal.
+func (d *Deployment) installed(out []byte, errOut string, err error, took time.Duration) (*Installed, error) {
+	if m := parseMissing(out, d.marker()); m != nil {
 		goos, goarch := d.goos(), d.goarch()
 		return nil, &PlatformError{System: m.System, Machine: m.Machine, GOOS: goos, GOARCH: goarch}
 	}
 	if err != nil {
-		return nil, &InstallError{Dir: d.Dir(), Msg: strings.TrimSpace(errOut.String()), Err: err}
+		return nil, &InstallError{Dir: d.Dir(), Msg: quote.Printable(strings.TrimSpace(errOut), 1024), Err: err}
 	}
-	p := strings.TrimSpace(out.String())
+	p := strings.TrimSpace(string(out))
 	if i := strings.LastIndexByte(p, '\n'); i >= 0 {
 		p = p[i+1:]
 	}
-	return &Installed{Path: p, Size: d.size, Took: took}, nil
+	return &Installed{Path: quote.Printable(p, 1024), Size: d.size, Took: took}, nil
 }
 
 // Interpreter is the dynamic loader Binary asks for ("" for a static binary or not ELF): a
@@ -552,16 +557,16 @@ func parseMissing(b []byte, marker string) *Missing {
 	return parseMissingLine(line)
 }
 
+// parseMissingLine reads the Missing line. Its words are the remote host's, shown in messages:
+// they are made printable, and cut short.
 func parseMissingLine(line []byte) *Missing {
 	uname, path, _ := strings.Cut(string(line), "\t")
-	m := &Missing{PATH: path}
 	uname = strings.TrimSpace(uname)
+	system, machine := uname, ""
 	if i := strings.LastIndexByte(uname, ' '); i >= 0 {
-		m.System, m.Machine = uname[:i], uname[i+1:]
-	} else {
-		m.System = uname
+		system, machine = uname[:i], uname[i+1:]
 	}
-	return m
+	return &Missing{System: quote.Printable(system, 64), Machine: quote.Printable(machine, 64), PATH: quote.Printable(path, 1024)}
 }
 
 // Watcher reads the start command's output. It removes the start command's first line, the

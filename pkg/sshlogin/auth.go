@@ -232,14 +232,14 @@ func (a *authState) challenge(name, instruction string, questions []string, echo
 		// OpenSSH shows these on the terminal; Stderr is the closest we have.
 		for _, s := range []string{name, instruction} {
 			if s != "" {
-				fmt.Fprintln(a.c.Stderr, strings.TrimRight(s, "\n"))
+				fmt.Fprintln(a.c.Stderr, strings.TrimRight(serverText(s), "\n"))
 			}
 		}
 	}
 	answers := make([]string, len(questions))
 	for i, q := range questions {
 		var err error
-		answers[i], err = a.p.ask(q, echos[i])
+		answers[i], err = a.p.ask(serverText(q), echos[i])
 		if err != nil {
 			a.promptErr = err
 			a.note("keyboard-interactive: %v", err)

@@ -300,7 +300,7 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Confi
 		ClientVersion:     "SSH-2.0-socketpipe",
 		BannerCallback: func(msg string) error {
 			if !d.quiet && c.Stderr != nil {
-				io.WriteString(c.Stderr, msg)
+				io.WriteString(c.Stderr, serverText(msg))
 			}
 			return nil
 		},

@@ -669,7 +669,7 @@ func TestKeyboardInteractive(t *testing.T) {
 	h.trust(s)
 	askpass := filepath.Join(h.dir, "askpass")
 	asked := filepath.Join(h.dir, "asked")
-	os.WriteFile(askpass, []byte("#!/bin/sh\necho \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
+	os.WriteFile(askpass, []byte("#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
 	t.Setenv("SSH_ASKPASS", askpass)
 	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
 	out, stderr, err := run(t, h.command(s, "echo kbd"))
@@ -682,6 +682,21 @@ func TestKeyboardInteractive(t *testing.T) {
 	if !contains(s.authLog(), "keyboard-interactive+") {
 		t.Errorf("auth log %v", s.authLog())
 	}
+
+	// The server's name, instruction and prompt are shown and asked as ssh shows them: escaped.
+	os.Remove(asked)
+	s.set(func() { s.kbdText = [3]string{"name\x1b[2J", "instruction\x1b]0;owned\x07\nline two", "Word\x1b[8m: "} })
+	out, stderr, err = run(t, h.command(s, "echo kbd"))
+	if err != nil || out != "kbd\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if want := "name\\033[2J\ninstruction\\033]0;owned\\007\nline two\n"; !strings.Contains(stderr, want) || strings.Contains(stderr, "\x1b") {
+		t.Errorf("the name and instruction reached the terminal as %q, want %q", stderr, want)
+	}
+	if b, _ := os.ReadFile(asked); string(b) != "Word\\033[8m: \n" {
+		t.Errorf("asked %q", b)
+	}
+	s.set(func() { s.kbdText = [3]string{} })
 
 	// PreferredAuthentications without it, or KbdInteractiveAuthentication no: not tried.
 	for _, o := range []string{"PreferredAuthentications=publickey,password", "KbdInteractiveAuthentication=no"} {

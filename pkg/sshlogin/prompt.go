@@ -11,9 +11,15 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/sys/unix"
 )
+
+// serverText is a server's words (its banner; a keyboard-interactive name, instruction and
+// prompt) as they are shown: escaped as ssh escapes them, line breaks and tabs kept, and at
+// most 64 KiB, where ssh sets no bound.
+func serverText(s string) string { return quote.PrintableText(s, 64<<10) }
 
 // errNoPrompt means a question could not be asked: BatchMode, or nowhere to ask it.
 var errNoPrompt = errors.New("cannot prompt")
@@ -106,12 +112,12 @@ func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, erro
 	var saved *unix.Termios
 	restore := func() {
 		if saved != nil {
-			rc.Control(func(fd uintptr) { unix.IoctlSetTermios(int(fd), unix.TCSETS, saved) })
+			rc.Control(func(fd uintptr) { unix.IoctlSetTermios(int(fd), ioctlSetTermios, saved) })
 		}
 	}
 	if !echo {
 		rc.Control(func(fd uintptr) {
-			t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+			t, err := unix.IoctlGetTermios(int(fd), ioctlGetTermios)
 			if err != nil {
 				return
 			}
@@ -120,7 +126,7 @@ func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, erro
 			quiet.Lflag &^= unix.ECHO
 			quiet.Lflag |= unix.ICANON | unix.ISIG
 			quiet.Iflag |= unix.ICRNL
-			unix.IoctlSetTermios(int(fd), unix.TCSETS, &quiet)
+			unix.IoctlSetTermios(int(fd), ioctlSetTermios, &quiet)
 		})
 		defer restore()
 	}
