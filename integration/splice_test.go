@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // A third party that can reach both data listeners connects to each and relays the bytes

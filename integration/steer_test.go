@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // A remote half that names addresses for the client to dial: the client dials only the port
