@@ -246,6 +246,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	if c.Watch != nil {
 		c.Watch(&Meter{l: l, start: xferStart})
 	}
+	l.watchData(time.Duration(hello.PingMS)*time.Millisecond, rendezvous.CurrentLiveness())
 	dead, stopPings := rd.heartbeat(time.Duration(hello.PingMS) * time.Millisecond)
 	err = c.transfer(ctx, l, rd, rep, dead)
 	stopPings()
@@ -521,10 +522,17 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			kill(syscall.SIGTERM)
 			return fmt.Errorf("%w: nothing heard for %v (the network between the hosts or the remote host is down)",
 				ErrLostContact, rd.silence)
+		case <-l.watch.Lost():
+			kill(syscall.SIGTERM)
+			return l.watch.check()
 		case <-ctx.Done():
 			kill(syscall.SIGTERM)
 			return ctx.Err()
 		}
+	}
+	// The kernel may have given up on the data connection just before a command found out.
+	if err := l.watch.check(); err != nil {
+		return err
 	}
 	<-drained
 	if vanished != nil {

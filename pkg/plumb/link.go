@@ -31,6 +31,7 @@ type link struct {
 
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
 	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
+	watch          *dataWatch   // the data connection's own watch (watch.go); nil without one
 
 	closeOnce sync.Once
 }
@@ -81,6 +82,7 @@ func (l *link) closeWrite() error {
 
 // close releases this process's hold on the data connection.
 func (l *link) close() {
+	l.watch.end()
 	if l.sock != nil {
 		l.sock.Close()
 	}

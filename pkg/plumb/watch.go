@@ -42,7 +42,7 @@ func (e *DataLostError) Error() string {
 	if e.Idle {
 		what = "no answer to keepalive probes"
 	}
-	return fmt.Sprintf("data connection to %s lost: %s for %v (the login's connection still works: something between the hosts dropped the data connection)",
+	return fmt.Sprintf("data connection to %s lost: %s for %v (the login's connection still works)",
 		e.Peer, what, e.Silence.Truncate(time.Second))
 }
 
@@ -133,6 +133,7 @@ type dataWatch struct {
 	mu   sync.Mutex
 	j    judging
 	err  *DataLostError
+	over bool // the socket is closed
 	stop chan struct{}
 	done chan struct{}
 }
@@ -163,7 +164,7 @@ func (w *dataWatch) loop() {
 		case <-w.stop:
 			return
 		case <-t.C:
-			if w.check() != nil {
+			if w.check() != nil || w.over {
 				return
 			}
 		}
@@ -180,9 +181,13 @@ func (w *dataWatch) check() error {
 	if w.err != nil {
 		return w.err
 	}
+	if w.over {
+		return nil
+	}
 	s, err := sampleConn(w.rc)
 	if err != nil {
-		return nil // the socket is closed: the run is over
+		w.over = true // the socket is closed: the run is over
+		return nil
 	}
 	s.at = time.Now()
 	if e := w.j.judge(w.rules, s); e != nil {
@@ -214,4 +219,27 @@ func (w *dataWatch) end() {
 		close(w.stop)
 	}
 	<-w.done
+}
+
+// watchData starts the watch of l's data connection, if it has one (not ssh mode): lost after
+// the bound a silent peer gets on the control channel that pings every interval. lv is the
+// keepalive in force on the socket. Stop it before the socket closes.
+func (l *link) watchData(interval time.Duration, lv rendezvous.Liveness) {
+	var c syscall.Conn
+	switch {
+	case l.sock != nil:
+		c = l.sock
+	case l.conn != nil:
+		sc, ok := l.conn.(syscall.Conn)
+		if !ok {
+			return
+		}
+		c = sc
+	default:
+		return
+	}
+	if interval <= 0 {
+		interval = lv.PingInterval
+	}
+	l.watch = watchConn(c, newWatchRules(rendezvous.PingDeadAfter(interval), lv))
 }
