@@ -7,8 +7,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
 // TestWatchConnOrderlyEnd: on a real connection the watch names the peer, reads the kernel's
@@ -29,7 +27,7 @@ func TestWatchConnOrderlyEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	w := watchConn(a.(*net.TCPConn), newWatchRules(6*time.Second, rendezvous.ShortLiveness))
+	w := watchConn(a.(*net.TCPConn), newWatchRules(6*time.Second, shortLiveness))
 	if w == nil {
 		t.Fatal("no watch on a TCP connection")
 	}

@@ -8,13 +8,17 @@ import (
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
+// shortLiveness is what the tests' short liveness gives a socket: keepalive after 2 s, then 3
+// probes a second apart.
+var shortLiveness = rendezvous.Liveness{KeepIdle: 2 * time.Second, KeepInterval: time.Second, KeepCount: 3, PingInterval: time.Second}
+
 // TestWatchJudge: what the data connection's watch takes for a lost connection, from the
 // kernel's samples: data in flight with no acknowledgement for the bound, probes unanswered for
 // the bound, or an end after silence only keepalive's giving up explains; and what it must not:
 // a slow consumer's closed window, a receiver whose last acknowledgement is old because it had
 // sent nothing, an orderly end, an end first seen long after the sample before.
 func TestWatchJudge(t *testing.T) {
-	rules := newWatchRules(6*time.Second, rendezvous.ShortLiveness)
+	rules := newWatchRules(6*time.Second, shortLiveness)
 	if rules.keepDead != 3*time.Second || rules.tick != 200*time.Millisecond {
 		t.Fatalf("rules for a 6 s bound and short keepalive: %+v", rules)
 	}

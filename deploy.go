@@ -1,11 +1,10 @@
-package main
+package socketpipe
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	buildversion "github.com/socketpipe/socketpipe/internal/version"
@@ -21,19 +20,17 @@ import (
 // When there is neither, or the remote socketpipe speaks another protocol, the same SSH
 // connection carries an upload of this binary and then starts the copy.
 type deployer struct {
-	a      *plumb.Args
-	dep    *deploy.Deployment
-	watch  *deploy.Watcher
-	stderr io.Writer
-	logf   func(string, ...any)
+	p     *Pipe
+	dep   *deploy.Deployment
+	watch *deploy.Watcher
 }
 
-func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *deployer {
-	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &deploy.Deployment{
-		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: buildversion.String(),
-		NoCache: a.NoDeploy,
+func newDeployer(p *Pipe) *deployer {
+	d := &deployer{p: p, dep: &deploy.Deployment{
+		Name: "socketpipe", Args: "--serve", Path: p.RemotePath, Version: buildversion.String(),
+		NoCache: p.NoDeploy,
 	}}
-	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && sshlogin.IsSSH(a.Login[0]) {
+	if !p.NoDeploy && !p.ForceExec && len(p.Login) > 0 && sshlogin.IsSSH(p.Login[0]) {
 		// The start command names the cache by this binary's key: find it during the login.
 		go func() {
 			t0 := time.Now()
@@ -46,11 +43,7 @@ func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *de
 	return d
 }
 
-func (d *deployer) log(format string, args ...any) {
-	if d.logf != nil {
-		d.logf(format, args...)
-	}
-}
+func (d *deployer) log(format string, args ...any) { d.p.log(format, args...) }
 
 // startCommand is the login's NativeCommand.
 func (d *deployer) startCommand() (string, error) { return d.dep.StartCommand() }
@@ -101,21 +94,21 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 	var ve *plumb.VersionError
 	m := d.watch.Drain(2 * time.Second)
 	switch {
-	case m != nil && d.a.NoDeploy:
-		return rep, login, w, &missingError{path: d.a.RemotePath, m: m}
+	case m != nil && d.p.NoDeploy:
+		return rep, login, w, &missingError{path: d.p.RemotePath, m: m}
 	case m != nil:
 		if !d.dep.Serves(m.System, m.Machine) {
 			return rep, login, w, d.dep.PlatformError(m)
 		}
 		what := "socketpipe is not on its PATH"
-		if d.a.RemotePath != "" {
-			what = "--remote-path " + d.a.RemotePath + " names nothing there"
+		if d.p.RemotePath != "" {
+			what = "--remote-path " + d.p.RemotePath + " names nothing there"
 		}
 		d.log("the remote host (%s) has no socketpipe to run: %s; deploying this binary", m.Platform(), what)
-	case errors.As(err, &ve) && !d.a.NoDeploy:
+	case errors.As(err, &ve) && !d.p.NoDeploy:
 		// The first session has ended or will once its input ends; the connection stays.
 		w.Close()
-		if d.a.RemotePath != "" {
+		if d.p.RemotePath != "" {
 			// The start command tried --remote-path before the cache: try the cache now
 			// rather than upload again on every run.
 			cmd, cerr := d.dep.CacheCommand()
@@ -158,7 +151,7 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 	if half, err = login.Session(command); err != nil {
 		return rep, login, nil, nil, err
 	}
-	half.Stderr = d.stderr
+	half.Stderr = d.p.Stderr
 	if hw, err = half.StdinPipe(); err != nil {
 		return rep, login, nil, nil, err
 	}
@@ -175,57 +168,4 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 		missing = watch.Drain(2 * time.Second)
 	}
 	return rep, half, hw, missing, err
-}
-
-// reportDeployError says what went wrong in deploying, if err is such a failure.
-func reportDeployError(stderr io.Writer, err, loginErr error) bool {
-	var me *missingError
-	var pe *deploy.PlatformError
-	var ie *deploy.InstallError
-	var ce *copyStartError
-	switch {
-	case errors.As(err, &me):
-		errorf(stderr, "%v", me)
-		if me.path != "" {
-			hintf(stderr, "give the remote socketpipe's path, or drop --no-deploy to let socketpipe copy itself there")
-		} else {
-			hintf(stderr, "install socketpipe on the remote host's PATH, name it with --remote-path, or drop --no-deploy to let socketpipe copy itself there")
-		}
-	case errors.As(err, &pe):
-		errorf(stderr, "%s", strings.TrimPrefix(pe.Error(), "sshlogin: "))
-		how := ""
-		if pe.System == "Linux" {
-			how = " (make build-all cross-compiles it)"
-		}
-		hintf(stderr, "install socketpipe built for %s/%s on the remote host%s: on its PATH, or name it with --remote-path", pe.System, pe.Machine, how)
-	case errors.As(err, &ie):
-		msg := ie.Msg
-		if msg == "" {
-			msg = ie.Err.Error()
-		}
-		errorf(stderr, "cannot deploy socketpipe into %s on the remote host: %s", ie.Dir, msg)
-		hintf(stderr, "socketpipe copies itself into that cache directory: make it writable with room for the binary, point XDG_CACHE_HOME elsewhere for the remote login, or install socketpipe on the remote host (--remote-path)")
-	case errors.As(err, &ce):
-		errorf(stderr, "%v", ce)
-		var ee *sshlogin.ExitError
-		switch {
-		case errors.As(loginErr, &ee) && ee.Status == 126:
-			hintf(stderr, "the remote cache directory may be on a noexec file system: set XDG_CACHE_HOME for the remote login, or install socketpipe there (--remote-path)")
-		case ce.interp != "":
-			hintf(stderr, "this binary is dynamically linked (%s): build it with CGO_ENABLED=0 (make build does) to deploy it", ce.interp)
-		default:
-			hintf(stderr, "install socketpipe on the remote host, or name it with --remote-path")
-		}
-	default:
-		return false
-	}
-	return true
-}
-
-// size is a byte count for people.
-func size(n int64) string {
-	if n < 1<<20 {
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
