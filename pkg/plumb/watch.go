@@ -243,3 +243,10 @@ func (l *link) watchData(interval time.Duration, lv rendezvous.Liveness) {
 	}
 	l.watch = watchConn(c, newWatchRules(rendezvous.PingDeadAfter(interval), lv))
 }
+
+// quiet reports whether the control channel, whose peer pings, has been silent for two of its
+// intervals: then the whole link is down, not only the data connection's path, and the pings'
+// verdict (lost contact with the remote half) says so better than the data connection's.
+func (r *ctlReader) quiet() bool {
+	return r.silence > 0 && time.Since(time.Unix(0, r.heard.Load())) > r.silence/3
+}

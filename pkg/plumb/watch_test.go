@@ -118,3 +118,21 @@ func TestDataLostMessage(t *testing.T) {
 		t.Errorf("%q, want it to start %q", got, want)
 	}
 }
+
+// TestQuiet: the control channel counts as quiet, the whole link down, once its pinging peer
+// has been silent for two intervals; a peer without pings never is.
+func TestQuiet(t *testing.T) {
+	r := &ctlReader{silence: 6 * time.Second}
+	r.heard.Store(time.Now().Add(-time.Second).UnixNano())
+	if r.quiet() {
+		t.Errorf("quiet after 1 s, two intervals being 2 s")
+	}
+	r.heard.Store(time.Now().Add(-3 * time.Second).UnixNano())
+	if !r.quiet() {
+		t.Errorf("not quiet after 3 s, two intervals being 2 s")
+	}
+	r.silence = 0
+	if r.quiet() {
+		t.Errorf("quiet without pings")
+	}
+}
