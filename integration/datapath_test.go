@@ -33,12 +33,12 @@ func dropPort(t *testing.T, h *harness.Host, port int) {
 var lostRE = regexp.MustCompile(`socketpipe: error: (remote half: )?data connection to (\S+) lost: .*`)
 
 // TestDataPathCut drops the data connection's packets on the remote host while the SSH
-// connection stays up: with data flowing towards the remote command, with data flowing
-// from it, with nothing in flight (keepalive's part), and both ways at once, where each
+// connection stays up: with data flowing towards the remote command (plain and -e), with data
+// flowing from it, with nothing in flight (keepalive's part), and both ways at once, where each
 // half has data in flight that nobody acknowledges (a receiver alone is idle, and keepalive
-// gives up on it first). The run ends within the liveness
-// bound (6 s here) plus the time to tell, with status 2 and a message that names the data
-// connection and its far end, not a command; nothing is left on either host.
+// gives up on it first). The run ends within the liveness bound (6 s here) plus the time to
+// tell, with status 2 and a message that names the data connection and its far end, not a
+// command; nothing is left on either host.
 func TestDataPathCut(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -47,22 +47,26 @@ func TestDataPathCut(t *testing.T) {
 		running    string // the remote command that shows the transfer is under way
 		idle       bool   // wait until the first line went through and back, then nothing moves
 		how        string // what the message says, "" for either
+		opts       []string
 	}{
 		{"upstream", "native", func(string) []any {
 			return []any{block("-i", "cat", "/dev/zero"), block("-r", "sha256sum"), block("-o", "cat")}
-		}, "sha256sum", false, ""},
+		}, "sha256sum", false, "", nil},
 		{"upstream", "exec", func(string) []any {
 			return []any{block("-i", "cat", "/dev/zero"), block("-r", "sha256sum"), block("-o", "cat")}
-		}, "sha256sum", false, ""},
+		}, "sha256sum", false, "", nil},
 		{"downstream", "native", func(string) []any {
 			return []any{block("-i", "true"), block("-r", "cat", "/dev/zero"), block("-o", "sha256sum")}
-		}, "cat", false, ""},
+		}, "cat", false, "", nil},
 		{"idle", "native", func(out string) []any {
 			return []any{block("-i", "sh", "-c", "echo x; exec sleep 100"), block("-r", "cat"), block("-o", "sh", "-c", "exec cat > "+out)}
-		}, "cat", true, ""},
+		}, "cat", true, "", nil},
+		{"upstream-encrypted", "native", func(string) []any {
+			return []any{block("-i", "cat", "/dev/zero"), block("-r", "sha256sum"), block("-o", "cat")}
+		}, "sha256sum", false, "", []string{"-e"}},
 		{"both-ways", "native", func(string) []any {
 			return []any{block("-i", "cat", "/dev/zero"), block("-r", "cat"), block("-o", "sha256sum")}
-		}, "cat", false, "lost: no acknowledgement for 6s"},
+		}, "cat", false, "lost: no acknowledgement for 6s", nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name+"/"+tc.kind, func(t *testing.T) {
@@ -72,7 +76,7 @@ func TestDataPathCut(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "out")
 			bl := tc.blocks(out)
 			rn := r.start(t, nil, []string{shortLiveness}, args("-v", "-m", "reverse", "--ports", itoa(dataPort),
-				bl[0], login, bl[1], bl[2])...)
+				tc.opts, bl[0], login, bl[1], bl[2])...)
 			rn.proc(t, "remote "+tc.running, time.Minute, named(tc.running))
 			if tc.idle {
 				deadline := time.Now().Add(time.Minute)

@@ -123,17 +123,17 @@ func (l *link) pump(r *os.File) error {
 	if cerr := l.closeWrite(); err == nil {
 		err = cerr
 	}
-	return err
+	return l.cause(err)
 }
 
 // drain copies what the other half sends to w, until its end of stream.
 func (l *link) drain(w *os.File) error {
 	if l.sock != nil {
 		_, err := Copy(w, l.sock, &l.received)
-		return err
+		return l.cause(err)
 	}
 	_, err := copyInto(newEndIO(w), l.recv, &l.received)
-	return err
+	return l.cause(err)
 }
 
 // copyInto copies r to w, through the encryption's own buffers when one side is encrypted

@@ -90,7 +90,8 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				kill(syscall.SIGTERM)
 				// What we found wrong with the data from the remote half comes first: the
 				// remote half may complain of the connection we closed because of it.
-				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) {
+				var lost *DataLostError
+				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) || errors.As(err, &lost) {
 					return err
 				}
 				return &rendezvous.RemoteError{Msg: m.Error}

@@ -1,6 +1,7 @@
 package plumb
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"syscall"
@@ -35,7 +36,10 @@ type DataLostError struct {
 	Peer    string        // the other end of the data connection, host:port
 	Silence time.Duration // how long the peer had not answered
 	Idle    bool          // nothing was in flight: keepalive's probes went unanswered
+	Err     error         // what a relay's read or write met, if it found out first
 }
+
+func (e *DataLostError) Unwrap() error { return e.Err }
 
 func (e *DataLostError) Error() string {
 	what := "no acknowledgement"
@@ -249,4 +253,16 @@ func (l *link) watchData(interval time.Duration, lv rendezvous.Liveness) {
 // verdict (lost contact with the remote half) says so better than the data connection's.
 func (r *ctlReader) quiet() bool {
 	return r.silence > 0 && time.Since(time.Unix(0, r.heard.Load())) > r.silence/3
+}
+
+// cause is err, a relay's failure on the data connection, or the lost connection behind it:
+// the kernel's giving up reaches the relay as a timed-out read before the watch's next look.
+func (l *link) cause(err error) error {
+	var lost *DataLostError
+	if err == nil || !errors.As(l.watch.check(), &lost) {
+		return err
+	}
+	e := *lost
+	e.Err = err
+	return &e
 }

@@ -1,6 +1,8 @@
 package plumb
 
 import (
+	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -134,5 +136,26 @@ func TestQuiet(t *testing.T) {
 	r.silence = 0
 	if r.quiet() {
 		t.Errorf("quiet without pings")
+	}
+}
+
+// TestLinkCause: a relay's failure on a data connection the watch found lost is the loss, with
+// the failure as its cause; without a loss it stays what it was.
+func TestLinkCause(t *testing.T) {
+	var l link
+	if err := l.cause(io.ErrUnexpectedEOF); err != io.ErrUnexpectedEOF {
+		t.Errorf("without a watch: %v", err)
+	}
+	l.watch = &dataWatch{err: &DataLostError{Peer: "10.0.0.2:41800", Silence: 5 * time.Second, Idle: true}}
+	if err := l.cause(nil); err != nil {
+		t.Errorf("no failure: %v", err)
+	}
+	err := l.cause(io.ErrUnexpectedEOF)
+	var lost *DataLostError
+	if !errors.As(err, &lost) || lost.Peer != "10.0.0.2:41800" || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Errorf("a failure on a lost connection: %v (%#v)", err, err)
+	}
+	if l.watch.err.Err != nil {
+		t.Errorf("cause changed the watch's own verdict")
 	}
 }
