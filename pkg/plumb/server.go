@@ -258,7 +258,7 @@ wait:
 			// The client is unreachable: nothing may be left running.
 			waitErr = end()
 			break wait
-		case <-l.watch.Lost():
+		case <-l.watch.lost():
 			// The data connection is gone: tell the client; nothing may be left running.
 			tellLost()
 			waitErr = end()

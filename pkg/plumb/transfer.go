@@ -46,7 +46,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	}
 
 	var vanished error
-	inputDone, outputDone, msgs, lost := up.done, down.done, rd.msgs, l.watch.Lost()
+	inputDone, outputDone, msgs, dataLost := up.done, down.done, rd.msgs, l.watch.lost()
 	// Our own stdin may never end (a terminal, a parent that keeps the pipe open): as ssh does,
 	// stop waiting for it once the remote command has ended and its output is all out.
 	stdinOnly := c.Input == nil && c.StdinToRemote && c.Stdin != nil
@@ -100,9 +100,9 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			kill(syscall.SIGTERM)
 			return fmt.Errorf("%w: nothing heard for %v (the network between the hosts or the remote host is down)",
 				ErrLostContact, rd.silence)
-		case <-lost:
+		case <-dataLost:
 			if rd.quiet() {
-				lost = nil // the whole link is down, not only the data connection: see dead
+				dataLost = nil // the whole link is down, not only the data connection: see dead
 				continue
 			}
 			kill(syscall.SIGTERM)

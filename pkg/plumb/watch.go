@@ -132,7 +132,7 @@ type dataWatch struct {
 	rules watchRules
 	rc    syscall.RawConn
 	peer  string
-	lost  chan struct{} // closed when the connection is found lost
+	lostc chan struct{} // closed when the connection is found lost
 
 	mu   sync.Mutex
 	j    judging
@@ -153,7 +153,7 @@ func watchConn(c syscall.Conn, rules watchRules) *dataWatch {
 	if !ok {
 		return nil
 	}
-	w := &dataWatch{rules: rules, rc: rc, peer: peer, lost: make(chan struct{}),
+	w := &dataWatch{rules: rules, rc: rc, peer: peer, lostc: make(chan struct{}),
 		stop: make(chan struct{}), done: make(chan struct{})}
 	go w.loop()
 	return w
@@ -168,7 +168,7 @@ func (w *dataWatch) loop() {
 		case <-w.stop:
 			return
 		case <-t.C:
-			if w.check() != nil || w.over {
+			if over, err := w.look(); err != nil || over {
 				return
 			}
 		}
@@ -180,36 +180,42 @@ func (w *dataWatch) check() error {
 	if w == nil {
 		return nil
 	}
+	_, err := w.look()
+	return err
+}
+
+// look is check that also reports whether the socket is closed: nothing more to watch.
+func (w *dataWatch) look() (over bool, lost error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.err != nil {
-		return w.err
+		return w.over, w.err
 	}
 	if w.over {
-		return nil
+		return true, nil
 	}
 	s, err := sampleConn(w.rc)
 	if err != nil {
 		w.over = true // the socket is closed: the run is over
-		return nil
+		return true, nil
 	}
 	s.at = time.Now()
 	if e := w.j.judge(w.rules, s); e != nil {
 		e.Peer = w.peer
 		w.err = e
-		close(w.lost)
-		return e
+		close(w.lostc)
+		return false, e
 	}
-	return nil
+	return false, nil
 }
 
-// Lost returns a channel closed when the connection is found lost; nil (never ready) for a
+// lost returns a channel closed when the connection is found lost; nil (never ready) for a
 // watch that is not there.
-func (w *dataWatch) Lost() <-chan struct{} {
+func (w *dataWatch) lost() <-chan struct{} {
 	if w == nil {
 		return nil
 	}
-	return w.lost
+	return w.lostc
 }
 
 // end stops the watch and waits for it.
@@ -227,7 +233,7 @@ func (w *dataWatch) end() {
 
 // watchData starts the watch of l's data connection, if it has one (not ssh mode): lost after
 // the bound a silent peer gets on the control channel that pings every interval. lv is the
-// keepalive in force on the socket. Stop it before the socket closes.
+// keepalive in force on the socket. l.close ends it.
 func (l *link) watchData(interval time.Duration, lv rendezvous.Liveness) {
 	var c syscall.Conn
 	switch {

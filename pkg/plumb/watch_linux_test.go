@@ -64,7 +64,7 @@ func TestWatchConnOrderlyEnd(t *testing.T) {
 		t.Errorf("an orderly end: %v", err)
 	}
 	select {
-	case <-w.Lost():
+	case <-w.lost():
 		t.Errorf("an orderly end taken for a lost connection")
 	default:
 	}
