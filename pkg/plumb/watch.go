@@ -106,8 +106,9 @@ func (j *judging) judge(r watchRules, s connSample) *DataLostError {
 		j.inFlight = time.Time{}
 		// A live peer answers every probe at once; probes that go unanswered for the bound
 		// are a dead path under a closed window (or an idle connection whose keepalive
-		// outlasts the bound).
-		if s.probes >= 2 && s.sinceAck > r.bound {
+		// outlasts the bound). Two samples in a row: a probe sent after one whose answer was
+		// lost has its answer on the way for a round trip.
+		if r.unanswered(s) && r.unanswered(prev) {
 			return &DataLostError{Silence: s.sinceAck, Idle: !s.unsent}
 		}
 		return nil
@@ -125,6 +126,11 @@ func (j *judging) judge(r watchRules, s connSample) *DataLostError {
 		return &DataLostError{Silence: waited}
 	}
 	return nil
+}
+
+// unanswered reports whether s shows probes unanswered for the bound.
+func (r watchRules) unanswered(s connSample) bool {
+	return !s.at.IsZero() && !s.closed && s.unacked == 0 && s.probes >= 2 && s.sinceAck > r.bound
 }
 
 // dataWatch watches one data connection until stopped.

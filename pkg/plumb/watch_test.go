@@ -66,7 +66,14 @@ func TestWatchJudge(t *testing.T) {
 		}), -1, false, 0},
 		{"closed window, probes unanswered", every(20*s, func(at time.Duration) sample {
 			return sample{at: at, unsent: true, probes: int(at / s), sinceAck: at}
-		}), 6*s + 200*time.Millisecond, false, 6*s + 200*time.Millisecond},
+		}), 6*s + 400*time.Millisecond, false, 6*s + 400*time.Millisecond},
+		// Probes two minutes apart, one answer lost: the next probe's answer comes in a
+		// round trip, while the kernel counts two probes out.
+		{"closed window, one answer lost", []sample{
+			{at: 0, unsent: true, probes: 1, sinceAck: 120 * s},
+			{at: 200 * time.Millisecond, unsent: true, probes: 2, sinceAck: 240 * s},
+			{at: 400 * time.Millisecond, unsent: true, sinceAck: 0},
+		}, -1, false, 0},
 		{"idle, keepalive answered", every(60*s, func(at time.Duration) sample {
 			return sample{at: at, sinceAck: at % (2 * s), sinceDat: at}
 		}), -1, false, 0},
