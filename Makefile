@@ -22,6 +22,11 @@ BENCH_SIZE ?= 1GiB
 BENCH_RUNS ?= 7
 # make bench: the Go micro-benchmarks (brace parser, relay copy, -e framing).
 BENCH_PKGS ?= ./pkg/... ./internal/...
+# Every system and architecture both halves build and run on (make build-all, make cross).
+TARGETS := linux/amd64 linux/arm64 linux/arm linux/386 linux/riscv64 \
+	freebsd/amd64 freebsd/arm64 darwin/amd64 darwin/arm64 openbsd/amd64 netbsd/amd64
+# The end-to-end transfers make portable runs with a binary built -tags portable.
+PORTABLE_TESTS := ^(TestManualExamples|TestEncrypt64MiB|TestSSHModeTar|TestSSHModeStats)$$
 # package:target:divisor (a slow target runs FUZZTIME/divisor executions).
 FUZZ_TARGETS := \
 	./pkg/plumb:FuzzParseArgs:1 \
@@ -32,7 +37,7 @@ FUZZ_TARGETS := \
 	./pkg/deploy:FuzzWatcher:10 \
 	./pkg/sshlogin:FuzzForcedLogins:1
 
-.PHONY: all build build-all deps test unit race integration fuzz demo bench install clean
+.PHONY: all build build-all cross portable deps test unit race integration fuzz demo bench install clean
 
 all: build
 
@@ -42,14 +47,31 @@ all: build
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/socketpipe
 
-# Cross-compiled binaries for placing on remote hosts by hand.
+# Cross-compiled binaries of every target both halves run on, for placing on remote hosts.
 build-all:
-	@for t in linux/amd64 linux/arm64 linux/arm linux/386 linux/riscv64 linux/ppc64le linux/s390x; do \
+	@for t in $(TARGETS); do \
 		os=$${t%/*}; arch=$${t#*/}; \
 		echo "build bin/socketpipe-$$os-$$arch"; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' \
 			-o bin/socketpipe-$$os-$$arch ./cmd/socketpipe || exit 1; \
 	done
+
+# Every package, tests included, compiles and vets clean for every target: one go build and one
+# go vet per system and architecture, sharing the build cache (a Linux-only change cannot land).
+cross:
+	@for t in $(TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; \
+		echo "build and vet $$os/$$arch"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build ./... || exit 1; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) vet ./... || exit 1; \
+	done
+
+# The path the BSDs and macOS take (no splice, pipe sizing, Linux TCP_INFO, POLLRDHUP or
+# Pdeathsig), run on Linux: the library's unit tests built -tags portable, and a few end-to-end
+# transfers (plain, -e, ssh mode, --stats) with a socketpipe binary built the same way.
+portable: deps
+	$(GO) test -count=1 -tags portable ./pkg/...
+	SOCKETPIPE_TEST_BUILDFLAGS=-tags=portable $(GO) test -count=1 -run '$(PORTABLE_TESTS)' ./integration/
 
 # The Debian packages that the tests, the demo and the benchmarks need are listed in
 # .ci/packages. As root, deps installs the missing ones with apt-get; otherwise it prints the
@@ -57,7 +79,7 @@ build-all:
 deps:
 	@bash .ci/deps
 
-test: deps unit race integration fuzz
+test: deps cross unit race portable integration fuzz
 
 unit:
 	$(GO) vet ./...

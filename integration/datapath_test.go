@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // A data connection whose path dies while the login's connection lives (a firewall's or a
