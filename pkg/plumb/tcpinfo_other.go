@@ -2,9 +2,15 @@
 
 package plumb
 
-// Systems whose TCP byte counters socketpipe does not read (OpenBSD, NetBSD, FreeBSD for now,
-// and Linux built with the portable tag): no getsockopt stands in here, so in plain mode,
-// where the commands hold the socket, the counts are unknown and --stats and -v say so.
+// Systems whose TCP byte counters socketpipe does not read (OpenBSD, NetBSD, FreeBSD, and
+// Linux built with the portable tag): no getsockopt stands in here, so in plain mode, where
+// the commands hold the socket, the counts are unknown and --stats and -v say so.
+//
+// FreeBSD's getsockopt(TCP_INFO) (struct tcp_info, netinet/tcp.h) has no byte counts, only
+// sequence numbers (tcpi_snd_una from 14.0, tcpi_snd_nxt, tcpi_rcv_nxt) without the initial
+// ones, and they wrap every 4 GiB. Counts from them would need a reading at the hand-over, to
+// fix the initial numbers, and readings often enough to count every wrap; a reading at the end
+// alone could be off by any multiple of 4 GiB, so FreeBSD stays here rather than guess.
 
 import (
 	"os"
