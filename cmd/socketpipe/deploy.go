@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"path/filepath"
 	"time"
 
 	buildversion "github.com/socketpipe/socketpipe/internal/version"
@@ -104,39 +104,52 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 	case m != nil && d.a.NoDeploy:
 		return rep, login, w, &missingError{path: d.a.RemotePath, m: m}
 	case m != nil:
-		if !d.dep.Serves(m.System, m.Machine) {
-			return rep, login, w, d.dep.PlatformError(m)
-		}
 		what := "socketpipe is not on its PATH"
 		if d.a.RemotePath != "" {
 			what = "--remote-path " + d.a.RemotePath + " names nothing there"
 		}
-		d.log("the remote host (%s) has no socketpipe to run: %s; deploying this binary", m.Platform(), what)
+		if !d.dep.Serves(m.System, m.Machine) {
+			// The start command looked for this binary's copy; the host needs another build.
+			if err := d.forTarget(m.System, m.Machine); err != nil {
+				return rep, login, w, err
+			}
+			w.Close()
+			d.log("the remote host (%s) has no socketpipe to run: %s; trying the cache for %s", m.Platform(), what, d.what())
+			if rep, half, hw, missing, err := d.startCached(ctx, login, c); missing == nil {
+				return rep, half, hw, err
+			}
+		}
+		d.log("the remote host (%s) has no socketpipe to run: %s; deploying %s", m.Platform(), what, d.what())
 	case errors.As(err, &ve) && !d.a.NoDeploy:
 		// The first session has ended or will once its input ends; the connection stays.
 		w.Close()
 		if d.a.RemotePath != "" {
 			// The start command tried --remote-path before the cache: try the cache now
 			// rather than upload again on every run.
-			cmd, cerr := d.dep.CacheCommand()
-			if cerr != nil {
-				return rep, login, w, cerr
-			}
-			rep, half, hw, missing, err := d.start(ctx, login, c, cmd)
+			rep, half, hw, missing, err := d.startCached(ctx, login, c)
 			if missing == nil {
 				if err == nil {
-					d.log("%v; ran the cached copy of this binary instead", ve)
+					d.log("%v; ran the cached copy of %s instead", ve, d.what())
 				}
 				return rep, half, hw, err
 			}
 		}
-		d.log("%v; deploying this binary", ve)
+		d.log("%v; deploying %s", ve, d.what())
 	default:
 		return rep, login, w, err
 	}
 	w.Close()
 
 	inst, ierr := d.dep.Install(ctx, login)
+	var pe *deploy.PlatformError
+	if errors.As(ierr, &pe) && d.dep.Binary == "" {
+		// The remote socketpipe of another version runs on a host of another target.
+		if err := d.forTarget(pe.System, pe.Machine); err != nil {
+			return rep, login, w, err
+		}
+		d.log("the remote host is %s/%s: deploying %s", pe.System, pe.Machine, d.what())
+		inst, ierr = d.dep.Install(ctx, login)
+	}
 	if ierr != nil {
 		return rep, login, w, ierr
 	}
@@ -149,6 +162,34 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
 	}
 	return rep, half, hw, err
+}
+
+// forTarget makes the deployment that of the build for a host of another target, from
+// --deploy-dir or the default directory of cross-built binaries.
+func (d *deployer) forTarget(system, machine string) error {
+	dep, err := d.dep.For(system, machine, d.a.DeployDir)
+	if err != nil {
+		return err
+	}
+	d.dep = dep
+	return nil
+}
+
+// what names the binary being deployed, for the log.
+func (d *deployer) what() string {
+	if d.dep.Binary == "" {
+		return "this binary"
+	}
+	return fmt.Sprintf("the %s build %s", d.dep.Target(), d.dep.Binary)
+}
+
+// startCached runs the plumbing again with the remote half started from the cache only.
+func (d *deployer) startCached(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client) (*plumb.Report, *sshlogin.Cmd, io.WriteCloser, *deploy.Missing, error) {
+	cmd, err := d.dep.CacheCommand()
+	if err != nil {
+		return &plumb.Report{}, login, nil, nil, err
+	}
+	return d.start(ctx, login, c, cmd)
 }
 
 // start runs the plumbing again with the remote half started by command on a new session of
@@ -181,6 +222,7 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 	var me *missingError
 	var pe *deploy.PlatformError
+	var nb *deploy.NoBuildError
 	var ie *deploy.InstallError
 	var ce *copyStartError
 	switch {
@@ -191,13 +233,12 @@ func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 		} else {
 			hintf(stderr, "install socketpipe on the remote host's PATH, name it with --remote-path, or drop --no-deploy to let socketpipe copy itself there")
 		}
+	case errors.As(err, &nb):
+		errorf(stderr, "%v", nb)
+		hintf(stderr, "%s", buildHint(nb))
 	case errors.As(err, &pe):
-		errorf(stderr, "%s", strings.TrimPrefix(pe.Error(), "sshlogin: "))
-		how := ""
-		if pe.System == "Linux" {
-			how = " (make build-all cross-compiles it)"
-		}
-		hintf(stderr, "install socketpipe built for %s/%s on the remote host%s: on its PATH, or name it with --remote-path", pe.System, pe.Machine, how)
+		errorf(stderr, "%s", pe)
+		hintf(stderr, "install socketpipe built for %s/%s on the remote host: on its PATH, or name it with --remote-path", pe.System, pe.Machine)
 	case errors.As(err, &ie):
 		msg := ie.Msg
 		if msg == "" {
@@ -220,6 +261,20 @@ func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 		return false
 	}
 	return true
+}
+
+// buildHint says how to make the build a remote host needs and where to put it.
+func buildHint(nb *deploy.NoBuildError) string {
+	cmd, name := deploy.BuildCommand(nb.Target, nb.Machine), "socketpipe-"+nb.Target.GOOS+"-"+nb.Target.GOARCH
+	put := "put bin/" + name
+	if cmd != "make build-all" {
+		put = "copy bin/socketpipe to " + name
+	}
+	dir := "that directory"
+	if nb.Path != "" {
+		dir = filepath.Dir(nb.Path)
+	}
+	return fmt.Sprintf("build it with `%s` in socketpipe's source tree and %s in %s (make install puts the build-all set in PREFIX/lib/socketpipe), name a directory of builds with --deploy-dir, or install socketpipe on the remote host (--remote-path)", cmd, put, dir)
 }
 
 // size is a byte count for people.
