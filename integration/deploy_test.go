@@ -1,6 +1,6 @@
 package integration
 
-// Self-deploy (issue 6): a remote host without socketpipe gets this binary over the native SSH
+// Self-deploy: a remote host without socketpipe gets this binary over the native SSH
 // connection, once, into ~/.cache/socketpipe/<version>-<sha256 prefix>/socketpipe.
 
 import (

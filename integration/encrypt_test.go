@@ -1,6 +1,6 @@
 package integration
 
-// -e end to end (issue 5): the encrypted data connection carries 64 MiB intact in every mode,
+// -e end to end: the encrypted data connection carries 64 MiB intact in every mode,
 // a man in the middle who flips a bit, drops the end-of-stream frame or cuts the connection is
 // caught (exit 2, never 0), and the data is unreadable on the wire.
 

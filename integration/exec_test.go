@@ -1,6 +1,6 @@
 package integration
 
-// End-to-end tests of the foundation (issue 2) through an executed ssh login (-x): the compat
+// End-to-end tests of the basic run through an executed ssh login (-x): the compat
 // path, where the login command is the ssh binary and the remote half is found on the PATH that
 // the test sshd's SetEnv gives every session.
 
@@ -245,47 +245,6 @@ func TestArgumentsVerbatim(t *testing.T) {
 	r.noneLeft(t)
 }
 
-// TestPipefail checks the exit status of each failing stage and of combinations: the rightmost
-// failed stage decides, a signal counts as 128+n, and the message names the stage.
-func TestPipefail(t *testing.T) {
-	t.Parallel()
-	r := newRemote(t, harness.SSHDOptions{})
-	exit := func(n string) []string { return []string{"sh", "-c", "cat >/dev/null; exit " + n} }
-	kill := func(sig string) []string { return []string{"sh", "-c", "cat >/dev/null; kill -" + sig + " $$"} }
-	ok := []string{"cat"}
-	tests := []struct {
-		name                  string
-		input, remote, output []string
-		code                  int
-		msg                   string
-	}{
-		{"all-succeed", []string{"echo", "x"}, ok, ok, 0, ""},
-		{"input", []string{"sh", "-c", "echo x; exit 7"}, ok, ok, 7, "input command"},
-		{"remote", []string{"echo", "x"}, exit("3"), ok, 3, `remote command "sh" exited with status 3`},
-		{"output", []string{"echo", "x"}, ok, exit("5"), 5, "output command"},
-		{"input-and-remote", []string{"sh", "-c", "exit 7"}, exit("3"), ok, 3, "remote command"},
-		{"remote-and-output", []string{"echo", "x"}, exit("3"), exit("5"), 5, "output command"},
-		{"all-fail", []string{"sh", "-c", "exit 7"}, exit("3"), exit("5"), 5, "output command"},
-		{"input-killed", []string{"sh", "-c", "kill -TERM $$"}, ok, ok, 128 + 15, "input command"},
-		{"remote-killed", []string{"echo", "x"}, kill("KILL"), ok, 128 + 9, "remote command"},
-		{"output-killed", []string{"echo", "x"}, ok, kill("USR1"), 128 + 10, "output command"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			res := r.run(t, nil, args(block("-i", tc.input...), r.execLogin(), block("-r", tc.remote...), block("-o", tc.output...))...)
-			want(t, res, tc.code)
-			if tc.code == 0 {
-				if strings.Contains(res.stderr, "socketpipe: error:") {
-					t.Errorf("a successful run printed an error:\n%s", res.stderr)
-				}
-				return
-			}
-			mustContain(t, "stderr", res.stderr, "socketpipe: error: ", tc.msg)
-		})
-	}
-	r.noneLeft(t)
-}
-
 // TestLoginFailsFast logs in to a port where nothing listens: ssh's own message is shown and
 // socketpipe exits 2 at once, not after the data connection timeout.
 func TestLoginFailsFast(t *testing.T) {
@@ -367,10 +326,17 @@ func TestLoginBanner(t *testing.T) {
 func TestSIGTERMDuringTransfer(t *testing.T) {
 	t.Parallel()
 	r := newRemote(t, harness.SSHDOptions{})
+	r.sigtermDuringTransfer(t, r.execLogin())
+}
+
+// sigtermDuringTransfer signals socketpipe, logging in with login, while data flows: it must
+// exit 128+15 promptly and leave nothing of the run behind.
+func (r *remote) sigtermDuringTransfer(t *testing.T, login []string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
 	// sha256sum only on the remote side, so its process shows the transfer is under way.
-	cmd := r.spCmd(ctx, args(block("-i", "cat", "/dev/zero"), r.execLogin(), block("-r", "sha256sum"), block("-o", "cat"))...)
+	cmd := r.spCmd(ctx, args(block("-i", "cat", "/dev/zero"), login, block("-r", "sha256sum"), block("-o", "cat"))...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

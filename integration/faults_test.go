@@ -1,9 +1,9 @@
 package integration
 
-// Faults (issue 9): a stage, the remote half, the sshd session or the link dies mid-way, the
-// disk fills, socketpipe is signalled in each phase. Every run must end within a stated bound,
-// with a non-zero status and a message naming what failed, and leave no process of the run on
-// either host. Each test logs "time to exit" lines: the figures the issue's closing note quotes.
+// Faults: a stage, the remote half, the sshd session or the link dies mid-way, the disk fills,
+// socketpipe is signalled in each phase. Every run must end within a stated bound, with a
+// non-zero status and a message naming what failed, and leave no process of the run on either
+// host. Each test logs "time to exit" lines: how long each fault took to end the run.
 
 import (
 	"bytes"
@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe/internal/harness"
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
 // running is a socketpipe run in the background, for tests that act on it while it runs.
@@ -319,8 +318,11 @@ func plumbSignalName(sig syscall.Signal) string {
 }
 
 // shortLiveness is the environment entry that makes both halves find a dead link in seconds
-// (rendezvous.ShortLiveness: pings every second, silence for 6 s is death) instead of 30 s.
-var shortLiveness = rendezvous.LivenessEnv + "=short"
+// (pings every second, silence for 6 s is death) instead of 30 s.
+var shortLiveness = livenessEnv + "=short"
+
+// livenessEnv is the test hook cmd/socketpipe reads to run a half with short liveness settings.
+const livenessEnv = "SOCKETPIPE_TEST_LIVENESS"
 
 // cutHosts makes two hosts as twoHosts does. With sshKeepalive, both ends of the login send
 // ssh keepalives every second (ServerAliveInterval in the client's configuration,
@@ -334,7 +336,7 @@ func cutHosts(t *testing.T, kind string, sshKeepalive bool) (*remote, *harness.N
 	if sshKeepalive {
 		opts.ExtraConfig = []string{"ClientAliveInterval 1", "ClientAliveCountMax 3"}
 	} else {
-		opts.Env = map[string]string{rendezvous.LivenessEnv: "short"}
+		opts.Env = map[string]string{livenessEnv: "short"}
 	}
 	r := newRemote(t, opts)
 	r.host = a

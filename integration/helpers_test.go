@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -67,7 +68,7 @@ type result struct {
 }
 
 func (res *result) String() string {
-	return fmt.Sprintf("exit %d after %v\nstdout: %q\nstderr:\n%s", res.code, res.took.Round(time.Millisecond), trunc(res.stdout), res.stderr)
+	return fmt.Sprintf("exit %d after %v\nstdout (%d bytes): %q\nstderr:\n%s", res.code, res.took.Round(time.Millisecond), len(res.stdout), trunc(res.stdout), res.stderr)
 }
 
 func trunc(s string) string {
@@ -77,15 +78,51 @@ func trunc(s string) string {
 	return s
 }
 
-// spCmd prepares a socketpipe run with the marker in its environment, inside r.host if set.
+// runOpts are the circumstances of one run beyond its arguments.
+type runOpts struct {
+	stdin  io.Reader
+	env    []string      // added to (and overriding) the test's environment
+	host   *harness.Host // run inside this namespace; nil for r.host
+	setsid bool          // no controlling terminal
+}
+
+// cleanEnv is the test's environment without what would let the user's own agent, askpass
+// or display take part, with marker (if not "") added.
+func cleanEnv(marker string) []string {
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		k, _, _ := strings.Cut(kv, "=")
+		switch k {
+		case "SSH_AUTH_SOCK", "SSH_AGENT_PID", "SSH_ASKPASS", "SSH_ASKPASS_REQUIRE", "DISPLAY", "WAYLAND_DISPLAY":
+			return true
+		}
+		return false
+	})
+	if marker != "" {
+		env = append(env, harness.MarkerEnv+"="+marker)
+	}
+	return env
+}
+
+// spCmd prepares a socketpipe run with the marker in its clean environment, inside r.host if
+// set.
 func (r *remote) spCmd(ctx context.Context, args ...string) *exec.Cmd {
+	return r.spCmdWith(ctx, runOpts{}, args...)
+}
+
+func (r *remote) spCmdWith(ctx context.Context, o runOpts, args ...string) *exec.Cmd {
+	host := r.host
+	if o.host != nil {
+		host = o.host
+	}
 	var cmd *exec.Cmd
-	if r.host != nil {
-		cmd = r.host.Command(ctx, append([]string{r.sp()}, args...)...)
+	if host != nil {
+		cmd = host.Command(ctx, append([]string{r.sp()}, args...)...)
 	} else {
 		cmd = exec.CommandContext(ctx, r.sp(), args...)
 	}
-	cmd.Env = append(os.Environ(), harness.MarkerEnv+"="+r.marker)
+	cmd.Env = append(cleanEnv(r.marker), o.env...)
+	cmd.Stdin = o.stdin
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: o.setsid}
 	// A hang must not outlive the bound: kill socketpipe, and ip netns exec's child with it.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
@@ -95,10 +132,15 @@ func (r *remote) spCmd(ctx context.Context, args ...string) *exec.Cmd {
 // run runs socketpipe with args and stdin, bounded by runBound.
 func (r *remote) run(t *testing.T, stdin io.Reader, args ...string) *result {
 	t.Helper()
+	return r.runWith(t, runOpts{stdin: stdin}, args...)
+}
+
+// runWith is run in the circumstances o.
+func (r *remote) runWith(t *testing.T, o runOpts, args ...string) *result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
-	cmd := r.spCmd(ctx, args...)
-	cmd.Stdin = stdin
+	cmd := r.spCmdWith(ctx, o, args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -1,7 +1,7 @@
 package integration
 
 // Login failures not covered elsewhere, remote halves that lie (test doubles speaking a bad
-// control protocol), and a flood of strangers at the data listener (issue 9).
+// control protocol), and a flood of strangers at the data listener.
 
 import (
 	"bytes"

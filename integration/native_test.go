@@ -6,11 +6,8 @@ package integration
 
 import (
 	"bytes"
-	"context"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/socketpipe/socketpipe/internal/harness"
 )
@@ -21,28 +18,24 @@ func (r *remote) nativeLogin() []string {
 	return append(append([]string{"-l", "{"}, r.sshd.SSHArgs()...), "}")
 }
 
-// wantNative fails unless -v says the login was native.
+// wantNative fails unless -v says the login was made in-process.
 func wantNative(t *testing.T, stderr string) {
 	t.Helper()
-	if !strings.Contains(stderr, "native login: ") || strings.Contains(stderr, "executing the login command") {
+	if !strings.Contains(stderr, "socketpipe: [") {
+		t.Fatalf("no -v timeline on stderr:\n%s", stderr)
+	}
+	if !strings.Contains(stderr, "] native login: ") || strings.Contains(stderr, "executing the login command") {
 		t.Fatalf("the login was not native:\n%s", stderr)
 	}
 }
 
-// nativeTransfer is transfer with the native login, checking that it was native.
+// nativeTransfer is transfer (netns_test.go) with the native login, checking that it was
+// native.
 func (r *remote) nativeTransfer(t *testing.T, data []byte, opts ...any) string {
 	t.Helper()
-	res := r.run(t, bytes.NewReader(data), args("-v", args(opts...), r.nativeLogin(), block("-i", "cat"), block("-r", "cat"), block("-o", "sha256sum"))...)
-	want(t, res, 0)
+	res := r.transferRun(t, data, append(opts, r.nativeLogin())...)
 	wantNative(t, res.stderr)
-	if got := strings.Fields(res.stdout); len(got) == 0 || got[0] != sum(data) {
-		t.Fatalf("sha256 %q, want %s\n%v", res.stdout, sum(data), res)
-	}
-	m := chosenMode(res.stderr)
-	if m == "" {
-		t.Fatalf("-v did not say which mode was chosen:\n%s", res.stderr)
-	}
-	return m
+	return chosenMode(res.stderr)
 }
 
 func TestNativeLoopback(t *testing.T) {
@@ -72,26 +65,7 @@ func TestNativeLoopback(t *testing.T) {
 		mustContain(t, "stderr", res.stderr, "/nonexistent/socketpipe is not installed on the remote host")
 		oneError(t, res)
 	})
-	t.Run("sigterm", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), runBound)
-		defer cancel()
-		cmd := r.spCmd(ctx, args(block("-i", "cat", "/dev/zero"), r.nativeLogin(), block("-r", "sha256sum"), block("-o", "cat"))...)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		if !waitForProcess(r.marker, "sha256sum", 60*time.Second) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("the remote command never started\n%s", stderr.Bytes())
-		}
-		cmd.Process.Signal(syscall.SIGTERM)
-		if code := exitCode(t, cmd.Wait()); code != 143 {
-			t.Fatalf("exit %d after SIGTERM, want 143\n%s", code, stderr.Bytes())
-		}
-		r.noneLeft(t)
-	})
+	t.Run("sigterm", func(t *testing.T) { r.sigtermDuringTransfer(t, r.nativeLogin()) })
 	r.noneLeft(t)
 }
 

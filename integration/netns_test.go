@@ -1,6 +1,6 @@
 package integration
 
-// Rendezvous modes between network namespaces (issue 4, and the connect-back test of issue 2):
+// Rendezvous modes between network namespaces, connect-back between two hosts among them:
 // the client runs in host A, the remote host B has its own sshd on port 22, and nft firewalls
 // decide which directions a data connection can take.
 
@@ -35,6 +35,12 @@ func (r *remote) execLoginAt(addr string) []string {
 // checks that it arrived intact. It returns the mode -v reported.
 func (r *remote) transfer(t *testing.T, data []byte, opts ...any) string {
 	t.Helper()
+	return chosenMode(r.transferRun(t, data, opts...).stderr)
+}
+
+// transferRun is transfer returning the run.
+func (r *remote) transferRun(t *testing.T, data []byte, opts ...any) *result {
+	t.Helper()
 	res := r.run(t, bytes.NewReader(data), args("-v", args(opts...), block("-i", "cat"), block("-r", "cat"), block("-o", "sha256sum"))...)
 	want(t, res, 0)
 	if got := strings.Fields(res.stdout); len(got) == 0 || got[0] != sum(data) {
@@ -44,7 +50,7 @@ func (r *remote) transfer(t *testing.T, data []byte, opts ...any) string {
 	if m == "" {
 		t.Fatalf("-v did not say which mode was chosen:\n%s", res.stderr)
 	}
-	return m
+	return res
 }
 
 // TestNetnsModes forces each mode between two namespaces with an executed ssh login; "back" is

@@ -1,6 +1,6 @@
 package integration
 
-// End-to-end tests of socketpipe's relays (issue 13): `socketpipe --ssh` with pipes for its
+// End-to-end tests of socketpipe's relays: `socketpipe --ssh` with pipes for its
 // standard input and output, as git, borg, hg and restic start it, must pass each answer of a
 // request/response protocol on as it comes, and carry bulk data both ways at once, in every
 // mode that relays (plain, -e, -m ssh).
@@ -248,8 +248,8 @@ func modeSays(t *testing.T, name, says, stderr string) {
 	}
 }
 
-// TestSSHModeCoproc is issue 13's reproduction, in bash: a coproc whose first line must be
-// read before anything is sent. The reads come a moment after the lines can have arrived, as
+// TestSSHModeCoproc is a client that waits for the server to speak first, in bash: a coproc
+// whose first line must be read before anything is sent. The reads come a moment after the lines can have arrived, as
 // with a client that does other work meanwhile.
 func TestSSHModeCoproc(t *testing.T) {
 	requireTool(t, "bash")

@@ -1,12 +1,11 @@
 package integration
 
-// End-to-end tests of ssh mode (issue 10): `socketpipe --ssh` and socketpipe linked as ssh,
+// End-to-end tests of ssh mode: `socketpipe --ssh` and socketpipe linked as ssh,
 // against a real OpenSSH sshd, with rsync and tar as the tools that drive it.
 
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/socketpipe/socketpipe/internal/harness"
 	"github.com/socketpipe/socketpipe/internal/testenv"
-	"golang.org/x/crypto/ssh"
 )
 
 // sshModeEnv is one sshd whose sessions find socketpipe on PATH, and the socketpipe to run.
@@ -297,53 +295,6 @@ func TestSSHModeTar(t *testing.T) {
 	compareTrees(t, src, down)
 }
 
-// The remote command's status is socketpipe's; its stderr is ours; socketpipe's own failures
-// are 255.
-func TestSSHModeExitStatus(t *testing.T) {
-	e := newSSHModeEnv(t)
-	for _, tc := range []struct {
-		remote []string
-		code   int
-		stderr string
-	}{
-		{[]string{"true"}, 0, ""},
-		{[]string{"false"}, 1, ""},
-		{[]string{"exit", "7"}, 7, ""},
-		{[]string{"no-such-command-here"}, 127, "no-such-command-here"},
-		{[]string{"echo", "to-stderr", ">&2;", "exit", "3"}, 3, "to-stderr"},
-		{[]string{"kill", "-9", "$$"}, 255, "KILL"},
-	} {
-		r := e.spSSH("", nil, tc.remote...)
-		if r.code != tc.code || !strings.Contains(r.stderr, tc.stderr) {
-			t.Errorf("remote %q: status %d, stderr %q; want %d and %q", tc.remote, r.code, r.stderr, tc.code, tc.stderr)
-		}
-	}
-
-	// A login that fails (nothing listens there) is 255, in socketpipe's voice.
-	r := e.run("", nil, e.sp, "--ssh", "-F", e.sshd.ClientConfig, "-o", "Port=1", e.sshd.Alias, "true")
-	if r.code != 255 || !strings.Contains(r.stderr, "socketpipe: error: login failed: ") {
-		t.Errorf("failed login: status %d, stderr %q; want 255 and a login error", r.code, r.stderr)
-	}
-	// So is a host key that does not match.
-	kh := filepath.Join(t.TempDir(), "known_hosts")
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	other, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	line := fmt.Sprintf("[%s]:%d %s", e.sshd.Host, e.sshd.Port, ssh.MarshalAuthorizedKey(other))
-	if err := os.WriteFile(kh, []byte(line), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r = e.run("", nil, e.sp, "--ssh", "-F", e.sshd.ClientConfig, "-o", "UserKnownHostsFile="+kh, e.sshd.Alias, "touch", "/tmp/should-not-exist-"+e.marker)
-	if r.code != 255 {
-		t.Errorf("mismatching host key: status %d, stderr %q; want 255", r.code, r.stderr)
-	}
-	if _, err := os.Stat("/tmp/should-not-exist-" + e.marker); err == nil {
-		t.Errorf("the remote command ran despite a mismatching host key")
-	}
-}
-
 // Words are joined by spaces and the remote shell parses them, as with ssh; stdin reaches the
 // remote command, its end is seen, and output after it still arrives (half-close both ways).
 func TestSSHModeShellAndHalfClose(t *testing.T) {
@@ -391,47 +342,6 @@ func TestSSHModeOpenStdin(t *testing.T) {
 	pr.Close()
 	if err != nil || string(out) != "done\n" {
 		t.Fatalf("with an open stdin: %v, stdout %q (ctx: %v)", err, out, ctx.Err())
-	}
-}
-
-// -G prints the resolved configuration and exits 0.
-func TestSSHModeG(t *testing.T) {
-	e := newSSHModeEnv(t)
-	r := e.run("", nil, e.sp, "--ssh", "-G", "-F", e.sshd.ClientConfig, "-p", "2222", e.sshd.Alias)
-	if r.code != 0 {
-		t.Fatalf("-G: status %d, stderr %q", r.code, r.stderr)
-	}
-	for _, want := range []string{"hostname " + e.sshd.Host + "\n", "port 2222\n", "user root\n", "batchmode yes\n"} {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("-G output lacks %q:\n%s", want, r.stdout)
-		}
-	}
-}
-
-// Bad ssh options get ssh's kind of message and 255; socketpipe's options belong before --ssh.
-func TestSSHModeBadOptions(t *testing.T) {
-	e := newSSHModeEnv(t)
-	link := filepath.Join(t.TempDir(), "ssh")
-	if err := os.Symlink(e.sp, link); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		argv   []string
-		stderr string
-	}{
-		{[]string{e.sp, "--ssh", "-Z", "host", "true"}, "socketpipe: error: ssh: unknown option -- Z\n"},
-		{[]string{e.sp, "--ssh", "-p", "x", "host", "true"}, "socketpipe: error: ssh: Bad port 'x'\n"},
-		{[]string{e.sp, "--ssh", "-p"}, "socketpipe: error: ssh: option requires an argument -- p\n"},
-		{[]string{e.sp, "--ssh"}, "socketpipe: error: ssh: missing destination host"},
-		{[]string{e.sp, "-m", "sideways", "--ssh", "host", "true"}, "socketpipe: error: "},
-		{[]string{e.sp, "-r", "{", "x", "}", "--ssh", "host", "true"}, "socketpipe: error: -r has no place in ssh mode"},
-		{[]string{link, "-Z", "host", "true"}, "ssh: unknown option -- Z\n"},
-		{[]string{link, "-p", "0", "host", "true"}, "ssh: Bad port '0'\n"},
-	} {
-		r := e.run("", nil, tc.argv...)
-		if r.code != 255 || !strings.HasPrefix(r.stderr, tc.stderr) {
-			t.Errorf("%q: status %d, stderr %q; want 255 and %q", tc.argv[1:], r.code, r.stderr, tc.stderr)
-		}
 	}
 }
 

@@ -156,7 +156,8 @@ func client(ctx context.Context, a *plumb.Args, stdin, stdout, stderr *os.File, 
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
 		Encrypt: a.Encrypt, Cipher: a.Cipher,
-		Logf: logf,
+		Liveness: liveness(),
+		Logf:     logf,
 	}
 	rep, code := runLogin(ctx, a, c, stderr, logf, sig, rec, nil)
 	if rep == nil {
@@ -441,7 +442,7 @@ func serve(ctx context.Context, args []string, stdin, stdout, stderr *os.File, s
 		errorf(stderr, "--serve takes no arguments")
 		return exitUsage
 	}
-	s := &plumb.Server{Control: stdin, Reply: stdout, Stderr: stderr}
+	s := &plumb.Server{Control: stdin, Reply: stdout, Stderr: stderr, Liveness: liveness()}
 	if err := s.Run(ctx); err != nil {
 		if s := sig(); s != 0 {
 			return 128 + int(s)

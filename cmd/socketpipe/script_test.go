@@ -1,12 +1,11 @@
 package main
 
 import (
-	"errors"
-	"os/exec"
-	"strconv"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
 // TestScripts runs the command-line scripts in testdata/script. `exec socketpipe` runs this
@@ -17,31 +16,6 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
-		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"status": cmdStatus,
-		},
+		Cmds: harness.ScriptCmds(),
 	})
-}
-
-// cmdStatus runs a program as exec does, keeping its standard output and error for the
-// commands that follow, and fails unless it exits with the status given.
-func cmdStatus(ts *testscript.TestScript, neg bool, args []string) {
-	if neg || len(args) < 2 {
-		ts.Fatalf("usage: status N program [args...]")
-	}
-	want, err := strconv.Atoi(args[0])
-	if err != nil || want < 0 {
-		ts.Fatalf("usage: status N program [args...]: %q is not an exit status", args[0])
-	}
-	got := 0
-	if err := ts.Exec(args[1], args[2:]...); err != nil {
-		var exit *exec.ExitError
-		if !errors.As(err, &exit) || exit.ExitCode() < 0 {
-			ts.Fatalf("%s: %v", args[1], err)
-		}
-		got = exit.ExitCode()
-	}
-	if got != want {
-		ts.Fatalf("%s exited with status %d, want %d", args[1], got, want)
-	}
 }

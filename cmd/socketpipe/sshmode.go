@@ -230,7 +230,8 @@ func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshconfig.Invo
 		Stdin:         stdin, Stdout: stdout, Stderr: stderr,
 		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
 		Encrypt: a.Encrypt, Cipher: a.Cipher,
-		Logf: m.logf,
+		Liveness: liveness(),
+		Logf:     m.logf,
 	}
 	pt := &passThrough{command: a.Remote[0], stdout: stdout, now: a.PassThrough,
 		known: sshlogin.DefaultForcedLogins(), logf: m.logf, handOver: m.handOver}

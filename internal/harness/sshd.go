@@ -64,6 +64,10 @@ type SSHDOptions struct {
 	AuthorizedKeys []string
 	// Alias is the Host alias in ClientConfig; "" means DefaultAlias.
 	Alias string
+	// HostKeyTypes are the types (ssh-keygen -t) of the host keys sshd offers, in the order of
+	// its HostKey lines; nil means ed25519 only. The first is SSHD.HostKey, the one known_hosts
+	// holds; SSHD.HostKeys has them all.
+	HostKeyTypes []string
 }
 
 // SSHD is a running OpenSSH server started by [StartSSHD]. It is stopped when the test ends.
@@ -79,16 +83,18 @@ type SSHD struct {
 	UserKeyPub   string   // the user's public key line
 	HostKey      string   // the host's public key line, "ssh-ed25519 AAAA..."
 	HostKeyFile  string   // path of the host's private key
+	HostKeys     []string // every host key's public key line, in the order of HostKeyTypes
 	KnownHosts   string   // known_hosts with the host key for every listen address and port
 	ClientConfig string   // ssh_config: Host Alias with everything needed to log in
 	Config       string   // path of sshd_config
 	Alias        string   // the Host alias in ClientConfig
 	LogFile      string   // sshd's standard error (-e), its log
 
-	id       string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-	stopOnce sync.Once
+	hostKeyFiles []string
+	id           string
+	cmd          *exec.Cmd
+	exited       chan struct{}
+	stopOnce     sync.Once
 }
 
 // StartSSHD starts /usr/sbin/sshd as root (-D -e, LogLevel VERBOSE) with a fresh ed25519 host
@@ -173,29 +179,55 @@ func StartSSHD(t testing.TB, opts SSHDOptions) *SSHD {
 var errAddrInUse = errors.New("address already in use")
 
 func (s *SSHD) makeKeys(opts SSHDOptions) error {
-	s.HostKeyFile = filepath.Join(s.Dir, "ssh_host_ed25519_key")
-	s.UserKey = filepath.Join(s.Dir, "id_ed25519")
-	for _, k := range []struct{ path, comment string }{
-		{s.HostKeyFile, "socketpipe-test-host"},
-		{s.UserKey, "socketpipe-test-user"},
-	} {
-		out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k.comment, "-f", k.path).CombinedOutput()
+	types := opts.HostKeyTypes
+	if len(types) == 0 {
+		types = []string{"ed25519"}
+	}
+	for _, typ := range types {
+		f := filepath.Join(s.Dir, "ssh_host_"+typ+"_key")
+		pub, err := keygen(typ, "socketpipe-test-host", f)
 		if err != nil {
-			return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+			return err
 		}
+		s.hostKeyFiles = append(s.hostKeyFiles, f)
+		s.HostKeys = append(s.HostKeys, pub)
 	}
-	pub, err := os.ReadFile(s.HostKeyFile + ".pub")
+	s.HostKeyFile, s.HostKey = s.hostKeyFiles[0], s.HostKeys[0]
+	s.UserKey = filepath.Join(s.Dir, "id_ed25519")
+	pub, err := keygen("ed25519", "socketpipe-test-user", s.UserKey)
 	if err != nil {
 		return err
 	}
-	s.HostKey = strings.TrimSpace(string(pub))
-	pub, err = os.ReadFile(s.UserKey + ".pub")
-	if err != nil {
-		return err
-	}
-	s.UserKeyPub = strings.TrimSpace(string(pub))
+	s.UserKeyPub = pub
 	lines := append([]string{s.UserKeyPub}, opts.AuthorizedKeys...)
 	return os.WriteFile(filepath.Join(s.Dir, "authorized_keys"), []byte(strings.Join(lines, "\n")+"\n"), 0o600)
+}
+
+// keygen makes an unencrypted key pair of type typ at path and returns the public key line.
+func keygen(typ, comment, path string) (string, error) {
+	out, err := exec.Command("ssh-keygen", "-q", "-t", typ, "-N", "", "-C", comment, "-f", path).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("ssh-keygen -t %s: %v: %s", typ, err, out)
+	}
+	pub, err := os.ReadFile(path + ".pub")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(pub)), nil
+}
+
+// Authorize adds an authorized_keys line (a public key line, with options if any) for root;
+// it counts from the next login on.
+func (s *SSHD) Authorize(t testing.TB, line string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.Dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(strings.TrimSpace(line) + "\n"); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
 }
 
 // freePort finds a port that is free on every address, inside netns.
@@ -356,7 +388,9 @@ func (s *SSHD) serverConfig(opts SSHDOptions) (string, error) {
 	for _, a := range s.Addrs {
 		fmt.Fprintf(&b, "ListenAddress %s\n", net.JoinHostPort(a, strconv.Itoa(s.Port)))
 	}
-	fmt.Fprintf(&b, "HostKey %s\n", s.HostKeyFile)
+	for _, f := range s.hostKeyFiles {
+		fmt.Fprintf(&b, "HostKey %s\n", f)
+	}
 	fmt.Fprintf(&b, "AuthorizedKeysFile %s\n", filepath.Join(s.Dir, "authorized_keys"))
 	b.WriteString(`PidFile none
 UsePAM no

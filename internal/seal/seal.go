@@ -62,14 +62,14 @@ var (
 	// ErrEndedEarly is returned by OpenReader when the connection ends, or fails,
 	// before the authenticated end-of-stream frame: the data is incomplete.
 	// A failure of the connection is wrapped with it.
-	ErrEndedEarly = errors.New("rendezvous: data connection ended early")
+	ErrEndedEarly = errors.New("data connection ended early")
 
 	// ErrTampered is returned by OpenReader when a frame fails authentication:
 	// it was changed, dropped, repeated, reordered or sealed with another key.
-	ErrTampered = errors.New("rendezvous: data connection failed authentication (tampered or corrupted)")
+	ErrTampered = errors.New("data connection failed authentication (tampered or corrupted)")
 
-	errWriteAfterClose = errors.New("rendezvous: write to a closed sealed stream")
-	errNoncesSpent     = errors.New("rendezvous: sealed stream has used all 2^64 nonces of its key")
+	errWriteAfterClose = errors.New("write to a closed sealed stream")
+	errNoncesSpent     = errors.New("sealed stream has used all 2^64 nonces of its key")
 )
 
 // ChooseCipher resolves CipherAuto for this machine and checks any other name.
@@ -85,7 +85,7 @@ func ChooseCipher(name string) (string, error) {
 	case CipherAES256GCM, CipherChaCha20Poly1305:
 		return name, nil
 	}
-	return "", fmt.Errorf("rendezvous: unknown cipher %q (valid: %s)", name,
+	return "", fmt.Errorf("unknown cipher %q (valid: %s)", name,
 		strings.Join([]string{CipherAES256GCM, CipherChaCha20Poly1305}, ", "))
 }
 
@@ -100,14 +100,14 @@ func ChooseCipher(name string) (string, error) {
 // reverse. cipherName must be resolved (ChooseCipher) and the same on both sides.
 func SessionKeys(secret, clientNonce, serverNonce []byte, cipherName string, isClient bool) (seal, open cipher.AEAD, err error) {
 	if len(secret) != sessionSecretLen {
-		return nil, nil, fmt.Errorf("rendezvous: session secret is %d bytes, want %d", len(secret), sessionSecretLen)
+		return nil, nil, fmt.Errorf("session secret is %d bytes, want %d", len(secret), sessionSecretLen)
 	}
 	if len(clientNonce) != sessionNonceLen || len(serverNonce) != sessionNonceLen {
-		return nil, nil, fmt.Errorf("rendezvous: proof nonces are %d and %d bytes, want %d",
+		return nil, nil, fmt.Errorf("proof nonces are %d and %d bytes, want %d",
 			len(clientNonce), len(serverNonce), sessionNonceLen)
 	}
 	if cipherName == CipherAuto {
-		return nil, nil, errors.New("rendezvous: session cipher not resolved: both sides must use the cipher one of them chose")
+		return nil, nil, errors.New("session cipher not resolved: both sides must use the cipher one of them chose")
 	}
 	if _, err := ChooseCipher(cipherName); err != nil {
 		return nil, nil, err
@@ -137,7 +137,7 @@ func SessionKeys(secret, clientNonce, serverNonce []byte, cipherName string, isC
 func directionKey(secret, salt []byte, info string) ([]byte, error) {
 	key, err := hkdf.Key(sha256.New, secret, salt, info, 32)
 	if err != nil {
-		return nil, fmt.Errorf("rendezvous: deriving session key: %w", err)
+		return nil, fmt.Errorf("deriving session key: %w", err)
 	}
 	return key, nil
 }
@@ -147,17 +147,17 @@ func newAEAD(cipherName string, key []byte) (cipher.AEAD, error) {
 	case CipherAES256GCM:
 		block, err := aes.NewCipher(key)
 		if err != nil {
-			return nil, fmt.Errorf("rendezvous: %s: %w", cipherName, err)
+			return nil, fmt.Errorf("%s: %w", cipherName, err)
 		}
 		aead, err := cipher.NewGCM(block)
 		if err != nil {
-			return nil, fmt.Errorf("rendezvous: %s: %w", cipherName, err)
+			return nil, fmt.Errorf("%s: %w", cipherName, err)
 		}
 		return aead, nil
 	case CipherChaCha20Poly1305:
 		aead, err := chacha20poly1305.New(key)
 		if err != nil {
-			return nil, fmt.Errorf("rendezvous: %s: %w", cipherName, err)
+			return nil, fmt.Errorf("%s: %w", cipherName, err)
 		}
 		return aead, nil
 	}
@@ -174,7 +174,7 @@ type frameNonce struct {
 
 func newFrameNonce(aead cipher.AEAD) frameNonce {
 	if aead.NonceSize() < 8 {
-		panic("rendezvous: AEAD nonce shorter than the 8-byte frame counter")
+		panic("seal: AEAD nonce shorter than the 8-byte frame counter")
 	}
 	return frameNonce{nonce: make([]byte, aead.NonceSize())}
 }
@@ -215,7 +215,7 @@ func NewSealWriter(w io.Writer, aead cipher.AEAD) *SealWriter {
 
 func newSealWriterSize(w io.Writer, aead cipher.AEAD, size int) *SealWriter {
 	if size <= 0 || size > maxFramePayload {
-		panic("rendezvous: bad frame size")
+		panic("seal: bad frame size")
 	}
 	return &SealWriter{
 		w:     w,
@@ -294,7 +294,7 @@ func (s *SealWriter) ReadFrom(r io.Reader) (int64, error) {
 		}
 		m, rerr := r.Read(s.in)
 		if m < 0 || m > len(s.in) {
-			return total, errors.New("rendezvous: reader returned an impossible count")
+			return total, errors.New("reader returned an impossible count")
 		}
 		total += int64(m)
 		if m > 0 {
@@ -419,7 +419,7 @@ func (o *OpenReader) fill(need int) error {
 	for o.end-o.start < need {
 		n, err := o.r.Read(o.in[o.end:])
 		if n < 0 || n > len(o.in)-o.end {
-			return errors.New("rendezvous: reader returned an impossible count")
+			return errors.New("reader returned an impossible count")
 		}
 		o.end += n
 		if o.end == len(o.in) && len(o.in) < ioChunk {
@@ -522,7 +522,7 @@ func (o *OpenReader) WriteTo(w io.Writer) (int64, error) {
 	write := func(p []byte) error {
 		n, err := w.Write(p)
 		if n < 0 || n > len(p) {
-			return errors.New("rendezvous: writer returned an impossible count")
+			return errors.New("writer returned an impossible count")
 		}
 		o.bytes += int64(n)
 		total += int64(n)

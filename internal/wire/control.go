@@ -50,14 +50,11 @@ type Message struct {
 	Version   string   `json:"version,omitempty"`  // the sender's socketpipe version
 	Protocol  int      `json:"protocol,omitempty"` // the sender's Protocol
 	Argv      []string `json:"argv,omitempty"`     // the remote command, run verbatim
-	Mode      string   `json:"mode,omitempty"`     // back, reverse, ssh or auto
+	Mode      string   `json:"mode,omitempty"`     // back, reverse, ssh or auto (and a note's subject)
 	Secret    []byte   `json:"secret,omitempty"`   // the data connection's secret
 	TimeoutMS int64    `json:"timeout_ms,omitempty"`
 	Encrypt   bool     `json:"encrypt,omitempty"`
 	Cipher    string   `json:"cipher,omitempty"`
-	Host      string   `json:"host,omitempty"`     // -h: the address to connect back to
-	Stdout    bool     `json:"stdout,omitempty"`   // the client has an output (-o or its own stdout)
-	Stdin     bool     `json:"stdin,omitempty"`    // the client has an input (-i or its own stdin)
 	PortLow   int      `json:"port_low,omitempty"` // --ports
 	PortHigh  int      `json:"port_high,omitempty"`
 	Shell     bool     `json:"shell,omitempty"` // run Argv[0] through the user's shell (--ssh mode)
@@ -81,11 +78,10 @@ type Message struct {
 	// status (remote half to client)
 	Exit   int    `json:"exit"`
 	Signal string `json:"signal,omitempty"`
-	Stage  string `json:"stage,omitempty"`
 
 	// error (either way), and notes for -v
 	Error string `json:"error,omitempty"`
-	Note  string `json:"note,omitempty"`
+	Note  string `json:"note,omitempty"` // with Mode set: why that way of connecting fails so far
 }
 
 // Message types.
@@ -97,7 +93,6 @@ const (
 	MsgStatus       = "status"
 	MsgError        = "error"
 	MsgNote         = "note"
-	MsgStarted      = "started"
 	MsgOutputClosed = "output-closed" // client to remote half: the local output stage ended early
 	MsgInputUnread  = "input-unread"  // remote half to client: the remote command is gone, input is unread
 	MsgPing         = "ping"          // either way, when agreed (PingMS): I am alive
@@ -105,7 +100,7 @@ const (
 
 // ErrNoMagic is returned when the peer's output ended, or exceeded MaxBanner, before the
 // control magic was seen: the remote half never started.
-var ErrNoMagic = errors.New("rendezvous: the remote half did not start")
+var ErrNoMagic = errors.New("the remote half did not start")
 
 // ErrBannerTooLong is a BannerError's Err when the login printed more than MaxBanner bytes
 // without the magic: whatever runs there is not a socketpipe remote half.
@@ -129,7 +124,11 @@ func (e *BannerError) Error() string {
 	return fmt.Sprintf("%v (it printed %s)", ErrNoMagic, q)
 }
 
-func (e *BannerError) Unwrap() error { return ErrNoMagic }
+// Unwrap returns the cause: the read's error, or ErrBannerTooLong.
+func (e *BannerError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrNoMagic: every BannerError means the remote half never spoke.
+func (e *BannerError) Is(target error) bool { return target == ErrNoMagic }
 
 func trimBanner(b []byte) string {
 	b = bytes.TrimSpace(b)
@@ -160,7 +159,7 @@ func NewConn(r io.Reader, w io.Writer) *Conn {
 func (c *Conn) Send(m *Message) error {
 	b, err := json.Marshal(m)
 	if err != nil {
-		return fmt.Errorf("rendezvous: encoding %s message: %w", m.Type, err)
+		return fmt.Errorf("encoding %s message: %w", m.Type, err)
 	}
 	return c.WriteFrame(FrameJSON, b)
 }
@@ -270,25 +269,25 @@ func (c *Conn) ReadFrame() (typ byte, n int, err error) {
 		if err == io.EOF {
 			return 0, 0, io.EOF
 		}
-		return 0, 0, fmt.Errorf("rendezvous: control channel: %w", err)
+		return 0, 0, fmt.Errorf("control channel: %w", err)
 	}
 	typ = c.hdr[0]
 	size := binary.BigEndian.Uint32(c.hdr[1:])
 	switch typ {
 	case FrameJSON:
 		if size > MaxControlFrame {
-			return 0, 0, fmt.Errorf("rendezvous: control message of %d bytes exceeds the limit of %d", size, MaxControlFrame)
+			return 0, 0, fmt.Errorf("control message of %d bytes exceeds the limit of %d", size, MaxControlFrame)
 		}
 	case FrameData:
 		if size > MaxDataFrame {
-			return 0, 0, fmt.Errorf("rendezvous: data frame of %d bytes exceeds the limit of %d", size, MaxDataFrame)
+			return 0, 0, fmt.Errorf("data frame of %d bytes exceeds the limit of %d", size, MaxDataFrame)
 		}
 	case FrameEOF:
 		if size != 0 {
-			return 0, 0, fmt.Errorf("rendezvous: end-of-data frame with %d bytes of payload", size)
+			return 0, 0, fmt.Errorf("end-of-data frame with %d bytes of payload", size)
 		}
 	default:
-		return 0, 0, fmt.Errorf("rendezvous: unknown control frame type 0x%02x", typ)
+		return 0, 0, fmt.Errorf("unknown control frame type 0x%02x", typ)
 	}
 	return typ, int(size), nil
 }
@@ -299,7 +298,7 @@ func (c *Conn) ReadPayload(p []byte) error {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return fmt.Errorf("rendezvous: control channel: %w", err)
+		return fmt.Errorf("control channel: %w", err)
 	}
 	return nil
 }
@@ -311,10 +310,10 @@ func (c *Conn) Reader() *bufio.Reader { return c.r }
 func DecodeMessage(b []byte) (*Message, error) {
 	var m Message
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("rendezvous: malformed control message: %w", err)
+		return nil, fmt.Errorf("malformed control message: %w", err)
 	}
 	if m.Type == "" {
-		return nil, errors.New("rendezvous: control message without a type")
+		return nil, errors.New("control message without a type")
 	}
 	return &m, nil
 }
@@ -326,7 +325,7 @@ func (c *Conn) Recv() (*Message, error) {
 		return nil, err
 	}
 	if typ != FrameJSON {
-		return nil, fmt.Errorf("rendezvous: unexpected frame type %q where a control message was expected", typ)
+		return nil, fmt.Errorf("unexpected frame type %q where a control message was expected", typ)
 	}
 	b := make([]byte, n)
 	if err := c.ReadPayload(b); err != nil {

@@ -1,7 +1,6 @@
 package plumb
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -54,13 +53,6 @@ func (e *UsageError) Error() string { return e.Msg }
 
 func usagef(format string, args ...any) error { return &UsageError{Msg: fmt.Sprintf(format, args...)} }
 
-// ErrNotYet is wrapped by errors for options whose feature has not landed.
-var ErrNotYet = errors.New("not yet supported")
-
-// notYet names options reserved in the grammar whose feature is not built yet; their use is
-// an error, never silently accepted.
-var notYet = map[string]bool{}
-
 // ParseArgs parses socketpipe's brace command line (without the program name). Options come in
 // any order; a brace block is a "{" word, the words of a command, and the matching "}" word;
 // nested blocks are kept verbatim as words of the enclosing command.
@@ -86,9 +78,6 @@ func ParseArgs(args []string) (*Args, error) {
 			}
 			i++
 			return args[i], nil
-		}
-		if notYet[opt] {
-			return nil, &UsageError{Msg: fmt.Sprintf("option %s is %v in this version", opt, ErrNotYet)}
 		}
 		switch opt {
 		case "-i", "-l", "-r", "-o":
@@ -190,7 +179,7 @@ func ParseArgs(args []string) (*Args, error) {
 			}
 			pr, err := rendezvous.ParsePortRange(v)
 			if err != nil {
-				return nil, &UsageError{Msg: strings.TrimPrefix(err.Error(), "rendezvous: ")}
+				return nil, &UsageError{Msg: err.Error()}
 			}
 			a.Ports = pr
 		case "--help", "--version":

@@ -7,10 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +46,10 @@ type Client struct {
 	// Native is true when the login is an in-process SSH connection, whose session is a clean
 	// 8-bit channel that auto mode may fall back to.
 	Native bool
+
+	// Liveness is how soon a dead link or peer ends the run (keepalive on the data socket,
+	// pings on the control channel); zero fields are rendezvous's defaults.
+	Liveness rendezvous.Liveness
 
 	// Logf receives the -v story; nil is silent.
 	Logf func(format string, args ...any)
@@ -157,9 +158,9 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		Type: wire.MsgRequest, Version: version.String(), Protocol: wire.Protocol,
 		Argv: c.Remote, Shell: c.Shell, NoDelay: c.relaysStdio(), Mode: mode, Secret: secret,
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
-		Cipher: cipherName, Addr: backAddr, Host: c.Host,
+		Cipher: cipherName, Addr: backAddr,
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
-		PingMS: rendezvous.CurrentLiveness().PingInterval.Milliseconds(),
+		PingMS: c.Liveness.WithDefaults().PingInterval.Milliseconds(),
 	}
 	if err := ctl.Send(req); err != nil {
 		// The login ended before it read anything. What it printed may still say why: a
@@ -212,9 +213,9 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	}
 	res, err := rc.Run(ctx, ctl, hello, rd.msgs)
 	if err != nil {
-		if errors.Is(err, rendezvous.ErrTimeout) || strings.Contains(err.Error(), "control channel closed") {
+		if errors.Is(err, rendezvous.ErrTimeout) || errors.Is(err, rendezvous.ErrControlClosed) {
 			if rd.err != nil {
-				err = fmt.Errorf("%w (%v)", err, rd.err)
+				err = fmt.Errorf("%w (%w)", err, rd.err)
 			}
 		}
 		return rep, err
@@ -231,12 +232,12 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		}
 		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
 	case c.Encrypt:
-		l, err = sealedLink(res, secret, cipherName, true)
+		l, err = sealedLink(res, secret, cipherName, true, c.Liveness)
 		if err == nil {
 			c.logf("data connection: encrypted with %s", cipherName)
 		}
 	default:
-		l, err = plainLink(res.Mode, res.Proven.Conn)
+		l, err = plainLink(res.Mode, res.Proven.Conn, c.Liveness)
 	}
 	if err != nil {
 		return rep, err
@@ -258,282 +259,6 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 // remote command, for a program that runs it as its transport (--ssh).
 func (c *Client) relaysStdio() bool {
 	return c.Input == nil && c.Output == nil && c.StdinToRemote && c.Stdin != nil
-}
-
-// transfer starts the local commands on the link and waits for every stage.
-// dead closes when the remote half has gone silent (see ctlReader.heartbeat).
-func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Report, dead <-chan struct{}) error {
-	var procs []*exec.Cmd
-	var inputProc *exec.Cmd
-	var mu sync.Mutex
-	var relayErr error
-	noteRelay := func(err error) {
-		if err != nil && !isBrokenPipe(err) {
-			mu.Lock()
-			if relayErr == nil {
-				relayErr = err
-			}
-			mu.Unlock()
-		}
-	}
-	kill := func(sig syscall.Signal) {
-		for _, p := range procs {
-			if p.Process != nil {
-				p.Process.Signal(sig)
-			}
-		}
-	}
-
-	inputDone := make(chan struct{})
-	outputDone := make(chan struct{})
-	if c.Input == nil && c.Output == nil {
-		if err := l.ownSocket(); err != nil {
-			return err
-		}
-	}
-
-	// Upstream: the input command (or our stdin) to the remote.
-	switch {
-	case c.Input != nil && !l.relayed():
-		p := command(c.Input, c.Stdin, l.sock, c.Stderr, false)
-		if err := p.Start(); err != nil {
-			rep.Stages[0].setStartError(err)
-			l.closeWrite()
-			close(inputDone)
-			break
-		}
-		procs = append(procs, p)
-		inputProc = p
-		go func() {
-			rep.Stages[0].setEnded(p.Wait())
-			l.closeWrite()
-			close(inputDone)
-		}()
-	case c.Input != nil:
-		pr, pw, err := relayPipe()
-		if err != nil {
-			return err
-		}
-		p := command(c.Input, c.Stdin, pw, c.Stderr, false)
-		err = p.Start()
-		pw.Close()
-		if err != nil {
-			pr.Close()
-			rep.Stages[0].setStartError(err)
-			l.closeWrite()
-			close(inputDone)
-			break
-		}
-		procs = append(procs, p)
-		inputProc = p
-		var inWait sync.WaitGroup
-		inWait.Add(1)
-		go func() {
-			defer inWait.Done()
-			noteRelay(l.pump(pr))
-			pr.Close()
-		}()
-		go func() {
-			rep.Stages[0].setEnded(p.Wait())
-			inWait.Wait()
-			close(inputDone)
-		}()
-	case c.StdinToRemote && c.Stdin != nil:
-		if l.sock != nil {
-			rendezvous.SetNoDelay(l.sock, true) // a relay: see rendezvous.Tune
-		}
-		go func() {
-			noteRelay(l.pump(c.Stdin))
-			close(inputDone)
-		}()
-	default:
-		l.closeWrite()
-		close(inputDone)
-	}
-
-	// Downstream: the remote to the output command (or our stdout).
-	var statusSeen atomic.Bool
-	var earlyOnce, endOnce sync.Once
-	dataEnd := make(chan struct{}) // closed when the remote's stream has ended
-	markDataEnd := func() { endOnce.Do(func() { close(dataEnd) }) }
-	sendOutputClosed := func() {
-		if !statusSeen.Load() {
-			// As in a shell pipeline, the writer before a reader that went away
-			// gets SIGPIPE: the remote half signals the remote command.
-			rd.conn.Send(&wire.Message{Type: wire.MsgOutputClosed})
-		}
-	}
-	// The output went away before the end of the remote's stream. A shell's writer gets
-	// SIGPIPE only if it writes again: one that already wrote its last bytes just exits. So
-	// the remote command is signalled only if its stream does not end within SIGPIPEGrace.
-	outputClosedEarly := func() {
-		earlyOnce.Do(func() {
-			go func() {
-				select {
-				case <-dataEnd:
-				case <-time.After(SIGPIPEGrace):
-					sendOutputClosed()
-				}
-			}()
-		})
-	}
-	drainTo := func(w *os.File) {
-		err := l.drain(w)
-		if isBrokenPipe(err) {
-			outputClosedEarly()
-			if l.recv != nil {
-				if _, err := io.Copy(io.Discard, l.recv); err == nil {
-					markDataEnd()
-				}
-			}
-			return
-		}
-		noteRelay(err)
-		if err != nil && l.conn != nil {
-			// The stream from the remote half is tampered or cut (-e) and nothing more is
-			// read from it: close it, so the remote half's writes fail now (its command gets
-			// SIGPIPE and the status comes) rather than wait on a full window.
-			l.conn.Close()
-		}
-	}
-	drained := make(chan struct{})
-	switch {
-	case c.Output != nil:
-		var sinkR, sinkW *os.File
-		if l.relayed() {
-			pr, pw, err := relayPipe()
-			if err != nil {
-				return err
-			}
-			sinkR, sinkW = pr, pw
-		} else {
-			sinkR = l.sock
-		}
-		p := command(c.Output, sinkR, c.Stdout, c.Stderr, false)
-		startErr := p.Start()
-		if l.relayed() {
-			sinkR.Close()
-		}
-		if startErr != nil {
-			rep.Stages[2].setStartError(startErr)
-			close(outputDone)
-		} else {
-			procs = append(procs, p)
-			go func() {
-				rep.Stages[2].setEnded(p.Wait())
-				if !l.relayed() && !peerClosedWithin(l.sock, SIGPIPEGrace) {
-					sendOutputClosed()
-				}
-				close(outputDone)
-			}()
-		}
-		switch {
-		case l.mode == rendezvous.ModeSSH:
-			rd.setSink(sinkW, func(n int) { l.received.Add(int64(n)) }, outputClosedEarly)
-			go func() {
-				<-rd.dataEnded
-				markDataEnd()
-				close(drained)
-			}()
-		case l.relayed():
-			go func() {
-				drainTo(sinkW)
-				sinkW.Close()
-				close(drained)
-			}()
-		default:
-			close(drained)
-		}
-	case l.mode == rendezvous.ModeSSH:
-		rd.setSink(c.Stdout, func(n int) { l.received.Add(int64(n)) }, outputClosedEarly)
-		go func() {
-			<-rd.dataEnded
-			markDataEnd()
-			close(outputDone)
-			close(drained)
-		}()
-	default:
-		go func() {
-			drainTo(c.Stdout)
-			close(outputDone)
-			close(drained)
-		}()
-	}
-
-	var vanished error
-	msgs := rd.msgs
-	// Our own stdin may never end (a terminal, a parent that keeps the pipe open): as ssh does,
-	// stop waiting for it once the remote command has ended and its output is all out.
-	stdinOnly := c.Input == nil && c.StdinToRemote && c.Stdin != nil
-	waitInput := func() bool {
-		return inputDone != nil && !(stdinOnly && outputDone == nil && statusSeen.Load())
-	}
-	for waitInput() || outputDone != nil || (msgs != nil && !statusSeen.Load()) {
-		select {
-		case <-inputDone:
-			inputDone = nil
-		case <-outputDone:
-			outputDone = nil
-		case m, ok := <-msgs:
-			if !ok {
-				msgs = nil
-				if !statusSeen.Load() {
-					vanished = ErrRemoteVanished
-					if rd.err != nil {
-						vanished = fmt.Errorf("%w: %v", ErrRemoteVanished, rd.err)
-					}
-					// Local commands still reading or writing the dead connection end
-					// on their own; make sure they do.
-					go func() {
-						time.Sleep(2 * time.Second)
-						kill(syscall.SIGTERM)
-					}()
-				}
-				continue
-			}
-			switch m.Type {
-			case wire.MsgStatus:
-				statusSeen.Store(true)
-				s := rep.Stages[1]
-				s.Ran = m.Error == "" || m.Exit < 126
-				s.Exit, s.Signal, s.Err = m.Exit, m.Signal, m.Error
-			case wire.MsgInputUnread:
-				// The remote command is gone and the input still writes: as in a shell
-				// pipeline, the writer gets SIGPIPE.
-				if inputProc != nil && inputProc.Process != nil {
-					inputProc.Process.Signal(syscall.SIGPIPE)
-				}
-			case wire.MsgNote:
-				c.logf("remote: %s", m.Note)
-			case wire.MsgError:
-				kill(syscall.SIGTERM)
-				// What we found wrong with the data from the remote half comes first: the
-				// remote half may complain of the connection we closed because of it.
-				mu.Lock()
-				err := relayErr
-				mu.Unlock()
-				if errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) {
-					return err
-				}
-				return &rendezvous.RemoteError{Msg: m.Error}
-			}
-		case <-dead:
-			kill(syscall.SIGTERM)
-			return fmt.Errorf("%w: nothing heard for %v (the network between the hosts or the remote host is down)",
-				ErrLostContact, rd.silence)
-		case <-ctx.Done():
-			kill(syscall.SIGTERM)
-			return ctx.Err()
-		}
-	}
-	<-drained
-	if vanished != nil {
-		return vanished
-	}
-	if relayErr != nil {
-		return relayErr
-	}
-	return nil
 }
 
 // recvHello reads the remote half's first message, giving up when ctx ends: a login command

@@ -119,7 +119,7 @@ func (r *ctlReader) loop() {
 			}
 			select {
 			case <-r.dataEnded:
-				r.err = fmt.Errorf("rendezvous: second end-of-data frame")
+				r.err = fmt.Errorf("second end-of-data frame")
 				return
 			default:
 				close(r.dataEnded)

@@ -36,10 +36,10 @@ type link struct {
 }
 
 // plainLink takes over a proven TCP connection as a file the commands can be given.
-func plainLink(mode string, c net.Conn) (*link, error) {
-	rendezvous.Tune(c)
+func plainLink(mode string, c net.Conn, lv rendezvous.Liveness) (*link, error) {
+	rendezvous.Tune(c, lv)
 	if _, ok := c.(*net.TCPConn); !ok {
-		return nil, fmt.Errorf("plumb: data connection is a %T, not TCP", c)
+		return nil, fmt.Errorf("data connection is a %T, not TCP", c)
 	}
 	f, err := rendezvous.HandOver(c)
 	if err != nil {

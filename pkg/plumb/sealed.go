@@ -10,9 +10,9 @@ import (
 
 // sealedLink wraps a proven connection in the -e encryption: keys derived from the secret and
 // the proof's nonces, one per direction.
-func sealedLink(res *rendezvous.Result, secret []byte, cipherName string, isClient bool) (*link, error) {
+func sealedLink(res *rendezvous.Result, secret []byte, cipherName string, isClient bool, lv rendezvous.Liveness) (*link, error) {
 	c := res.Proven.Conn
-	rendezvous.TuneRelay(c) // SealWriter writes whole frames
+	rendezvous.TuneRelay(c, lv) // SealWriter writes whole frames
 	sealKey, openKey, err := seal.SessionKeys(secret, res.Proven.ClientNonce, res.Proven.ServerNonce, cipherName, isClient)
 	if err != nil {
 		c.Close()

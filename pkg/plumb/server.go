@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -29,6 +28,9 @@ type Server struct {
 	Stderr  *os.File  // the remote command's stderr (the session's, back to the client)
 	Getenv  func(string) string
 	Logf    func(format string, args ...any)
+	// Liveness sets the data socket's keepalive; zero fields are rendezvous's defaults. The
+	// pings' interval is the client's, from the request.
+	Liveness rendezvous.Liveness
 }
 
 func (s *Server) getenv(k string) string {
@@ -98,9 +100,9 @@ func (s *Server) Run(ctx context.Context) error {
 	case res.Mode == rendezvous.ModeSSH:
 		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
 	case req.Encrypt:
-		l, err = sealedLink(res, req.Secret, req.Cipher, false)
+		l, err = sealedLink(res, req.Secret, req.Cipher, false, s.Liveness)
 	default:
-		l, err = plainLink(res.Mode, res.Proven.Conn)
+		l, err = plainLink(res.Mode, res.Proven.Conn, s.Liveness)
 	}
 	if err != nil {
 		return fail(err)
@@ -185,7 +187,7 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 					// the run for a success. The error goes first: the command's status,
 					// sent once it is gone, must not reach the client before it.
 					rd.conn.Send(&wire.Message{Type: wire.MsgError,
-						Error: "remote half: " + strings.TrimPrefix(err.Error(), "rendezvous: ")})
+						Error: "remote half: " + err.Error()})
 					if p.Process != nil {
 						syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
 					}

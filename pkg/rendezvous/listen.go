@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,7 +33,7 @@ func ParsePortRange(s string) (PortRange, error) {
 	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if err1 != nil || err2 != nil || l < 1 || h > 65535 || l > h {
-		return PortRange{}, fmt.Errorf("rendezvous: bad port range %s: want LOW-HIGH within 1-65535", quote.Word(s))
+		return PortRange{}, fmt.Errorf("bad port range %s: want LOW-HIGH within 1-65535", quote.Word(s))
 	}
 	return PortRange{l, h}, nil
 }
@@ -60,7 +59,7 @@ type Listener struct {
 // Proven().
 func Listen(ip net.IP, ports PortRange, secret []byte, role byte) (*Listener, error) {
 	if ip == nil || ip.IsUnspecified() {
-		return nil, errors.New("rendezvous: refusing to listen on all interfaces")
+		return nil, errors.New("refusing to listen on all interfaces")
 	}
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error { return nil }}
 	var ln net.Listener
@@ -76,7 +75,7 @@ func Listen(ip net.IP, ports PortRange, secret []byte, role byte) (*Listener, er
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("rendezvous: listen on %s: %w", ip, err)
+		return nil, fmt.Errorf("listen on %s: %w", ip, err)
 	}
 	l := &Listener{ln: ln, secret: secret, role: role, proven: make(chan *Proven, 4), done: make(chan struct{})}
 	l.wg.Add(1)
@@ -206,37 +205,38 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 // to a zero window too, and aborts a connection whose receiver has stopped reading for longer,
 // however promptly its kernel answers the window probes. While data is on its way, the halves
 // instead send each other a ping on the control channel every PingInterval, and give up on a
-// peer not heard from for PingDead (see wire.Message.PingMS).
+// peer not heard from for PingDeadAfter(PingInterval) (see wire.Message.PingMS).
 const (
 	KeepIdle     = 15 * time.Second
 	KeepInterval = 5 * time.Second
 	KeepCount    = 6
 	PingInterval = 5 * time.Second
-	PingDead     = 6 * PingInterval
 )
 
-// LivenessEnv is for tests only: when it is "short" in the environment of a half, that half
-// uses ShortLiveness instead of the constants above, so that a test of a cut link ends in
-// seconds. It is read once.
-const LivenessEnv = "SOCKETPIPE_TEST_LIVENESS"
-
-// Liveness is a set of liveness settings.
+// Liveness is a set of liveness settings; a zero field means the constant above. A test of a
+// cut link sets them short, to end in seconds.
 type Liveness struct {
 	KeepIdle, KeepInterval time.Duration
 	KeepCount              int
 	PingInterval           time.Duration // the client's choice, sent in the request
 }
 
-// ShortLiveness is what LivenessEnv=short selects: a dead link found in about 6 s.
-var ShortLiveness = Liveness{KeepIdle: 2 * time.Second, KeepInterval: time.Second, KeepCount: 3, PingInterval: time.Second}
-
-// CurrentLiveness returns the settings in force.
-var CurrentLiveness = sync.OnceValue(func() Liveness {
-	if os.Getenv(LivenessEnv) == "short" {
-		return ShortLiveness
+// WithDefaults returns lv with its zero fields set to the constants above.
+func (lv Liveness) WithDefaults() Liveness {
+	if lv.KeepIdle <= 0 {
+		lv.KeepIdle = KeepIdle
 	}
-	return Liveness{KeepIdle: KeepIdle, KeepInterval: KeepInterval, KeepCount: KeepCount, PingInterval: PingInterval}
-})
+	if lv.KeepInterval <= 0 {
+		lv.KeepInterval = KeepInterval
+	}
+	if lv.KeepCount <= 0 {
+		lv.KeepCount = KeepCount
+	}
+	if lv.PingInterval <= 0 {
+		lv.PingInterval = PingInterval
+	}
+	return lv
+}
 
 // PingDeadAfter is how long a half waits for word from a peer that pings every interval.
 func PingDeadAfter(interval time.Duration) time.Duration { return 6 * interval }

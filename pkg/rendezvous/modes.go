@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -42,7 +41,11 @@ type Result struct {
 }
 
 // ErrTimeout is returned when no data connection was made within the timeout.
-var ErrTimeout = errors.New("rendezvous: no data connection within the timeout")
+var ErrTimeout = errors.New("no data connection within the timeout")
+
+// ErrControlClosed is returned when the control channel ended while the client was making the
+// data connection: the remote half or the login went away.
+var ErrControlClosed = errors.New("the control channel closed while making the data connection")
 
 // A RemoteError is an error message sent by the other half.
 type RemoteError struct{ Msg string }
@@ -86,7 +89,7 @@ func (c *Client) ListenBack() (string, error) {
 	}
 	if c.BackIP == nil {
 		if c.Mode == ModeBack {
-			return "", errors.New("rendezvous: back mode: the local address the remote host can reach is not known (give it with -h)")
+			return "", errors.New("back mode: the local address the remote host can reach is not known (give it with -h)")
 		}
 		return "", nil
 	}
@@ -173,13 +176,13 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 		dialReverse(hello.Addr)
 		pendingDials++
 	} else if c.Mode == ModeReverse {
-		return nil, errors.New("rendezvous: reverse mode: the remote half is not listening (no SSH_CONNECTION on the remote side?)")
+		return nil, errors.New("reverse mode: the remote half is not listening (no SSH_CONNECTION on the remote side?)")
 	}
 	if c.Listener == nil && pendingDials == 0 {
 		if c.SSHFallback && c.Mode == ModeAuto {
 			return c.useSSH(ctl, "no direct way was possible")
 		}
-		return nil, errors.New("rendezvous: no direct data connection is possible: the local address is unknown and the remote half is not listening (try -h or -m ssh)")
+		return nil, errors.New("no direct data connection is possible: the local address is unknown and the remote half is not listening (try -h or -m ssh)")
 	}
 
 	var timeout, fallback <-chan time.Time
@@ -212,25 +215,28 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 				if c.SSHFallback && c.Mode == ModeAuto {
 					return c.useSSH(ctl, "reverse: "+a.err.Error())
 				}
-				return nil, fmt.Errorf("rendezvous: %s: %w", a.mode, a.err)
+				return nil, fmt.Errorf("%s: %w", a.mode, a.err)
 			}
 		case m, ok := <-msgs:
 			if !ok {
-				return nil, errors.New("rendezvous: the control channel closed while making the data connection")
+				return nil, ErrControlClosed
 			}
 			switch m.Type {
 			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			case wire.MsgNote:
-				c.logf("remote: %s", m.Note)
-				if strings.HasPrefix(m.Note, "back: ") {
-					reasons[ModeBack] = strings.TrimPrefix(m.Note, "back: ")
+				if m.Mode == "" {
+					c.logf("remote: %s", m.Note)
+					break
 				}
+				// A note about one way of connecting: why it has not worked yet.
+				c.logf("remote: %s: %s", m.Mode, m.Note)
+				reasons[m.Mode] = m.Note
 			case wire.MsgListen:
 				dialReverse(m.Addr)
 				pendingDials++
 			default:
-				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", quote.Word(m.Type))
+				return nil, fmt.Errorf("unexpected %s message while making the data connection", quote.Word(m.Type))
 			}
 		case <-fallback:
 			return c.useSSH(ctl, fmt.Sprintf("no direct connection within %v", FallbackDelay))
@@ -245,7 +251,7 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 func (c *Client) commit(p *Proven, mode, why string) (*Result, error) {
 	if err := p.Commit(); err != nil {
 		p.Conn.Close()
-		return nil, fmt.Errorf("rendezvous: committing the %s connection: %w", mode, err)
+		return nil, fmt.Errorf("committing the %s connection: %w", mode, err)
 	}
 	return &Result{Mode: mode, Proven: p, Why: why}, nil
 }
@@ -359,7 +365,8 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 					return
 				}
 				if attempt == 1 {
-					ctl.Send(&wire.Message{Type: wire.MsgNote, Note: fmt.Sprintf("back: connecting to %s: %v (retrying)", addr, err)})
+					ctl.Send(&wire.Message{Type: wire.MsgNote, Mode: ModeBack,
+						Note: fmt.Sprintf("connecting to %s: %v (retrying)", addr, err)})
 				}
 				select {
 				case <-time.After(backoff):
@@ -392,7 +399,7 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 			await(p, ModeReverse)
 		case m, ok := <-msgs:
 			if !ok {
-				return nil, errors.New("rendezvous: the client went away")
+				return nil, errors.New("the client went away")
 			}
 			switch m.Type {
 			case wire.MsgListen:
@@ -402,7 +409,7 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			default:
-				return nil, fmt.Errorf("rendezvous: unexpected %s message while making the data connection", quote.Word(m.Type))
+				return nil, fmt.Errorf("unexpected %s message while making the data connection", quote.Word(m.Type))
 			}
 		case <-timeout:
 			return nil, ErrTimeout

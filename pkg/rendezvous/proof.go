@@ -30,13 +30,13 @@ const proofMagic = "SPD1"
 const helloSize = len(proofMagic) + 1 + NonceSize
 
 // ErrProof is returned when a peer on the data connection does not prove the secret.
-var ErrProof = errors.New("rendezvous: peer failed to prove the secret")
+var ErrProof = errors.New("peer failed to prove the secret")
 
 // NewSecret returns a fresh secret for one run.
 func NewSecret() ([]byte, error) {
 	s := make([]byte, SecretSize)
 	if _, err := rand.Read(s); err != nil {
-		return nil, fmt.Errorf("rendezvous: generating the secret: %w", err)
+		return nil, fmt.Errorf("generating the secret: %w", err)
 	}
 	return s, nil
 }
@@ -65,7 +65,7 @@ func proofMAC(secret []byte, sender byte, nc, ns []byte) []byte {
 // server must AwaitCommit before using it.
 func Prove(conn net.Conn, secret []byte, role byte) (*Proven, error) {
 	if len(secret) < 16 {
-		return nil, errors.New("rendezvous: secret too short")
+		return nil, errors.New("secret too short")
 	}
 	conn.SetDeadline(time.Now().Add(ProofTimeout))
 	defer conn.SetDeadline(time.Time{})
@@ -77,11 +77,11 @@ func Prove(conn net.Conn, secret []byte, role byte) (*Proven, error) {
 	hello := make([]byte, 0, helloSize)
 	hello = append(append(append(hello, proofMagic...), role), mine...)
 	if _, err := conn.Write(hello); err != nil {
-		return nil, fmt.Errorf("rendezvous: proof: %w", err)
+		return nil, fmt.Errorf("proof: %w", err)
 	}
 	peer := make([]byte, helloSize)
 	if _, err := io.ReadFull(conn, peer); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProof, err)
+		return nil, fmt.Errorf("%w: %w", ErrProof, err)
 	}
 	peerRole := RoleServer
 	if role == RoleServer {
@@ -98,11 +98,11 @@ func Prove(conn net.Conn, secret []byte, role byte) (*Proven, error) {
 		p.ClientNonce, p.ServerNonce = theirs, mine
 	}
 	if _, err := conn.Write(proofMAC(secret, role, p.ClientNonce, p.ServerNonce)); err != nil {
-		return nil, fmt.Errorf("rendezvous: proof: %w", err)
+		return nil, fmt.Errorf("proof: %w", err)
 	}
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(conn, got); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrProof, err)
+		return nil, fmt.Errorf("%w: %w", ErrProof, err)
 	}
 	if !hmac.Equal(got, proofMAC(secret, peerRole, p.ClientNonce, p.ServerNonce)) {
 		return nil, fmt.Errorf("%w: wrong proof", ErrProof)
@@ -125,7 +125,7 @@ func (p *Proven) AwaitCommit(deadline time.Time) error {
 	defer p.Conn.SetReadDeadline(time.Time{})
 	var b [1]byte
 	if _, err := io.ReadFull(p.Conn, b[:]); err != nil {
-		return fmt.Errorf("rendezvous: waiting for the client's commit: %w", err)
+		return fmt.Errorf("waiting for the client's commit: %w", err)
 	}
 	if b[0] != 1 {
 		return fmt.Errorf("%w: bad commit byte", ErrProof)

@@ -34,22 +34,22 @@ import (
 // algorithm off for the remote command too (wire.Message.NoDelay), which is what the command would
 // get from sshd, which writes each piece as it reads it.
 
-// Tune sets the options of a data connection that commands will hold: keepalive, and Nagle's
-// algorithm on (see above).
-func Tune(c net.Conn) error {
+// Tune sets the options of a data connection that commands will hold: keepalive as lv says,
+// and Nagle's algorithm on (see above).
+func Tune(c net.Conn, lv Liveness) error {
 	tc, ok := c.(*net.TCPConn)
 	if !ok {
 		return nil
 	}
-	lv := CurrentLiveness()
+	lv = lv.WithDefaults()
 	return errors.Join(
 		tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: lv.KeepIdle, Interval: lv.KeepInterval, Count: lv.KeepCount}),
 		tc.SetNoDelay(false))
 }
 
 // TuneRelay is Tune for a connection socketpipe writes to itself: Nagle's algorithm off.
-func TuneRelay(c net.Conn) error {
-	err := Tune(c)
+func TuneRelay(c net.Conn, lv Liveness) error {
+	err := Tune(c, lv)
 	if tc, ok := c.(*net.TCPConn); ok {
 		err = errors.Join(err, tc.SetNoDelay(true))
 	}
@@ -87,7 +87,7 @@ func HandOver(c net.Conn) (*os.File, error) {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		c.Close()
-		return nil, fmt.Errorf("rendezvous: data connection is a %T, not a socket", c)
+		return nil, fmt.Errorf("data connection is a %T, not a socket", c)
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
@@ -98,13 +98,13 @@ func HandOver(c net.Conn) (*os.File, error) {
 	cerr := rc.Control(func(fd uintptr) { nfd, err = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) })
 	c.Close() // the duplicate keeps the socket open
 	if err = errors.Join(cerr, err); err != nil {
-		return nil, fmt.Errorf("rendezvous: data connection: %w", err)
+		return nil, fmt.Errorf("data connection: %w", err)
 	}
 	// O_NONBLOCK belongs to the socket, not the descriptor: the original, now closed, had it.
 	// Commands expect a blocking descriptor, and os.NewFile leaves a blocking one to the caller.
 	if err := unix.SetNonblock(nfd, false); err != nil {
 		unix.Close(nfd)
-		return nil, fmt.Errorf("rendezvous: data connection: %w", err)
+		return nil, fmt.Errorf("data connection: %w", err)
 	}
 	return os.NewFile(uintptr(nfd), "data connection"), nil
 }

@@ -40,10 +40,10 @@ func tcpConns(t *testing.T) (a, b *net.TCPConn) {
 // already handed over as a file.
 func TestTune(t *testing.T) {
 	a, b := tcpConns(t)
-	if err := Tune(a); err != nil {
+	if err := Tune(a, Liveness{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := TuneRelay(b); err != nil {
+	if err := TuneRelay(b, Liveness{}); err != nil {
 		t.Fatal(err)
 	}
 	fa, err := a.File()

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 // The start-up cost of resolving a login: a configuration of common keywords asks no ssh
@@ -29,9 +31,7 @@ func BenchmarkResolveCommon(b *testing.B) {
 
 func BenchmarkReleaseCached(b *testing.B) {
 	p, err := findSSH("")
-	if err != nil {
-		b.Skip("no ssh binary")
-	}
+	testenv.Need(b, "ssh (install openssh-client)", err)
 	dir := b.TempDir()
 	askSSH(p, dir) // fills the cache
 	b.ResetTimer()
@@ -44,9 +44,7 @@ func BenchmarkReleaseCached(b *testing.B) {
 
 func BenchmarkReleaseUncached(b *testing.B) {
 	p, err := findSSH("")
-	if err != nil {
-		b.Skip("no ssh binary")
-	}
+	testenv.Need(b, "ssh (install openssh-client)", err)
 	for b.Loop() {
 		if o := askSSH(p, ""); o.path == "" {
 			b.Fatal(o.source)
@@ -56,9 +54,7 @@ func BenchmarkReleaseUncached(b *testing.B) {
 
 func BenchmarkReleaseLists(b *testing.B) {
 	p, err := findSSH("")
-	if err != nil {
-		b.Skip("no ssh binary")
-	}
+	testenv.Need(b, "ssh (install openssh-client)", err)
 	for b.Loop() {
 		if _, err := probeLists(p); err != nil {
 			b.Fatal(err)

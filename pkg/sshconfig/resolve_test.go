@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 // The keywords WriteG prints: the oracle compares exactly these with ssh -G.
@@ -51,12 +53,7 @@ func parseG(out string) map[string][]string {
 func requireSSH(t *testing.T) string {
 	t.Helper()
 	p, err := exec.LookPath("ssh")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ssh, the oracle for ssh_config resolution, is not installed: %v", err)
-		}
-		t.Skipf("no ssh binary: %v", err)
-	}
+	testenv.Need(t, "ssh, the oracle for ssh_config resolution (install openssh-client)", err)
 	// Whatever release it is, Resolve follows it (Env.SSH); the table's other rows are pinned
 	// by TestReleaseTable.
 	if o := osshFor(Env{SSH: p}); o.path == "" {
@@ -277,12 +274,11 @@ func TestOracleConfigFile(t *testing.T) {
 func TestOracleUserFiles(t *testing.T) {
 	sshPath := requireSSH(t)
 	oe := newOracleEnv(t)
-	if _, err := exec.LookPath("unshare"); err != nil || os.Getuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("the user-file oracle needs root and unshare(1) (uid %d, %v)", os.Getuid(), err)
-		}
-		t.Skip("needs root and unshare(1) for a private mount namespace")
+	_, err := exec.LookPath("unshare")
+	if err == nil && os.Getuid() != 0 {
+		err = fmt.Errorf("not running as root (uid %d)", os.Getuid())
 	}
+	testenv.Need(t, "root and unshare(1), for a private mount namespace", err)
 	for _, c := range loadOracleCases(t) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/socketpipe/socketpipe/internal/testenv"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
@@ -33,7 +34,7 @@ func TestTerminalPrompts(t *testing.T) {
 	cmd.Env = append(os.Environ(), "SP_TTY_HELPER=1", "SP_HOME="+h.dir,
 		"SP_LOGIN="+strings.Join(h.login(s), "\x1f"))
 	f, err := pty.Start(cmd)
-	needReal(t, "a pty", err == nil)
+	testenv.Need(t, "a pty", err)
 	defer f.Close()
 	out := make(chan []byte)
 	go func() {
@@ -121,7 +122,7 @@ func TestTerminalPromptCancel(t *testing.T) {
 	cmd.Env = append(os.Environ(), "SP_TTY_HELPER=cancel", "SP_HOME="+h.dir,
 		"SP_LOGIN="+strings.Join(h.login(s), "\x1f"))
 	f, err := pty.Start(cmd)
-	needReal(t, "a pty", err == nil)
+	testenv.Need(t, "a pty", err)
 	defer f.Close()
 	var seen bytes.Buffer
 	done := make(chan struct{})

@@ -1,13 +1,11 @@
 package sshlogin
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,152 +13,64 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/socketpipe/socketpipe/internal/harness"
 )
 
-// needReal skips a test that needs something this machine lacks, unless CI=true: there it
-// must run, so it fails.
-func needReal(t testing.TB, what string, ok bool) {
-	t.Helper()
-	if ok {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("CI: %s is required", what)
-	}
-	t.Skipf("%s not available", what)
-}
-
-// syncBuffer collects sshd's log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// realSSHD is an OpenSSH sshd on loopback, logging to a buffer.
+// realSSHD is an OpenSSH sshd on loopback started by the test harness, offering ed25519,
+// RSA and ECDSA host keys, trusting a user CA, and accepting the client's SP_* and SHLVL.
 type realSSHD struct {
-	dir      string
-	port     int
-	log      *syncBuffer
+	*harness.SSHD
 	hostKeys map[string]ssh.PublicKey // by type: "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256"
-	authKeys string
 	caKey    ssh.Signer
 }
 
 func startSSHD(t testing.TB) *realSSHD {
 	t.Helper()
-	const sshd = "/usr/sbin/sshd"
-	_, err := os.Stat(sshd)
-	needReal(t, sshd, err == nil)
-	needReal(t, "root (sshd's privilege separation)", os.Geteuid() == 0)
-	os.MkdirAll("/run/sshd", 0o755)
-
-	dir := t.TempDir()
-	os.Chmod(dir, 0o755)
-	d := &realSSHD{dir: dir, log: &syncBuffer{}, hostKeys: map[string]ssh.PublicKey{}, authKeys: filepath.Join(dir, "authorized_keys")}
-	var hostKeyLines []string
-	for _, typ := range []string{"ed25519", "rsa", "ecdsa"} {
-		f := filepath.Join(dir, "host_"+typ)
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", typ, "-N", "", "-f", f).CombinedOutput(); err != nil {
-			t.Fatalf("ssh-keygen: %v: %s", err, out)
-		}
-		b, _ := os.ReadFile(f + ".pub")
-		pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
+	_, caPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &realSSHD{hostKeys: map[string]ssh.PublicKey{}}
+	d.caKey, err = ssh.NewSignerFromKey(caPriv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(t.TempDir(), "ca.pub")
+	if err := os.WriteFile(ca, ssh.MarshalAuthorizedKey(d.caKey.PublicKey()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.SSHD = harness.StartSSHD(t, harness.SSHDOptions{
+		HostKeyTypes: []string{"ed25519", "rsa", "ecdsa"},
+		ExtraConfig:  []string{"TrustedUserCAKeys " + ca, "AcceptEnv SP_* SHLVL"},
+	})
+	for _, line := range d.HostKeys {
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line))
 		if err != nil {
 			t.Fatal(err)
 		}
 		d.hostKeys[pub.Type()] = pub
-		hostKeyLines = append(hostKeyLines, "HostKey "+f)
-	}
-	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
-	d.caKey, _ = ssh.NewSignerFromKey(caPriv)
-	os.WriteFile(filepath.Join(dir, "ca.pub"), ssh.MarshalAuthorizedKey(d.caKey.PublicKey()), 0o644)
-	os.WriteFile(d.authKeys, nil, 0o644)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	d.port = ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cfg := strings.Join(append(hostKeyLines,
-		"ListenAddress 127.0.0.1:"+strconv.Itoa(d.port),
-		"AuthorizedKeysFile "+d.authKeys,
-		"TrustedUserCAKeys "+filepath.Join(dir, "ca.pub"),
-		"PermitRootLogin yes",
-		"StrictModes no",
-		"UsePAM no",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"AcceptEnv SP_* SHLVL",
-		"PidFile none",
-		"LogLevel VERBOSE",
-	), "\n") + "\n"
-	cfgFile := filepath.Join(dir, "sshd_config")
-	os.WriteFile(cfgFile, []byte(cfg), 0o644)
-	cmd := exec.Command(sshd, "-D", "-e", "-f", cfgFile)
-	cmd.Stderr = d.log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	// Ready when it accepts a connection and sends its banner.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", d.port), time.Second)
-		if err == nil {
-			c.SetReadDeadline(time.Now().Add(5 * time.Second))
-			b := make([]byte, 4)
-			_, err = c.Read(b)
-			c.Close()
-			if err == nil && string(b) == "SSH-" {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not start: %v\n%s", err, d.log)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	return d
 }
 
 func (d *realSSHD) authorize(t testing.TB, pub ssh.PublicKey) {
-	f, err := os.OpenFile(d.authKeys, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write(ssh.MarshalAuthorizedKey(pub))
-	f.Close()
+	t.Helper()
+	d.Authorize(t, string(ssh.MarshalAuthorizedKey(pub)))
 }
 
 // trust writes known_hosts with the host key of the given type only.
 func (d *realSSHD) trust(h *testHome, typ string) {
-	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", d.port, ssh.MarshalAuthorizedKey(d.hostKeys[typ]))), 0o600)
+	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", d.Port, ssh.MarshalAuthorizedKey(d.hostKeys[typ]))), 0o600)
 }
 
 func (d *realSSHD) login(h *testHome, extra ...string) []string {
-	args := []string{"ssh", "-F", h.config, "-p", strconv.Itoa(d.port),
+	args := []string{"ssh", "-F", h.config, "-p", strconv.Itoa(d.Port),
 		"-o", "UserKnownHostsFile=" + h.knownHosts, "-o", "GlobalKnownHostsFile=/dev/null"}
 	args = append(args, extra...)
 	return append(args, "root@127.0.0.1")
@@ -173,9 +83,7 @@ func (d *realSSHD) command(h *testHome, command string, extra ...string) *Cmd {
 }
 
 // accepted counts the successful authentications in sshd's log.
-func (d *realSSHD) accepted() int {
-	return len(regexp.MustCompile(`Accepted \w+ for root`).FindAllString(d.log.String(), -1))
-}
+func (d *realSSHD) accepted() int { return d.AuthCount() }
 
 func TestRealSSHD(t *testing.T) {
 	d := startSSHD(t)
@@ -190,7 +98,7 @@ func TestRealSSHD(t *testing.T) {
 		t.Setenv("PATH", t.TempDir()) // no ssh binary to fall back on
 		out, stderr, err := run(t, d.command(h, "echo $((6*7)); exit 0"))
 		if err != nil || out != "42\n" {
-			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.log)
+			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.Log())
 		}
 		if n := d.accepted() - before; n != 1 {
 			t.Errorf("%d authentications in sshd's log", n)
@@ -209,11 +117,11 @@ func TestRealSSHD(t *testing.T) {
 		d.authorize(t, pub)
 		out, stderr, err := run(t, d.command(h, "echo rsa"))
 		if err != nil || out != "rsa\n" {
-			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.log)
+			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.Log())
 		}
-		if !strings.Contains(d.log.String(), "Accepted publickey for root from 127.0.0.1 port") ||
-			!regexp.MustCompile(`Accepted publickey for root .*: RSA SHA256:`).MatchString(d.log.String()) {
-			t.Errorf("sshd log:\n%s", d.log)
+		if !strings.Contains(d.Log(), "Accepted publickey for root from 127.0.0.1 port") ||
+			!regexp.MustCompile(`Accepted publickey for root .*: RSA SHA256:`).MatchString(d.Log()) {
+			t.Errorf("sshd log:\n%s", d.Log())
 		}
 	})
 
@@ -226,7 +134,7 @@ func TestRealSSHD(t *testing.T) {
 		t.Setenv("SSH_AUTH_SOCK", startAgent(t, agent.AddedKey{PrivateKey: priv, Comment: "agent key"}))
 		out, stderr, err := run(t, d.command(h, "echo agent"))
 		if err != nil || out != "agent\n" {
-			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.log)
+			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.Log())
 		}
 	})
 
@@ -243,10 +151,10 @@ func TestRealSSHD(t *testing.T) {
 		os.WriteFile(file+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o644)
 		out, stderr, err := run(t, d.command(h, "echo cert"))
 		if err != nil || out != "cert\n" {
-			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.log)
+			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.Log())
 		}
-		if !strings.Contains(d.log.String(), `ID test-cert`) {
-			t.Errorf("no certificate login in sshd's log:\n%s", d.log)
+		if !strings.Contains(d.Log(), `ID test-cert`) {
+			t.Errorf("no certificate login in sshd's log:\n%s", d.Log())
 		}
 	})
 
@@ -266,14 +174,14 @@ func TestRealSSHD(t *testing.T) {
 		t.Setenv("SSH_ASKPASS_REQUIRE", "force")
 		out, stderr, err := run(t, d.command(h, "echo unlocked"))
 		if err != nil || out != "unlocked\n" {
-			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.log)
+			t.Fatalf("got %q, %v; stderr %q\n%s", out, err, stderr, d.Log())
 		}
 	})
 
 	t.Run("changed host key", func(t *testing.T) {
 		h := newTestHome(t)
 		_, other, _ := h.key("other", "")
-		os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", d.port, ssh.MarshalAuthorizedKey(other))), 0o600)
+		os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s", d.Port, ssh.MarshalAuthorizedKey(other))), 0o600)
 		_, pub, _ := h.key("id_ed25519", "")
 		d.authorize(t, pub)
 		marker := filepath.Join(h.dir, "ran")
@@ -297,7 +205,7 @@ func TestRealSSHD(t *testing.T) {
 			t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 		}
 		// OpenSSH itself must accept what was written.
-		cmd := exec.Command("ssh-keygen", "-F", fmt.Sprintf("[127.0.0.1]:%d", d.port), "-f", h.knownHosts)
+		cmd := exec.Command("ssh-keygen", "-F", fmt.Sprintf("[127.0.0.1]:%d", d.Port), "-f", h.knownHosts)
 		if b, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(b), "|1|") {
 			t.Errorf("ssh-keygen -F: %v\n%s", err, b)
 		}
@@ -337,13 +245,13 @@ func TestRealSSHD(t *testing.T) {
 		d.authorize(t, pub)
 		jump.authorize(t, pub)
 		os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s[127.0.0.1]:%d %s",
-			d.port, ssh.MarshalAuthorizedKey(d.hostKeys[ssh.KeyAlgoED25519]),
-			jump.port, ssh.MarshalAuthorizedKey(jump.hostKeys[ssh.KeyAlgoECDSA256]))), 0o600)
+			d.Port, ssh.MarshalAuthorizedKey(d.hostKeys[ssh.KeyAlgoED25519]),
+			jump.Port, ssh.MarshalAuthorizedKey(jump.hostKeys[ssh.KeyAlgoECDSA256]))), 0o600)
 		before, jumpBefore := d.accepted(), jump.accepted()
-		c := d.command(h, "echo $SSH_CONNECTION", "-o", fmt.Sprintf("ProxyJump=root@127.0.0.1:%d", jump.port))
+		c := d.command(h, "echo $SSH_CONNECTION", "-o", fmt.Sprintf("ProxyJump=root@127.0.0.1:%d", jump.Port))
 		out, stderr, err := run(t, c)
 		if err != nil || !strings.HasPrefix(out, "127.0.0.1 ") {
-			t.Fatalf("got %q, %v; stderr %q\n%s\n%s", out, err, stderr, jump.log, d.log)
+			t.Fatalf("got %q, %v; stderr %q\n%s\n%s", out, err, stderr, jump.Log(), d.Log())
 		}
 		if d.accepted()-before != 1 || jump.accepted()-jumpBefore != 1 {
 			t.Errorf("authentications: target %d, jump %d", d.accepted()-before, jump.accepted()-jumpBefore)
