@@ -215,14 +215,31 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 	if err != nil && ctx.Err() == nil {
 		missing = watch.Drain(2 * time.Second)
 	}
+	if d.dep.Binary != "" && errors.As(err, new(*plumb.VersionError)) {
+		err = &buildVersionError{path: d.dep.Binary, err: err}
+	}
 	return rep, half, hw, missing, err
 }
+
+// A buildVersionError is a build for another target, from the directory of builds, that
+// speaks another protocol than this binary: a directory left from an older installation.
+type buildVersionError struct {
+	path string
+	err  error
+}
+
+func (e *buildVersionError) Error() string {
+	return fmt.Sprintf("the build deployed from %s is of another version: %v", e.path, e.err)
+}
+
+func (e *buildVersionError) Unwrap() error { return e.err }
 
 // reportDeployError says what went wrong in deploying, if err is such a failure.
 func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 	var me *missingError
 	var pe *deploy.PlatformError
 	var nb *deploy.NoBuildError
+	var bv *buildVersionError
 	var ie *deploy.InstallError
 	var ce *copyStartError
 	switch {
@@ -233,6 +250,9 @@ func reportDeployError(stderr io.Writer, err, loginErr error) bool {
 		} else {
 			hintf(stderr, "install socketpipe on the remote host's PATH, name it with --remote-path, or drop --no-deploy to let socketpipe copy itself there")
 		}
+	case errors.As(err, &bv):
+		errorf(stderr, "%v", bv)
+		hintf(stderr, "rebuild the builds in %s from this socketpipe's source (make build-all, make install), or name a directory of this version's builds with --deploy-dir", filepath.Dir(bv.path))
 	case errors.As(err, &nb):
 		errorf(stderr, "%v", nb)
 		hintf(stderr, "%s", buildHint(nb))
