@@ -268,3 +268,29 @@ func TestBuildCommand(t *testing.T) {
 		}
 	}
 }
+
+// BuildAll, which the hint for a missing build relies on, is the set the Makefile ships.
+func TestBuildAllIsTheMakefiles(t *testing.T) {
+	b, err := os.ReadFile("../../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(b), "\nDIST_TARGETS := ")
+	if !ok {
+		t.Fatal("the Makefile sets no DIST_TARGETS")
+	}
+	var words []string
+	for _, line := range strings.Split(rest, "\n") {
+		words = append(words, strings.Fields(strings.TrimSuffix(line, "\\"))...)
+		if !strings.HasSuffix(line, "\\") {
+			break
+		}
+	}
+	var want []string
+	for _, tg := range BuildAll {
+		want = append(want, tg.String())
+	}
+	if strings.Join(words, " ") != strings.Join(want, " ") {
+		t.Fatalf("the Makefile's DIST_TARGETS are %q, BuildAll %q", words, want)
+	}
+}
