@@ -82,39 +82,37 @@ func TestDeployOtherArchitecture(t *testing.T) {
 	}
 }
 
-// The binfmt_misc entry of Debian's qemu-user-static for arm64 Linux binaries.
-const (
-	binfmtDir   = "/proc/sys/fs/binfmt_misc"
-	qemuAarch64 = "/usr/bin/qemu-aarch64-static"
-	qemuBinfmt  = "/usr/lib/binfmt.d/qemu-aarch64.conf"
-)
+// binfmt_misc, where Debian's qemu-user-static registers its emulators.
+const binfmtDir = "/proc/sys/fs/binfmt_misc"
 
-// needQemuAarch64 makes arm64 Linux binaries run here through qemu-user-static, as on a
-// fresh Debian machine it takes root to: binfmt_misc mounted, qemu-aarch64 registered from
-// the package's binfmt.d file and enabled. Each step is skipped when already done.
-func needQemuAarch64(t *testing.T) {
+// needQemu makes Linux binaries of qemu's architecture cpu (aarch64, riscv64, arm) run here
+// through qemu-user-static, as on a fresh Debian machine it takes root to: binfmt_misc
+// mounted, qemu-<cpu> registered from the package's binfmt.d file and enabled. Each step is
+// skipped when already done. It returns the emulator's path.
+func needQemu(t *testing.T, cpu string) string {
 	t.Helper()
 	harness.Require(t, harness.NeedRoot)
-	for _, f := range []string{qemuAarch64, qemuBinfmt} {
+	qemu, conf := "/usr/bin/qemu-"+cpu+"-static", "/usr/lib/binfmt.d/qemu-"+cpu+".conf"
+	for _, f := range []string{qemu, conf} {
 		if _, err := os.Stat(f); err != nil {
 			testenv.Need(t, "qemu-user-static", fmt.Errorf("%w (install qemu-user-static)", err))
 		}
 	}
 	if _, err := os.Stat(binfmtDir + "/register"); err != nil {
 		out, err := exec.Command("mount", "-t", "binfmt_misc", "binfmt_misc", binfmtDir).CombinedOutput()
-		// Another test process may have mounted it meanwhile.
+		// Another test may have mounted it meanwhile.
 		if _, serr := os.Stat(binfmtDir + "/register"); serr != nil {
 			testenv.Need(t, "binfmt_misc", fmt.Errorf("mount -t binfmt_misc: %v: %s", err, bytes.TrimSpace(out)))
 		}
 	}
-	entry := filepath.Join(binfmtDir, "qemu-aarch64")
+	entry := filepath.Join(binfmtDir, "qemu-"+cpu)
 	if _, err := os.Stat(entry); err != nil {
-		conf, err := os.ReadFile(qemuBinfmt)
+		b, err := os.ReadFile(conf)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var line []byte
-		for _, l := range bytes.Split(conf, []byte("\n")) {
+		for _, l := range bytes.Split(b, []byte("\n")) {
 			if l = bytes.TrimSpace(l); len(l) > 0 && l[0] != '#' && l[0] != ';' {
 				line = l
 				break
@@ -122,42 +120,60 @@ func needQemuAarch64(t *testing.T) {
 		}
 		werr := os.WriteFile(filepath.Join(binfmtDir, "register"), line, 0)
 		if _, serr := os.Stat(entry); serr != nil {
-			testenv.Need(t, "binfmt_misc", fmt.Errorf("registering qemu-aarch64 from %s: %v", qemuBinfmt, werr))
+			testenv.Need(t, "binfmt_misc", fmt.Errorf("registering qemu-%s from %s: %v", cpu, conf, werr))
 		}
 	}
 	if b, err := os.ReadFile(entry); err != nil || !bytes.HasPrefix(b, []byte("enabled")) {
 		if err := os.WriteFile(entry, []byte("1"), 0); err != nil {
-			testenv.Need(t, "binfmt_misc", fmt.Errorf("enabling qemu-aarch64: %v", err))
+			testenv.Need(t, "binfmt_misc", fmt.Errorf("enabling qemu-%s: %v", cpu, err))
 		}
+	}
+	return qemu
+}
+
+// A host whose uname names another architecture and that has no socketpipe gets that
+// target's build from --deploy-dir, which runs there under qemu and carries the data byte for
+// byte; the next run starts the cached copy without uploading again.
+func TestDeployForeignArchitecture(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		goarch, machine string
+		cpu             string // qemu's name of the architecture
+		elf             elf.Machine
+	}{
+		{"arm64", "aarch64", "aarch64", elf.EM_AARCH64},
+		{"riscv64", "riscv64", "riscv64", elf.EM_RISCV},
+	} {
+		t.Run("linux/"+c.goarch, func(t *testing.T) {
+			t.Parallel()
+			qemu := needQemu(t, c.cpu)
+			deployForeign(t, c.goarch, c.machine, qemu, c.elf)
+		})
 	}
 }
 
-// A host whose uname says Linux aarch64 and that has no socketpipe gets the arm64 build from
-// --deploy-dir, which runs there under qemu and carries the data byte for byte; the next run
-// starts the cached arm64 copy without uploading again.
-func TestDeployForeignArchitectureUnderQemu(t *testing.T) {
-	t.Parallel()
-	needQemuAarch64(t)
-	arm64 := filepath.Join(harness.BuildSocketpipeFor(t, "linux", "arm64"), "socketpipe")
-	if f, err := elf.Open(arm64); err != nil || f.Machine != elf.EM_AARCH64 {
-		t.Fatalf("the linux/arm64 build %s is not an arm64 ELF file: %v", arm64, err)
+func deployForeign(t *testing.T, goarch, machine, qemu string, em elf.Machine) {
+	build := filepath.Join(harness.BuildSocketpipeFor(t, "linux", goarch), "socketpipe")
+	if f, err := elf.Open(build); err != nil || f.Machine != em {
+		t.Fatalf("the linux/%s build %s is not an ELF file for %v: %v", goarch, build, em, err)
 	} else {
 		f.Close()
 	}
 	// binfmt_misc runs it here: proof that qemu does, before the host needs it to.
-	if out, err := exec.Command(arm64, "--version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "socketpipe ") {
-		t.Fatalf("the arm64 build does not run here under qemu: %v: %s", err, out)
+	if out, err := exec.Command(build, "--version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "socketpipe ") {
+		t.Fatalf("the linux/%s build does not run here under qemu: %v: %s", goarch, err, out)
 	}
 	builds := t.TempDir()
-	if err := os.Symlink(arm64, filepath.Join(builds, "socketpipe-linux-arm64")); err != nil {
+	name := "socketpipe-linux-" + goarch
+	if err := os.Symlink(build, filepath.Join(builds, name)); err != nil {
 		t.Fatal(err)
 	}
 
 	fake := t.TempDir()
 	os.Chmod(fake, 0o755)
-	fakeUname(t, fake, "Linux", "aarch64")
+	fakeUname(t, fake, "Linux", machine)
 	e := newDeployEnv(t, fake)
-	cache := e.cacheOf(arm64)
+	cache := e.cacheOf(build)
 
 	data := make([]byte, 8<<20)
 	rand.Read(data)
@@ -169,18 +185,18 @@ func TestDeployForeignArchitectureUnderQemu(t *testing.T) {
 	defer cancel()
 	r := e.runArgv(ctx, append([]string{"-v", "--deploy-dir", builds, "-i", "{", "cat", in, "}"}, e.login("-r", "{", "cat", "}")...)...)
 	t.Logf("first run, %v:\n%s", r.took, r.stderr)
-	if r.code != 0 || !uploaded(r) || !strings.Contains(r.stderr, "the linux/arm64 build "+filepath.Join(builds, "socketpipe-linux-arm64")) {
-		t.Fatalf("socketpipe exited %d; want 0, having uploaded the linux/arm64 build\nstderr:\n%s", r.code, r.stderr)
+	if r.code != 0 || !uploaded(r) || !strings.Contains(r.stderr, "the linux/"+goarch+" build "+filepath.Join(builds, name)) {
+		t.Fatalf("socketpipe exited %d; want 0, having uploaded the linux/%s build\nstderr:\n%s", r.code, goarch, r.stderr)
 	}
 	if !bytes.Equal([]byte(r.stdout), data) {
 		t.Fatalf("the remote cat under qemu returned %d bytes, not the %d sent byte for byte", len(r.stdout), len(data))
 	}
-	want, _ := os.ReadFile(arm64)
+	want, _ := os.ReadFile(build)
 	if got, err := os.ReadFile(filepath.Join(cache, "socketpipe")); err != nil || !bytes.Equal(got, want) {
-		t.Fatalf("the cache %s does not hold the arm64 build byte for byte (%d bytes, %v)", cache, len(got), err)
+		t.Fatalf("the cache %s does not hold the linux/%s build byte for byte (%d bytes, %v)", cache, goarch, len(got), err)
 	}
 	if _, err := os.Stat(e.cache); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the client's own amd64 binary is cached too: %v", err)
+		t.Fatalf("the client's own binary is cached too: %v", err)
 	}
 
 	// The remote command is the remote half's child: its parent runs in qemu.
@@ -191,7 +207,7 @@ func TestDeployForeignArchitectureUnderQemu(t *testing.T) {
 		t.Fatalf("the second run exited %d, uploaded %v; want 0 and the cached copy run\nstderr:\n%s", r.code, uploaded(r), r.stderr)
 	}
 	exe, cmdline, _ := strings.Cut(r.stdout, "\n")
-	if filepath.Base(exe) != filepath.Base(qemuAarch64) || !strings.Contains(cmdline, filepath.Join(cache, "socketpipe")+" --serve") {
-		t.Fatalf("the remote half is %q running %q; want %s running the cached arm64 copy", exe, cmdline, qemuAarch64)
+	if exe != qemu || !strings.Contains(cmdline, filepath.Join(cache, "socketpipe")+" --serve") {
+		t.Fatalf("the remote half is %q running %q; want %s running the cached copy", exe, cmdline, qemu)
 	}
 }
