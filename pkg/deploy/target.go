@@ -120,9 +120,9 @@ func DefaultBuildDir(name string) (string, error) {
 // For returns the deployment for a remote host whose uname -s and -m are system and machine:
 // d itself when its binary serves that host, else a deployment of d's program (same Name,
 // Args, Path, Version and NoCache) whose Binary is BuildName(target) in dir, "" meaning
-// DefaultBuildDir. That file must be a Go binary built for the target. The errors are a
-// *PlatformError for a host no build serves, a *NoBuildError for a target without a usable
-// file in dir.
+// DefaultBuildDir. That file must be a Go binary built for the target (for an ARMv6 host,
+// with GOARM=6). The errors are a *PlatformError for a host no build serves, a *NoBuildError
+// for a target without a usable file in dir.
 func (d *Deployment) For(system, machine, dir string) (*Deployment, error) {
 	if d.Serves(system, machine) {
 		return d, nil
@@ -160,7 +160,8 @@ func (d *Deployment) For(system, machine, dir string) (*Deployment, error) {
 	nd := &Deployment{Name: d.Name, Args: d.Args, Path: d.Path, Version: d.Version, NoCache: d.NoCache,
 		Binary: path, GOOS: t.GOOS, GOARCH: t.GOARCH, goarm: setting(bi.Settings, "GOARM")}
 	if !nd.Serves(system, machine) {
-		return nil, nd.PlatformError(&Missing{System: system, Machine: machine})
+		// An ARMv6 host and a build for ARMv7: the only target that serves some of its hosts.
+		return nil, noBuild(fmt.Errorf("%s is built with GOARM=%s, which does not run on %s", path, nd.goarm, machine))
 	}
 	return nd, nil
 }

@@ -209,6 +209,31 @@ func TestFor(t *testing.T) {
 	}
 }
 
+// A linux/arm build serves the ARM hosts its GOARM allows, read from the file.
+func TestForARM(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "main.go")
+	os.WriteFile(src, []byte("package main\n\nfunc main() {}\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module tiny\n\ngo 1.22\n"), 0o644)
+	build := filepath.Join(dir, "prog-linux-arm")
+	cmd := exec.Command("go", "build", "-o", build, ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH=arm", "GOARM=7", "CGO_ENABLED=0", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build for linux/arm: %v\n%s", err, out)
+	}
+	d := &Deployment{Name: "prog", GOOS: "plan9", GOARCH: "386"}
+	got, err := d.For("Linux", "armv7l", dir)
+	if err != nil || got.Binary != build || got.goarm != "7" {
+		t.Fatalf("For an ARMv7 host: %+v, %v", got, err)
+	}
+	var nb *NoBuildError
+	_, err = d.For("Linux", "armv6l", dir)
+	if !errors.As(err, &nb) || nb.Target != (Target{"linux", "arm"}) || !strings.Contains(err.Error(), build+" is built with GOARM=7, which does not run on armv6l") {
+		t.Fatalf("For an ARMv6 host with an ARMv7 build: %v", err)
+	}
+}
+
 // The default directory of builds is ../lib/<name> beside the executable itself, not beside a
 // symbolic link to it (PREFIX/bin/socketpipe may link into a package's own tree).
 func TestDefaultBuildDir(t *testing.T) {
