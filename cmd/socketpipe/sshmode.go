@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/socketpipe/socketpipe"
 	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
@@ -25,7 +26,7 @@ import (
 
 const (
 	// exitSSH is ssh's status for its own failures, which tools such as rsync recognise.
-	exitSSH = 255
+	exitSSH = socketpipe.ExitSSH
 
 	// sshOptionsEnv holds socketpipe's own options for ssh mode, for when socketpipe runs under
 	// the name ssh and a tool writes the command line.
@@ -70,6 +71,11 @@ func (m *sshMode) log(format string, args ...any) {
 	}
 }
 
+// sshFailure is a failure of socketpipe's own in ssh mode: status 255, as ssh's.
+func sshFailure(cause error, format string, args ...any) *socketpipe.Error {
+	return &socketpipe.Error{Msg: fmt.Sprintf(format, args...), Status: exitSSH, Err: cause}
+}
+
 // runSSH is ssh mode. own are socketpipe's options (before --ssh), sshArgs the rest.
 func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
 	m := &sshMode{asSSH: asSSH, sshArgs: sshArgs, stderr: stderr}
@@ -77,7 +83,7 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		if a, err := parseSSHModeOptions(strings.Fields(os.Getenv(sshOptionsEnv))); err == nil {
 			m.logf = logger(stderr, a.Verbose)
 		}
-		return m.handOver("a login that socketpipe itself executes")
+		return report(m.stderr, m.handOver("a login that socketpipe itself executes"))
 	}
 	inv, err := sshconfig.ParseArgs(sshArgs)
 	a, oerr := parseSSHModeOptions(append(strings.Fields(os.Getenv(sshOptionsEnv)), own...))
@@ -92,9 +98,9 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 		m.stderr = io.Discard
 	}
 	if oerr != nil {
-		errorf(m.stderr, "%v", oerr)
-		hintf(m.stderr, "socketpipe's own options go before --ssh (or in %s); everything after --ssh is ssh's", sshOptionsEnv)
-		return exitSSH
+		e := sshFailure(oerr, "%v", oerr)
+		e.Hints = []string{fmt.Sprintf("socketpipe's own options go before --ssh (or in %s); everything after --ssh is ssh's", sshOptionsEnv)}
+		return report(m.stderr, e)
 	}
 	if a.Help {
 		sshUsage(stdout)
@@ -115,13 +121,11 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 	switch {
 	case errors.Is(err, sshconfig.ErrAgentForwarding):
 		if realSSH() != "" {
-			return m.handOver("-A (agent forwarding)")
+			return report(m.stderr, m.handOver("-A (agent forwarding)"))
 		}
-		m.sshError(ae, err)
-		return exitSSH
+		return report(m.stderr, m.sshError(ae, err))
 	case errors.As(err, &ae):
-		m.sshError(ae, err)
-		return exitSSH
+		return report(m.stderr, m.sshError(ae, err))
 	case errors.As(err, &ue):
 		// -e (the escape character) means nothing without a terminal; -G is answered here;
 		// -s (a subsystem) is requested on the native connection.
@@ -139,35 +143,32 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 			}
 		}
 		if g {
-			return printG(inv, stdout, m.stderr)
+			return report(m.stderr, printG(inv, stdout))
 		}
 		if len(rest) > 0 {
-			return m.handOver("ssh option " + strings.Join(rest, " "))
+			return report(m.stderr, m.handOver("ssh option "+strings.Join(rest, " ")))
 		}
 	case err != nil:
-		errorf(m.stderr, "%v", strings.TrimPrefix(err.Error(), "sshlogin: "))
-		return exitSSH
+		return report(m.stderr, sshFailure(err, "%v", err))
 	}
 	if len(inv.Command) == 0 {
-		return m.handOver("no remote command (an interactive login)")
+		return report(m.stderr, m.handOver("no remote command (an interactive login)"))
 	}
 
 	a.Input, a.Output = nil, nil
 	a.Remote = []string{strings.Join(inv.Command, " ")}
-	rec := newRunRecord(a, stderr)
-	if m.stderr == io.Discard {
-		rec.silence()
+	u := newUI(a, stderr, m.stderr == io.Discard, exitSSH)
+	m.stderr, m.logf = u.msgs, u.logf
+	p, perr := m.pipe(a, inv, subsystem, stdin, stdout, stderr, u)
+	if perr != nil {
+		return u.finish(u.notRun(a.Remote), perr, sig())
 	}
-	var status int
-	if subsystem {
-		status = m.subsystem(ctx, a, inv, stdin, stdout, stderr, sig, rec)
-	} else {
-		status = m.client(ctx, a, inv, stdin, stdout, stderr, sig, rec)
+	st, err := p.Run(ctx)
+	var ne *socketpipe.SSHNeededError
+	if errors.As(err, &ne) {
+		err = m.handOver(ne.Reason)
 	}
-	if st := rec.finish(status, sig(), rec.stderr); st != status {
-		return exitSSH // --stats could not be written
-	}
-	return status
+	return u.finish(st, err, sig())
 }
 
 // quietLogin reports whether ssh would print nothing of its own for this command line: -q
@@ -189,133 +190,52 @@ func (m *sshMode) loginArgs(inv *sshconfig.Invocation) ([]string, bool) {
 	return args, err == nil
 }
 
-// client runs the remote command through the login, as client does for the brace mode, with
-// ssh's exit convention. Its messages go through rec, which -v and --stats follow.
-func (m *sshMode) client(ctx context.Context, a *plumb.Args, inv *sshconfig.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
-	msgs := rec.stderr
-	m.stderr = msgs
-	m.logf = logger(msgs, a.Verbose)
-	if a.Encrypt {
+// pipe is the run of the remote command through the login, as for the brace mode, with ssh's
+// meaning and exit convention; or the reason it cannot be, when the ssh binary must serve it
+// (then it has been executed in socketpipe's place, unless that failed).
+func (m *sshMode) pipe(a *plumb.Args, inv *sshconfig.Invocation, subsystem bool, stdin, stdout, stderr *os.File, u *ui) (*socketpipe.Pipe, *socketpipe.Error) {
+	if a.Encrypt && !subsystem {
+		// Before any hand-over: a cipher that does not exist is a mistake whoever logs in.
 		if _, err := seal.ChooseCipher(a.Cipher); err != nil {
-			errorf(msgs, "%v", strings.TrimPrefix(err.Error(), "rendezvous: "))
-			return exitSSH
+			return nil, sshFailure(err, "%v", err)
 		}
 	}
 	loginArgs, ok := m.loginArgs(inv)
 	if !ok {
-		return m.handOver("ssh options that need a terminal")
+		return nil, m.handOver("ssh options that need a terminal")
+	}
+	reason := execNeeded(a, inv)
+	p := newPipe(a, stdin, stdout, stderr, u)
+	p.SSHMode = true
+	p.StdinToRemote = !hasFlag(inv.Flags, "-n")
+	if subsystem {
+		if reason != "" {
+			return nil, m.handOver(fmt.Sprintf("subsystem %s, and the login needs the ssh binary (%s)", a.Remote[0], reason))
+		}
+		p.Subsystem = true
+		p.Login = append([]string{"ssh"}, loginArgs...)
+		return p, nil
 	}
 	sshBin := realSSH()
-	reason := execNeeded(a, inv)
 	if a.PassThrough && reason != "" {
 		// What ssh would do: let ssh do it.
-		return m.handOver("--pass-through, and the login needs the ssh binary (" + reason + ")")
+		return nil, m.handOver("--pass-through, and the login needs the ssh binary (" + reason + ")")
 	}
 	if sshBin == "" {
 		// Without a real ssh an executed login would run socketpipe again: say so now.
 		sshBin = "ssh"
 		if reason != "" {
-			errorf(msgs, "the ssh binary is needed (%s) and there is none on PATH besides socketpipe", reason)
-			hintf(msgs, "install OpenSSH's client, or change the ssh configuration")
-			return exitSSH
+			e := sshFailure(nil, "the ssh binary is needed (%s) and there is none on PATH besides socketpipe", reason)
+			e.Hints = []string{"install OpenSSH's client, or change the ssh configuration"}
+			return nil, e
 		}
 	}
 	os.Setenv(sshSelfEnv, "1")
-	a.Login = append([]string{sshBin}, loginArgs...)
+	p.Login = append([]string{sshBin}, loginArgs...)
+	p.PassThrough = a.PassThrough
+	p.ForcedLogins = sshlogin.DefaultForcedLogins()
 	m.log("ssh mode: remote command %q through the remote shell, its standard input and output on socketpipe's data connection", a.Remote[0])
-
-	c := &plumb.Client{
-		Remote: a.Remote, Shell: true,
-		StdinToRemote: !hasFlag(inv.Flags, "-n"),
-		Stdin:         stdin, Stdout: stdout, Stderr: stderr,
-		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
-		Encrypt: a.Encrypt, Cipher: a.Cipher,
-		Liveness: liveness(),
-		Logf:     m.logf,
-	}
-	pt := &passThrough{command: a.Remote[0], stdout: stdout, now: a.PassThrough,
-		known: sshlogin.DefaultForcedLogins(), logf: m.logf, handOver: m.handOver}
-	if c.StdinToRemote {
-		pt.stdin = stdin
-	}
-	rep, code := runLogin(ctx, a, c, stderr, m.logf, sig, rec, pt)
-	if rep == nil {
-		if code == 0 {
-			code = exitSSH
-		}
-		return code
-	}
-	return m.status(rep, msgs)
-}
-
-// status is ssh's exit status for a run: the remote command's, 255 when it was killed by a
-// signal or could not be told.
-func (m *sshMode) status(rep *plumb.Report, msgs io.Writer) int {
-	status, stage := rep.Status()
-	if stage != nil && (stage.Signal != "" || stage.Err != "" && stage.Exit == exitSSH) {
-		errorf(msgs, "%v", rep.StageError())
-		return exitSSH
-	}
-	// Like ssh, say nothing about a remote command's non-zero status: it is the exit status.
-	return status
-}
-
-// subsystem runs ssh -s: a subsystem (sftp, what scp and sftp ask for) is the server's own
-// program, so there is no remote half to start; it is requested on the native connection and
-// its input and output are carried over SSH, with no ssh binary needed.
-func (m *sshMode) subsystem(ctx context.Context, a *plumb.Args, inv *sshconfig.Invocation, stdin, stdout, stderr *os.File, sig func() syscall.Signal, rec *runRecord) int {
-	msgs := rec.stderr
-	m.stderr = msgs
-	m.logf = logger(msgs, a.Verbose)
-	name := a.Remote[0]
-	loginArgs, ok := m.loginArgs(inv)
-	if !ok {
-		return m.handOver("ssh options that need a terminal")
-	}
-	if reason := execNeeded(a, inv); reason != "" {
-		return m.handOver(fmt.Sprintf("subsystem %s, and the login needs the ssh binary (%s)", name, reason))
-	}
-	m.log("subsystem %q: requested on the native SSH connection, its standard input and output carried over SSH (the server runs its own program for it: there is no remote half to start)", name)
-	login := sshlogin.Command(append([]string{"ssh"}, loginArgs...), name)
-	login.Subsystem = true
-	login.Stderr = stderr
-	login.BatchMode = a.Batch
-	login.Logf = m.logf
-	pt := &passThrough{command: name, stdout: stdout, logf: m.logf, why: "subsystem " + name}
-	if !hasFlag(inv.Flags, "-n") {
-		pt.stdin = stdin
-	}
-	w, err := login.StdinPipe()
-	if err != nil {
-		errorf(msgs, "%v", err)
-		return exitSSH
-	}
-	r, err := login.StdoutPipe()
-	if err != nil {
-		errorf(msgs, "%v", err)
-		return exitSSH
-	}
-	if err := login.Start(ctx); err != nil {
-		if s := sig(); s != 0 {
-			return 128 + int(s)
-		}
-		reportLoginError(msgs, nil, err)
-		return exitSSH
-	}
-	rec.loginStarted(login.Native())
-	rep := pt.run(ctx, login, w, r, a.Remote)
-	login.Close()
-	rec.rep = rep
-	if s := sig(); s != 0 {
-		return 128 + int(s)
-	}
-	var re *sshlogin.RefusedError
-	if st := rep.Stages[1]; st.Err != "" && errors.As(login.Wait(), &re) {
-		errorf(msgs, "login failed: %s", strings.TrimPrefix(re.Error(), "sshlogin: "))
-		hintf(msgs, "the server has no such subsystem (sshd_config's Subsystem lines name them)")
-		return exitSSH
-	}
-	return m.status(rep, msgs)
+	return p, nil
 }
 
 // parseSSHModeOptions parses socketpipe's own options for ssh mode with the brace mode's
@@ -331,33 +251,32 @@ func parseSSHModeOptions(words []string) (*plumb.Args, error) {
 		"-l", "{", "ssh", "}", "-r", "{", "true", "}", "-o", "{", "true", "}"))
 }
 
-// sshError reports a command line ssh itself would refuse, in ssh's words.
-func (m *sshMode) sshError(ae *sshconfig.ArgError, err error) {
-	msg := strings.TrimPrefix(err.Error(), "sshlogin: ")
+// sshError is a command line ssh itself would refuse, in ssh's words.
+func (m *sshMode) sshError(ae *sshconfig.ArgError, err error) *socketpipe.Error {
+	msg := err.Error()
 	if ae != nil {
 		msg = ae.Msg
 	}
 	if m.asSSH {
-		fmt.Fprintf(m.stderr, "ssh: %s\n", msg)
-		return
+		return sshFailure(&sshVoice{err}, "%s", msg)
 	}
-	errorf(m.stderr, "ssh: %s", msg)
-	hintf(m.stderr, "socketpipe's own options go before --ssh; everything after --ssh is ssh's")
+	e := sshFailure(err, "ssh: %s", msg)
+	e.Hints = []string{"socketpipe's own options go before --ssh; everything after --ssh is ssh's"}
+	return e
 }
 
 // handOver executes the real ssh binary with the same arguments, for what ssh mode cannot
 // serve. It returns only on failure.
-func (m *sshMode) handOver(reason string) int {
+func (m *sshMode) handOver(reason string) *socketpipe.Error {
 	p := realSSH()
 	if p == "" {
-		errorf(m.stderr, "ssh mode cannot serve %s, and there is no ssh binary on PATH besides socketpipe", reason)
-		hintf(m.stderr, "install OpenSSH's client; socketpipe serves only `ssh [options] host command`")
-		return exitSSH
+		e := sshFailure(nil, "ssh mode cannot serve %s, and there is no ssh binary on PATH besides socketpipe", reason)
+		e.Hints = []string{"install OpenSSH's client; socketpipe serves only `ssh [options] host command`"}
+		return e
 	}
 	m.log("handing over to %s: %s", p, reason)
 	err := syscall.Exec(p, append([]string{"ssh"}, m.sshArgs...), os.Environ())
-	errorf(m.stderr, "running %s: %v", p, err)
-	return exitSSH
+	return sshFailure(err, "running %s: %v", p, err)
 }
 
 // realSSH finds the ssh binary on PATH that is not socketpipe itself; "" if there is none.
@@ -413,17 +332,15 @@ func hasFlag(flags []string, f string) bool {
 }
 
 // printG prints the resolved configuration in ssh -G's format.
-func printG(inv *sshconfig.Invocation, stdout, stderr io.Writer) int {
+func printG(inv *sshconfig.Invocation, stdout io.Writer) *socketpipe.Error {
 	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
 	if err != nil {
-		errorf(stderr, "%v", strings.TrimPrefix(err.Error(), "sshlogin: "))
-		return exitSSH
+		return sshFailure(err, "%v", err)
 	}
 	if err := cfg.WriteG(stdout); err != nil {
-		errorf(stderr, "%v", err)
-		return exitSSH
+		return sshFailure(err, "%v", err)
 	}
-	return 0
+	return nil
 }
 
 const sshUsageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]

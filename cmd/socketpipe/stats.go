@@ -1,144 +1,108 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/socketpipe/socketpipe"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"golang.org/x/term"
 )
 
-// runRecord follows a client run for --stats and -v's progress: the error voice passes through
-// it, and client tells it what happened.
-type runRecord struct {
-	args     *plumb.Args
-	start    time.Time
-	login    string        // native or exec, once the login started
-	loggedIn time.Duration // from start until the login started the remote half
-	rep      *plumb.Report // nil if the run never got to the client half
-	progress *plumb.Progress
-
-	mu     sync.Mutex
-	errMsg string // the first "socketpipe: error:" message, as printed
-	stderr io.Writer
+// ui is what a run shows besides the data: -v's story and progress, the error, --stats.
+type ui struct {
+	statsPath string
+	msgs      io.Writer // socketpipe's own messages: past the progress display, or nowhere (ssh -q)
+	logf      func(string, ...any)
+	progress  *plumb.Progress
+	fail      int // the status of socketpipe's own failure
+	start     time.Time
 }
 
-func newRunRecord(a *plumb.Args, stderr *os.File) *runRecord {
-	r := &runRecord{args: a, start: time.Now()}
-	r.stderr = r.errors(stderr)
+// newUI is the run's display on stderr; quiet says nothing of socketpipe's own (as ssh -q).
+func newUI(a *plumb.Args, stderr *os.File, quiet bool, fail int) *ui {
+	u := &ui{statsPath: a.Stats, msgs: stderr, fail: fail, start: time.Now()}
 	if a.Verbose > 0 {
-		r.progress = &plumb.Progress{W: stderr, Terminal: term.IsTerminal(int(stderr.Fd()))}
+		u.progress = &plumb.Progress{W: stderr, Terminal: term.IsTerminal(int(stderr.Fd()))}
 		if w, _, err := term.GetSize(int(stderr.Fd())); err == nil {
-			r.progress.Width = w
+			u.progress.Width = w
 		}
-		r.stderr = r.progress.Writer(r.stderr)
+		u.msgs = u.progress.Writer(u.msgs)
 	}
-	return r
+	if quiet {
+		u.msgs = io.Discard
+	}
+	u.logf = logger(u.msgs, a.Verbose)
+	return u
 }
 
-// silence drops socketpipe's own messages (ssh -q) but still notes the first error for --stats.
-func (r *runRecord) silence() { r.stderr = r.errors(io.Discard) }
-
-// errors returns a writer to w that keeps the first error message written through it.
-func (r *runRecord) errors(w io.Writer) io.Writer { return errorTee{r, w} }
-
-type errorTee struct {
-	r *runRecord
-	w io.Writer
+// watch is the Pipe's Watch: -v's progress display, or nil.
+func (u *ui) watch() func(*plumb.Meter) {
+	if u.progress == nil {
+		return nil
+	}
+	return u.progress.Watch
 }
 
-func (t errorTee) Write(b []byte) (int, error) {
-	const prefix = "socketpipe: error: "
-	if msg, ok := bytes.CutPrefix(b, []byte(prefix)); ok {
-		t.r.mu.Lock()
-		if t.r.errMsg == "" {
-			t.r.errMsg = strings.TrimSuffix(string(msg), "\n")
-		}
-		t.r.mu.Unlock()
-	}
-	return t.w.Write(b)
-}
-
-// loginStarted notes that the login is up.
-func (r *runRecord) loginStarted(native bool) {
-	r.loggedIn = time.Since(r.start)
-	r.login = "exec"
-	if native {
-		r.login = "native"
-	}
-}
-
-// watch sets the client up for -v's progress display.
-func (r *runRecord) watch(c *plumb.Client) {
-	if r.progress != nil {
-		c.Watch = r.progress.Watch
-	}
-}
-
-// stats is the run's summary; status is the exit status socketpipe exits with.
-func (r *runRecord) stats(status int, sig syscall.Signal) *plumb.Stats {
-	rep := r.rep
-	if rep == nil {
-		rep = &plumb.Report{Stages: []*plumb.Stage{
-			{Name: plumb.StageInput, Argv: r.args.Input},
-			{Name: plumb.StageRemote, Argv: r.args.Remote},
-			{Name: plumb.StageOutput, Argv: r.args.Output},
-		}}
-		if r.args.Input == nil {
-			rep.Stages[0] = nil
-		}
-		if r.args.Output == nil {
-			rep.Stages[2] = nil
-		}
-	}
+// notRun is the summary of a run that failed before it started, for the remote command argv.
+func (u *ui) notRun(remote []string) *plumb.Stats {
+	rep := &plumb.Report{Stages: []*plumb.Stage{nil, {Name: plumb.StageRemote, Argv: remote}, nil}}
 	s := rep.Stats(nil)
-	s.Login = r.login
-	if r.rep != nil {
-		s.Seconds.Setup += r.loggedIn.Seconds()
-	}
-	s.Seconds.Total = time.Since(r.start).Seconds()
-	s.Exit = status
-	r.mu.Lock()
-	msg := r.errMsg
-	r.mu.Unlock()
-	switch {
-	case msg != "":
-		s.Error = &msg
-	case sig != 0:
-		m := fmt.Sprintf("interrupted by SIG%s", plumb.SignalName(sig))
-		s.Error = &m
-	case status == 0:
-		s.Error = nil
-	}
+	s.Seconds.Total = time.Since(u.start).Seconds()
 	return s
 }
 
-// finish ends -v's progress display with the totals and writes --stats; it returns the exit
-// status, which a stats file that cannot be written turns into a failure.
-func (r *runRecord) finish(status int, sig syscall.Signal, stderr io.Writer) int {
-	a := r.args
-	s := r.stats(status, sig)
-	if r.progress != nil {
-		r.progress.Finish(s)
+// finish prints the run's error once, ends -v's progress display with the totals and writes
+// --stats; it returns the exit status, which a stats file that cannot be written turns into a
+// failure. A signal that ended the run decides the status, and the run's error is not
+// printed: the signal says it.
+func (u *ui) finish(s *plumb.Stats, err error, sig syscall.Signal) int {
+	status := 0
+	var e *socketpipe.Error
+	switch {
+	case sig != 0:
+		status = 128 + int(sig)
+		msg := fmt.Sprintf("interrupted by SIG%s", plumb.SignalName(sig))
+		s.Exit, s.Error = status, &msg
+	case errors.As(err, &e):
+		status = report(u.msgs, e)
+		msg := e.Error()
+		s.Exit, s.Error = status, &msg
 	}
-	if a.Stats == "" {
+	if u.progress != nil {
+		u.progress.Finish(s)
+	}
+	if u.statsPath == "" {
 		return status
 	}
-	if err := writeStats(a.Stats, s, stderr); err != nil {
-		errorf(stderr, "--stats: %v", err)
+	if err := writeStats(u.statsPath, s, u.msgs); err != nil {
+		printError(u.msgs, &socketpipe.Error{Msg: "--stats: " + err.Error()})
 		if status == 0 {
-			return exitFailure
+			return u.fail
 		}
 	}
 	return status
+}
+
+// logger returns the -v logger: lines on w with the time since start.
+func logger(w io.Writer, verbose int) func(string, ...any) {
+	if verbose == 0 {
+		return nil
+	}
+	start := time.Now()
+	var mu sync.Mutex
+	return func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
+		fmt.Fprintf(w, "socketpipe: [%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+	}
 }
 
 // writeStats writes s as JSON to path, "-" being stderr. A file is replaced atomically: a

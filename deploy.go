@@ -1,11 +1,10 @@
-package main
+package socketpipe
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	buildversion "github.com/socketpipe/socketpipe/internal/version"
@@ -21,19 +20,17 @@ import (
 // When there is neither, or the remote socketpipe speaks another protocol, the same SSH
 // connection carries an upload of this binary and then starts the copy.
 type deployer struct {
-	a      *plumb.Args
-	dep    *deploy.Deployment
-	watch  *deploy.Watcher
-	stderr io.Writer
-	logf   func(string, ...any)
+	p     *Pipe
+	dep   *deploy.Deployment
+	watch *deploy.Watcher
 }
 
-func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *deployer {
-	d := &deployer{a: a, stderr: stderr, logf: logf, dep: &deploy.Deployment{
-		Name: "socketpipe", Args: "--serve", Path: a.RemotePath, Version: buildversion.String(),
-		NoCache: a.NoDeploy,
+func newDeployer(p *Pipe) *deployer {
+	d := &deployer{p: p, dep: &deploy.Deployment{
+		Name: "socketpipe", Args: "--serve", Path: p.RemotePath, Version: buildversion.String(),
+		NoCache: p.NoDeploy,
 	}}
-	if !a.NoDeploy && !a.ForceExec && len(a.Login) > 0 && sshlogin.IsSSH(a.Login[0]) {
+	if !p.NoDeploy && !p.ForceExec && len(p.Login) > 0 && sshlogin.IsSSH(p.Login[0]) {
 		// The start command names the cache by this binary's key: find it during the login.
 		go func() {
 			t0 := time.Now()
@@ -46,11 +43,7 @@ func newDeployer(a *plumb.Args, stderr io.Writer, logf func(string, ...any)) *de
 	return d
 }
 
-func (d *deployer) log(format string, args ...any) {
-	if d.logf != nil {
-		d.logf(format, args...)
-	}
-}
+func (d *deployer) log(format string, args ...any) { d.p.log(format, args...) }
 
 // startCommand is the login's NativeCommand.
 func (d *deployer) startCommand() (string, error) { return d.dep.StartCommand() }
@@ -101,12 +94,12 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 	var ve *plumb.VersionError
 	m := d.watch.Drain(2 * time.Second)
 	switch {
-	case m != nil && d.a.NoDeploy:
-		return rep, login, w, &missingError{path: d.a.RemotePath, m: m}
+	case m != nil && d.p.NoDeploy:
+		return rep, login, w, &missingError{path: d.p.RemotePath, m: m}
 	case m != nil:
 		what := "socketpipe is not on its PATH"
-		if d.a.RemotePath != "" {
-			what = "--remote-path " + d.a.RemotePath + " names nothing there"
+		if d.p.RemotePath != "" {
+			what = "--remote-path " + d.p.RemotePath + " names nothing there"
 		}
 		if !d.dep.Serves(m.System, m.Machine) {
 			// The start command looked for this binary's copy; the host needs another build.
@@ -120,10 +113,10 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 			}
 		}
 		d.log("the remote host (%s) has no socketpipe to run: %s; deploying %s", m.Platform(), what, d.what())
-	case errors.As(err, &ve) && !d.a.NoDeploy:
+	case errors.As(err, &ve) && !d.p.NoDeploy:
 		// The first session has ended or will once its input ends; the connection stays.
 		w.Close()
-		if d.a.RemotePath != "" {
+		if d.p.RemotePath != "" {
 			// The start command tried --remote-path before the cache: try the cache now
 			// rather than upload again on every run.
 			rep, half, hw, missing, err := d.startCached(ctx, login, c)
@@ -167,7 +160,7 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 // forTarget makes the deployment that of the build for a host of another target, from
 // --deploy-dir or the default directory of cross-built binaries.
 func (d *deployer) forTarget(system, machine string) error {
-	dep, err := d.dep.For(system, machine, d.a.DeployDir)
+	dep, err := d.dep.For(system, machine, d.p.DeployDir)
 	if err != nil {
 		return err
 	}
@@ -199,7 +192,7 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 	if half, err = login.Session(command); err != nil {
 		return rep, login, nil, nil, err
 	}
-	half.Stderr = d.stderr
+	half.Stderr = d.p.Stderr
 	if hw, err = half.StdinPipe(); err != nil {
 		return rep, login, nil, nil, err
 	}
@@ -233,74 +226,3 @@ func (e *buildVersionError) Error() string {
 }
 
 func (e *buildVersionError) Unwrap() error { return e.err }
-
-// reportDeployError says what went wrong in deploying, if err is such a failure.
-func reportDeployError(stderr io.Writer, err, loginErr error) bool {
-	var me *missingError
-	var pe *deploy.PlatformError
-	var nb *deploy.NoBuildError
-	var bv *buildVersionError
-	var ie *deploy.InstallError
-	var ce *copyStartError
-	switch {
-	case errors.As(err, &me):
-		errorf(stderr, "%v", me)
-		if me.path != "" {
-			hintf(stderr, "give the remote socketpipe's path, or drop --no-deploy to let socketpipe copy itself there")
-		} else {
-			hintf(stderr, "install socketpipe on the remote host's PATH, name it with --remote-path, or drop --no-deploy to let socketpipe copy itself there")
-		}
-	case errors.As(err, &bv):
-		errorf(stderr, "%v", bv)
-		hintf(stderr, "rebuild the builds in %s from this socketpipe's source (make build-all, make install), or name a directory of this version's builds with --deploy-dir", filepath.Dir(bv.path))
-	case errors.As(err, &nb):
-		errorf(stderr, "%v", nb)
-		hintf(stderr, "%s", buildHint(nb))
-	case errors.As(err, &pe):
-		errorf(stderr, "%s", pe)
-		hintf(stderr, "install socketpipe built for %s/%s on the remote host: on its PATH, or name it with --remote-path", pe.System, pe.Machine)
-	case errors.As(err, &ie):
-		msg := ie.Msg
-		if msg == "" {
-			msg = ie.Err.Error()
-		}
-		errorf(stderr, "cannot deploy socketpipe into %s on the remote host: %s", ie.Dir, msg)
-		hintf(stderr, "socketpipe copies itself into that cache directory: make it writable with room for the binary, point XDG_CACHE_HOME elsewhere for the remote login, or install socketpipe on the remote host (--remote-path)")
-	case errors.As(err, &ce):
-		errorf(stderr, "%v", ce)
-		var ee *sshlogin.ExitError
-		switch {
-		case errors.As(loginErr, &ee) && ee.Status == 126:
-			hintf(stderr, "the remote cache directory may be on a noexec file system: set XDG_CACHE_HOME for the remote login, or install socketpipe there (--remote-path)")
-		case ce.interp != "":
-			hintf(stderr, "this binary is dynamically linked (%s): build it with CGO_ENABLED=0 (make build does) to deploy it", ce.interp)
-		default:
-			hintf(stderr, "install socketpipe on the remote host, or name it with --remote-path")
-		}
-	default:
-		return false
-	}
-	return true
-}
-
-// buildHint says how to make the build a remote host needs and where to put it.
-func buildHint(nb *deploy.NoBuildError) string {
-	cmd, name := deploy.BuildCommand(nb.Target, nb.Machine), "socketpipe-"+nb.Target.GOOS+"-"+nb.Target.GOARCH
-	put := "put bin/" + name
-	if cmd != "make build-all" {
-		put = "copy bin/socketpipe to " + name
-	}
-	dir := "that directory"
-	if nb.Path != "" {
-		dir = filepath.Dir(nb.Path)
-	}
-	return fmt.Sprintf("build it with `%s` in socketpipe's source tree and %s in %s (make install puts the build-all set in PREFIX/lib/socketpipe), name a directory of builds with --deploy-dir, or install socketpipe on the remote host (--remote-path)", cmd, put, dir)
-}
-
-// size is a byte count for people.
-func size(n int64) string {
-	if n < 1<<20 {
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-}

@@ -1,4 +1,4 @@
-package main
+package socketpipe
 
 import (
 	"bytes"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,9 +36,6 @@ type passThrough struct {
 	now     bool                   // --pass-through
 	known   *sshlogin.ForcedLogins // logins remembered to force a command; nil: none
 	logf    func(string, ...any)
-	// handOver executes the ssh binary with the user's arguments, for an executed login; it
-	// returns only on failure, with the status.
-	handOver func(reason string) int
 
 	why        string // why the command was passed through
 	toRemote   atomic.Int64
@@ -114,7 +110,7 @@ func (pt *passThrough) run(ctx context.Context, s *sshlogin.Cmd, w io.WriteClose
 	case errors.As(werr, &ee):
 		st.Exit, st.Signal = ee.Status, ee.Signal
 	default:
-		st.Exit, st.Err = exitSSH, quote.Printable(strings.TrimPrefix(werr.Error(), "sshlogin: "), 200)
+		st.Exit, st.Err = ExitSSH, quote.Printable(werr.Error(), 200)
 	}
 	return &plumb.Report{
 		Mode: modePassThrough, Why: pt.why,
