@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Issue 13: every tool that runs ssh works through `socketpipe --ssh` and through socketpipe

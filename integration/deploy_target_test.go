@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Self-deploy to a remote host of another system or architecture: the client uploads the

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Self-deploy: a remote host without socketpipe gets this binary over the native SSH

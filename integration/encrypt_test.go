@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // -e end to end: the encrypted data connection carries 64 MiB intact in every mode,

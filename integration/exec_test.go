@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // End-to-end tests of the basic run through an executed ssh login (-x): the compat

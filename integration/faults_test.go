@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Faults: a stage, the remote half, the sshd session or the link dies mid-way, the disk fills,

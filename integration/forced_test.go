@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Issue 13: restricted keys and forced commands work through socketpipe --ssh as with ssh. An

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Login failures not covered elsewhere, remote halves that lie (test doubles speaking a bad

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package integration holds socketpipe's end-to-end tests: the built binary against a real
 // OpenSSH sshd started by the harness (see internal/harness).
 package integration

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // The key end-to-end tests again with the native login: `-l { ssh -F config alias }` without

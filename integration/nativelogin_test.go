@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // The native login against real OpenSSH servers: `-l { ssh ... }` without -x logs in

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // Rendezvous modes between network namespaces, connect-back between two hosts among them:

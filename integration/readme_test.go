@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // The README's ssh-mode recipes are the tested ones: this test takes them out of README.md and

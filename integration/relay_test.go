@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // End-to-end tests of socketpipe's relays: `socketpipe --ssh` with pipes for its

@@ -1,3 +1,5 @@
+//go:build linux
+
 package integration
 
 // End-to-end tests of ssh mode: `socketpipe --ssh` and socketpipe linked as ssh,

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package bench measures socketpipe against raw TCP and an ssh pipe on a throwaway OpenSSH sshd
 // on loopback, for `make demo` and `make bench` (cmd/spbench).
 //

@@ -1,3 +1,5 @@
+//go:build linux
+
 package bench
 
 import (
@@ -227,7 +229,7 @@ func maxRSS(cmd *exec.Cmd) int64 {
 		return 0
 	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		return ru.Maxrss * 1024
+		return int64(ru.Maxrss) * 1024 // a long is 32 bits on 386 and arm
 	}
 	return 0
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package zerocopy checks, under strace, that plain socketpipe moves no data itself: the
 // commands hold the TCP socket, and socketpipe's own processes (the client and the remote
 // half) read and write only control messages.

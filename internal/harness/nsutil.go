@@ -1,11 +1,9 @@
+//go:build linux
+
 package harness
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,14 +15,6 @@ import (
 )
 
 const netnsRunDir = "/run/netns"
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
 
 // addNetns creates a named network namespace with its loopback up. `ip netns add` makes
 // /run/netns a shared mount point the first time it runs; concurrent first calls (parallel test
@@ -118,28 +108,4 @@ func inNetns(name string, fn func() error) error {
 		errc <- ferr
 	}()
 	return <-errc
-}
-
-// dialIn dials addr from inside the named network namespace ("" for the current one).
-func dialIn(ctx context.Context, netns, network, addr string) (net.Conn, error) {
-	var c net.Conn
-	err := inNetns(netns, func() error {
-		var err error
-		// A literal address yields one dial attempt in this goroutine: no helper goroutine
-		// (happy eyeballs) could create the socket on another thread.
-		c, err = (&net.Dialer{FallbackDelay: -1}).DialContext(ctx, network, addr)
-		return err
-	})
-	return c, err
-}
-
-// listenIn listens on addr inside the named network namespace ("" for the current one).
-func listenIn(netns, network, addr string) (net.Listener, error) {
-	var l net.Listener
-	err := inNetns(netns, func() error {
-		var err error
-		l, err = net.Listen(network, addr)
-		return err
-	})
-	return l, err
 }

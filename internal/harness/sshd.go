@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -295,8 +294,8 @@ func (s *SSHD) start(opts SSHDOptions, port int) error {
 	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", sshdIDEnv + "=" + s.id}
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	// Pdeathsig: if the test binary dies (a -timeout panic skips every Cleanup), sshd goes too.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// If the test binary dies (a -timeout panic skips every Cleanup), sshd goes too.
+	cmd.SysProcAttr = dieWithTest()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting sshd: %w", err)
 	}

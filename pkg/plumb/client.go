@@ -66,6 +66,7 @@ type Report struct {
 	Stages        []*Stage // input, remote, output in order (nil entries for absent stages)
 	ToRemote      int64    // data bytes sent to the remote command (kernel counts in plain mode)
 	FromRemote    int64    // data bytes received from the remote command
+	Uncounted     bool     // plain mode on a system whose TCP byte counts cannot be read: ToRemote and FromRemote are unknown (0)
 	Encrypted     bool     // -e encrypted the data connection
 	TCP           *TCPInfo // the data connection at its end; nil unless plain TCP
 	Setup         time.Duration

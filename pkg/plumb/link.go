@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/internal/wire"
@@ -31,6 +30,7 @@ type link struct {
 
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
 	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
+	pumped, sunk   atomic.Bool  // plain mode: socketpipe relays into the socket (pump), out of it (drain)
 
 	closeOnce sync.Once
 }
@@ -89,6 +89,10 @@ func (l *link) close() {
 	}
 }
 
+// ownCounts reports whether socketpipe's own counts of a plain link are its byte counts: it
+// relays both ways, no command holds the socket.
+func (l *link) ownCounts() bool { return l.pumped.Load() && l.sunk.Load() }
+
 // relayed reports whether socketpipe copies the data.
 func (l *link) relayed() bool { return l.sock == nil }
 
@@ -114,6 +118,7 @@ func (l *link) ownSocket() error {
 func (l *link) pump(r *os.File) error {
 	var err error
 	if l.sock != nil {
+		l.pumped.Store(true)
 		_, err = Copy(l.sock, r, &l.sent)
 	} else {
 		_, err = copyInto(l.send, newEndIO(r), &l.sent)
@@ -127,6 +132,7 @@ func (l *link) pump(r *os.File) error {
 // drain copies what the other half sends to w, until its end of stream.
 func (l *link) drain(w *os.File) error {
 	if l.sock != nil {
+		l.sunk.Store(true)
 		_, err := Copy(w, l.sock, &l.received)
 		return err
 	}
@@ -201,32 +207,5 @@ func (f *frameWriter) ReadFrom(r io.Reader) (int64, error) {
 		if err != nil {
 			return total, err
 		}
-	}
-}
-
-// relayPipe returns a pipe with a large buffer, so a relay moves big chunks per system call.
-func relayPipe() (r, w *os.File, err error) {
-	r, w, err = os.Pipe()
-	if err == nil {
-		unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 1<<20)
-	}
-	return r, w, err
-}
-
-// peerClosedWithin waits up to d for the other half to end its stream on the socket (its FIN),
-// without reading any data, and reports whether it did.
-func peerClosedWithin(f *os.File, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	for {
-		fds := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLRDHUP}}
-		left := time.Until(deadline)
-		if left < 0 {
-			left = 0
-		}
-		n, err := unix.Poll(fds, int(left/time.Millisecond))
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n > 0 && fds[0].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR) != 0
 	}
 }

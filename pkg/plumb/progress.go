@@ -25,6 +25,7 @@ type Sample struct {
 	FromRemote int64         // data bytes from it
 	Elapsed    time.Duration // since the transfer started
 	RTT        time.Duration // smoothed round-trip time; 0 when unknown (relayed modes)
+	Unknown    bool          // the system keeps no counts socketpipe can read (plain mode): ToRemote and FromRemote are 0
 }
 
 // Sample reads the counts now. They never go backwards; once the transfer is over they stay
@@ -38,7 +39,11 @@ func (m *Meter) Sample() Sample {
 	} else if t, err := readTCP(m.l.sock); err == nil {
 		shut := m.l.shut.Load()
 		s.ToRemote, s.FromRemote = t.sentData(m.l.dialed(), shut), t.receivedData(shut)
-		s.RTT = time.Duration(t.info.Rtt) * time.Microsecond
+		s.RTT = t.rtt()
+	} else if m.l.ownCounts() {
+		s.ToRemote, s.FromRemote = m.l.sent.Load(), m.l.received.Load()
+	} else {
+		s.Unknown = true
 	}
 	s.ToRemote = max(s.ToRemote, m.last.ToRemote)
 	s.FromRemote = max(s.FromRemote, m.last.FromRemote)
@@ -128,10 +133,14 @@ func (p *Progress) Finish(s *Stats) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.clear()
+	took := clock(time.Duration(s.Seconds.Transfer * float64(time.Second)))
 	line := fmt.Sprintf("socketpipe: done: to remote %d bytes (%s, %s), from remote %d bytes (%s, %s) in %s",
 		s.Bytes.ToRemote, size(float64(s.Bytes.ToRemote)), rate(s.Throughput.ToRemote),
 		s.Bytes.FromRemote, size(float64(s.Bytes.FromRemote)), rate(s.Throughput.FromRemote),
-		clock(time.Duration(s.Seconds.Transfer*float64(time.Second))))
+		took)
+	if s.Bytes.Unknown {
+		line = "socketpipe: done: bytes unknown (this system keeps no TCP byte counts) in " + took
+	}
 	if s.TCP != nil {
 		line += fmt.Sprintf(", rtt %.2f ms, %d retransmits", s.TCP.RTTms, s.TCP.Retransmits)
 	}
@@ -173,8 +182,11 @@ func progressLine(s, earlier Sample) string {
 	if t := s.Elapsed.Seconds(); t > 0 {
 		avg[0], avg[1] = float64(s.ToRemote)/t, float64(s.FromRemote)/t
 	}
-	// A direction that carries nothing is left out: most runs move data one way.
 	line := "socketpipe: " + clock(s.Elapsed)
+	if s.Unknown {
+		return line + "  bytes unknown (this system keeps no TCP byte counts)"
+	}
+	// A direction that carries nothing is left out: most runs move data one way.
 	if s.ToRemote > 0 || s.FromRemote == 0 {
 		line += fmt.Sprintf("  to remote %s %s (avg %s)", size(float64(s.ToRemote)), rate(now[0]), rate(avg[0]))
 	}

@@ -93,7 +93,7 @@ func newPair(t testing.TB, kind, mode string, reading bool) fdPair {
 	switch kind {
 	case kindPipe:
 		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		if err := pipeCloexec(p[:]); err != nil {
 			t.Fatal(err)
 		}
 		r, w := p[0], p[1]
@@ -102,7 +102,7 @@ func newPair(t testing.TB, kind, mode string, reading bool) fdPair {
 		}
 		return fdPair{wrap(t, w, mode, "pipe-w"), wrap(t, r, modeBlocking, "peer-r")}
 	case kindUnix:
-		sv, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		sv, err := socketpairCloexec()
 		if err != nil {
 			t.Fatal(err)
 		}

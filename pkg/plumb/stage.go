@@ -120,6 +120,7 @@ func command(argv []string, stdin, stdout, stderr *os.File, ownGroup bool) *exec
 	if stderr != nil {
 		c.Stderr = stderr
 	}
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: ownGroup, Pdeathsig: syscall.SIGKILL}
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: ownGroup}
+	dieWithParent(c.SysProcAttr)
 	return c
 }

@@ -33,9 +33,14 @@ type Stats struct {
 
 // StatsBytes counts data bytes, the proof and framing excluded: what the remote command was
 // sent and what the local side received from it.
+//
+// Unknown says that nothing counted them: in plain mode socketpipe reads the kernel's counts
+// of the socket the commands hold, and a system that keeps none it can read (OpenBSD, NetBSD)
+// leaves both 0 and Unknown true rather than guess.
 type StatsBytes struct {
 	ToRemote   int64 `json:"to_remote"`
 	FromRemote int64 `json:"from_remote"`
+	Unknown    bool  `json:"unknown,omitempty"`
 }
 
 // StatsSeconds splits a run's time: setup until the data connection is ready (login and
@@ -75,7 +80,7 @@ func (r *Report) Stats(runErr error) *Stats {
 		Version:   StatsVersion,
 		Mode:      r.Mode,
 		Encrypted: r.Encrypted,
-		Bytes:     StatsBytes{ToRemote: r.ToRemote, FromRemote: r.FromRemote},
+		Bytes:     StatsBytes{ToRemote: r.ToRemote, FromRemote: r.FromRemote, Unknown: r.Uncounted},
 		Seconds: StatsSeconds{
 			Setup:    r.Setup.Seconds(),
 			Transfer: r.Transfer.Seconds(),
@@ -123,7 +128,8 @@ func ptr[T any](v T) *T { return &v }
 const settleTime = 2 * time.Second
 
 // count fills in the Report's byte counts and TCP figures at the end of a transfer, before the
-// link is closed: socketpipe's own counts when it relayed, the kernel's in plain mode.
+// link is closed: socketpipe's own counts when it relayed, the kernel's in plain mode; where the
+// kernel keeps none, socketpipe's own if it relayed both ways, else unknown.
 func (l *link) count(rep *Report, ok bool) {
 	rep.Encrypted = l.conn != nil
 	rep.ToRemote, rep.FromRemote = l.sent.Load(), l.received.Load()
@@ -136,6 +142,9 @@ func (l *link) count(rep *Report, ok bool) {
 	}
 	s, err := settle(l.sock, d)
 	if err != nil {
+		if !l.ownCounts() {
+			rep.ToRemote, rep.FromRemote, rep.Uncounted = 0, 0, true
+		}
 		return
 	}
 	shut := l.shut.Load()

@@ -56,6 +56,19 @@ func TestExactCounts(t *testing.T) {
 				if fi, err := os.Stat(out); err != nil || fi.Size() != rem.back {
 					t.Fatalf("output: %v, %v bytes, want %d", err, fi, rem.back)
 				}
+				if tc.tcp && !haveTCPCounts {
+					// Plain mode where the system keeps no counts socketpipe can read: unknown, not 0.
+					if !rep.Uncounted || rep.ToRemote != 0 || rep.FromRemote != 0 || rep.TCP != nil {
+						t.Errorf("counts %d and %d, TCP figures %+v, Uncounted %v: want them unknown", rep.ToRemote, rep.FromRemote, rep.TCP, rep.Uncounted)
+					}
+					if s := rep.Stats(nil); !s.Bytes.Unknown || s.Exit != 0 || s.Mode != tc.mode {
+						t.Errorf("stats: %+v", s)
+					}
+					return
+				}
+				if rep.Uncounted {
+					t.Errorf("counts unknown where they are counted")
+				}
 				if rep.ToRemote != size || rep.FromRemote != rem.back {
 					t.Errorf("counted %d to the remote and %d from it, want %d and %d", rep.ToRemote, rep.FromRemote, size, rem.back)
 				}

@@ -1,34 +1,23 @@
+//go:build linux && !portable
+
 package plumb
 
+// The kernel's counters of a TCP connection on Linux: getsockopt(TCP_INFO) for struct tcp_info,
+// ioctl(SIOCOUTQ) for the bytes not yet acknowledged, poll(POLLRDHUP) for the peer's FIN.
+
 import (
-	"crypto/sha256"
 	"os"
 	"time"
 
-	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"golang.org/x/sys/unix"
-)
-
-// The client's side of the secret proof on the data connection (rendezvous/proof.go): a hello
-// ("SPD1", role, nonce) and a MAC each way, then the client's commit byte. The kernel counts
-// them with the data, so the counts below take them off.
-const (
-	proofHello    = 4 + 1 + rendezvous.NonceSize
-	proofSent     = proofHello + sha256.Size + 1
-	proofReceived = proofHello + sha256.Size
 )
 
 // tcpStateClose is TCP_CLOSE of include/net/tcp_states.h: where a connection ends up after
 // both FINs or a reset.
 const tcpStateClose = 7
 
-// TCPInfo is what the kernel says about the data connection (plain mode only).
-type TCPInfo struct {
-	RTT         time.Duration // smoothed round-trip time
-	RTTVar      time.Duration // its variation
-	Cwnd        uint32        // congestion window, in segments
-	Retransmits uint32        // segments retransmitted over the connection's life
-}
+// haveTCPCounts says whether readTCP can count a connection's bytes here.
+const haveTCPCounts = true
 
 // tcpSample is one reading of a socket's kernel counters.
 type tcpSample struct {
@@ -108,17 +97,9 @@ func (s tcpSample) receivedData(shut bool) int64 {
 	return max(n-proofReceived, 0)
 }
 
-// settle waits, up to d, until the peer has acknowledged everything written on the socket
-// (our FIN included), so the final counts are exact; a reset connection has nothing to wait for.
-func settle(f *os.File, d time.Duration) (tcpSample, error) {
-	deadline := time.Now().Add(d)
-	pause := 100 * time.Microsecond
-	for {
-		s, err := readTCP(f)
-		if err != nil || s.outq == 0 || s.info.State == tcpStateClose || time.Now().After(deadline) {
-			return s, err
-		}
-		time.Sleep(pause)
-		pause = min(2*pause, 20*time.Millisecond)
-	}
-}
+// rtt is the smoothed round-trip time.
+func (s tcpSample) rtt() time.Duration { return time.Duration(s.info.Rtt) * time.Microsecond }
+
+// settled reports whether there is nothing left to wait for: everything written is
+// acknowledged, or the connection is closed.
+func (s tcpSample) settled() bool { return s.outq == 0 || s.info.State == tcpStateClose }

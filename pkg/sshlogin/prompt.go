@@ -106,12 +106,12 @@ func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, erro
 	var saved *unix.Termios
 	restore := func() {
 		if saved != nil {
-			rc.Control(func(fd uintptr) { unix.IoctlSetTermios(int(fd), unix.TCSETS, saved) })
+			rc.Control(func(fd uintptr) { unix.IoctlSetTermios(int(fd), ioctlSetTermios, saved) })
 		}
 	}
 	if !echo {
 		rc.Control(func(fd uintptr) {
-			t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+			t, err := unix.IoctlGetTermios(int(fd), ioctlGetTermios)
 			if err != nil {
 				return
 			}
@@ -120,7 +120,7 @@ func (p *prompter) readTTY(tty *os.File, prompt string, echo bool) (string, erro
 			quiet.Lflag &^= unix.ECHO
 			quiet.Lflag |= unix.ICANON | unix.ISIG
 			quiet.Iflag |= unix.ICRNL
-			unix.IoctlSetTermios(int(fd), unix.TCSETS, &quiet)
+			unix.IoctlSetTermios(int(fd), ioctlSetTermios, &quiet)
 		})
 		defer restore()
 	}

@@ -71,7 +71,7 @@ func TestTerminalPrompts(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(60 * time.Second)
 		for {
-			tio, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+			tio, err := unix.IoctlGetTermios(int(f.Fd()), ioctlGetTermios)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -161,7 +161,7 @@ func ttyHelper() {
 	if err := c.Run(ctx); err != nil {
 		fmt.Println("HELPER FAILED:", err)
 		if tty, err := os.Open("/dev/tty"); err == nil {
-			if tio, err := unix.IoctlGetTermios(int(tty.Fd()), unix.TCGETS); err == nil && tio.Lflag&unix.ECHO != 0 {
+			if tio, err := unix.IoctlGetTermios(int(tty.Fd()), ioctlGetTermios); err == nil && tio.Lflag&unix.ECHO != 0 {
 				fmt.Println("ECHO ON")
 			}
 		}

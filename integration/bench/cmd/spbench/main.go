@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command spbench runs `make demo` and `make bench`: it starts a throwaway OpenSSH sshd on
 // 127.0.0.1 (generated keys in a temporary directory, sessions with a clean HOME and the
 // freshly built socketpipe on PATH), moves data through socketpipe, raw TCP and an ssh pipe,
@@ -394,7 +396,7 @@ func loadavg() string {
 	return "unknown"
 }
 
-func cstr(b []int8) string {
+func cstr[T int8 | uint8](b []T) string { // Utsname holds int8 on some architectures, uint8 on others (riscv64, ppc64le)
 	var s []byte
 	for _, c := range b {
 		if c == 0 {

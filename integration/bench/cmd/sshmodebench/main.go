@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command sshmodebench compares rsync and tar through ssh and through socketpipe --ssh on a real
 // sshd on loopback (issue 10's benchmark), and prints medians, speed-ups and client CPU time.
 // It needs root, sshd, ssh, rsync and tar, like the integration tests:
