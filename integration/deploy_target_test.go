@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -134,26 +135,36 @@ func needQemu(t *testing.T, cpu string) string {
 }
 
 // A host whose uname names another architecture and that has no socketpipe gets that
-// target's build from --deploy-dir, which runs there under qemu and carries the data byte for
-// byte; the next run starts the cached copy without uploading again.
+// target's build from --deploy-dir, which runs there (under qemu, or for 386 on the amd64
+// kernel itself) and carries the data byte for byte; the next run starts the cached copy
+// without uploading again.
 func TestDeployForeignArchitecture(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		goarch, machine string
-		cpu             string // qemu's name of the architecture
+		cpu             string // qemu's name of the architecture; "" runs natively
 		elf             elf.Machine
 	}{
 		{"arm64", "aarch64", "aarch64", elf.EM_AARCH64},
+		{"arm", "armv7l", "arm", elf.EM_ARM},
 		{"riscv64", "riscv64", "riscv64", elf.EM_RISCV},
+		{"386", "i686", "", elf.EM_386},
 	} {
 		t.Run("linux/"+c.goarch, func(t *testing.T) {
 			t.Parallel()
-			qemu := needQemu(t, c.cpu)
+			qemu := ""
+			if c.cpu != "" {
+				qemu = needQemu(t, c.cpu)
+			} else if runtime.GOARCH != "amd64" {
+				t.Skipf("a linux/%s binary runs natively on amd64 only, not %s", c.goarch, runtime.GOARCH)
+			}
 			deployForeign(t, c.goarch, c.machine, qemu, c.elf)
 		})
 	}
 }
 
+// deployForeign deploys the linux/goarch build to a host whose uname -m says machine; qemu is
+// the emulator it runs under there, "" for none.
 func deployForeign(t *testing.T, goarch, machine, qemu string, em elf.Machine) {
 	build := filepath.Join(harness.BuildSocketpipeFor(t, "linux", goarch), "socketpipe")
 	if f, err := elf.Open(build); err != nil || f.Machine != em {
@@ -161,9 +172,9 @@ func deployForeign(t *testing.T, goarch, machine, qemu string, em elf.Machine) {
 	} else {
 		f.Close()
 	}
-	// binfmt_misc runs it here: proof that qemu does, before the host needs it to.
+	// It runs here (through binfmt_misc for qemu), before the host needs it to.
 	if out, err := exec.Command(build, "--version").CombinedOutput(); err != nil || !strings.HasPrefix(string(out), "socketpipe ") {
-		t.Fatalf("the linux/%s build does not run here under qemu: %v: %s", goarch, err, out)
+		t.Fatalf("the linux/%s build does not run here: %v: %s", goarch, err, out)
 	}
 	builds := t.TempDir()
 	name := "socketpipe-linux-" + goarch
@@ -191,7 +202,7 @@ func deployForeign(t *testing.T, goarch, machine, qemu string, em elf.Machine) {
 		t.Fatalf("socketpipe exited %d; want 0, having uploaded the linux/%s build\nstderr:\n%s", r.code, goarch, r.stderr)
 	}
 	if !bytes.Equal([]byte(r.stdout), data) {
-		t.Fatalf("the remote cat under qemu returned %d bytes, not the %d sent byte for byte", len(r.stdout), len(data))
+		t.Fatalf("the remote cat returned %d bytes, not the %d sent byte for byte", len(r.stdout), len(data))
 	}
 	want, _ := os.ReadFile(build)
 	if got, err := os.ReadFile(filepath.Join(cache, "socketpipe")); err != nil || !bytes.Equal(got, want) {
@@ -201,7 +212,7 @@ func deployForeign(t *testing.T, goarch, machine, qemu string, em elf.Machine) {
 		t.Fatalf("the client's own binary is cached too: %v", err)
 	}
 
-	// The remote command is the remote half's child: its parent runs in qemu.
+	// The remote command is the remote half's child: its parent runs in qemu (or is the copy).
 	r = e.runArgv(ctx, append([]string{"-v", "--deploy-dir", builds, "-o", "{", "cat", "}"},
 		e.login("-r", "{", "sh", "-c", `readlink /proc/$PPID/exe; tr '\0' ' ' </proc/$PPID/cmdline`, "}")...)...)
 	t.Logf("second run, %v:\n%s", r.took, r.stderr)
@@ -209,7 +220,12 @@ func deployForeign(t *testing.T, goarch, machine, qemu string, em elf.Machine) {
 		t.Fatalf("the second run exited %d, uploaded %v; want 0 and the cached copy run\nstderr:\n%s", r.code, uploaded(r), r.stderr)
 	}
 	exe, cmdline, _ := strings.Cut(r.stdout, "\n")
-	if exe != qemu || !strings.Contains(cmdline, filepath.Join(cache, "socketpipe")+" --serve") {
-		t.Fatalf("the remote half is %q running %q; want %s running the cached copy", exe, cmdline, qemu)
+	copyPath := filepath.Join(cache, "socketpipe")
+	wantExe := qemu
+	if qemu == "" {
+		wantExe = copyPath
+	}
+	if exe != wantExe || !strings.Contains(cmdline, copyPath+" --serve") {
+		t.Fatalf("the remote half is %q running %q; want %s running the cached copy", exe, cmdline, wantExe)
 	}
 }
