@@ -147,12 +147,18 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 		return rep, login, w, ierr
 	}
 	d.log("uploaded socketpipe (%s) to %s in %v", size(inst.Size), inst.Path, inst.Took.Round(time.Millisecond))
-	if ip := d.dep.Interpreter(); ip != "" {
+	// Go links every OpenBSD and macOS binary with the system's C library; on Linux a static
+	// build runs on any distribution.
+	if ip := d.dep.Interpreter(); ip != "" && d.dep.Target().GOOS == "linux" {
 		d.log("note: this binary is dynamically linked (%s); a static build (CGO_ENABLED=0, as make build does) runs on more hosts", ip)
 	}
 	rep, half, hw, _, err := d.start(ctx, login, c, d.dep.RunCommand())
 	if errors.As(err, new(*wire.BannerError)) {
-		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
+		ce := &copyStartError{path: inst.Path, err: err}
+		if d.dep.Target().GOOS == "linux" {
+			ce.interp = d.dep.Interpreter()
+		}
+		err = ce
 	}
 	return rep, half, hw, err
 }
