@@ -357,7 +357,9 @@ func mountCache(t *testing.T, e *deployEnv, opts string) string {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts, "socketpipe-test", dir).CombinedOutput(); err != nil {
+	// mode=0700: a tmpfs's root is 1777 by default, a cache others could write to, which is
+	// refused before any write is tried.
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", opts+",mode=0700", "socketpipe-test", dir).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs on %s: %v: %s", dir, err, out)
 	}
 	t.Cleanup(func() {

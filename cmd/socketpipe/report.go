@@ -6,11 +6,17 @@ import (
 	"io"
 
 	"github.com/socketpipe/socketpipe"
+	"github.com/socketpipe/socketpipe/internal/quote"
 )
 
 // The voice of socketpipe on standard error: every failure reaches here as a value and is
 // printed once, as "socketpipe: error: " and the message, then a "socketpipe: hint: " line
-// for each hint.
+// for each hint. Each line is made printable here too (quote.Printable, which leaves text
+// already made printable as it is): a message may carry words of the remote host's that no
+// layer below cleaned, such as a server's reason inside an SSH library's error.
+
+// maxLine bounds one printed line; a message that long is an attack, not a report.
+const maxLine = 64 << 10
 
 // report prints e and returns the status socketpipe exits with: 0 for nil.
 func report(w io.Writer, e *socketpipe.Error) int {
@@ -26,11 +32,11 @@ func printError(w io.Writer, e *socketpipe.Error) {
 	switch {
 	case e.Silent:
 	case errors.As(e.Err, &said):
-		fmt.Fprintf(w, "ssh: %s\n", e.Msg)
+		fmt.Fprintf(w, "ssh: %s\n", quote.Printable(e.Msg, maxLine))
 	default:
-		fmt.Fprintf(w, "socketpipe: error: %s\n", e.Error())
+		fmt.Fprintf(w, "socketpipe: error: %s\n", quote.Printable(e.Error(), maxLine))
 		for _, h := range e.Hints {
-			fmt.Fprintf(w, "socketpipe: hint: %s\n", h)
+			fmt.Fprintf(w, "socketpipe: hint: %s\n", quote.Printable(h, maxLine))
 		}
 	}
 }

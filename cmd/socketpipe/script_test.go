@@ -16,6 +16,6 @@ func TestScripts(t *testing.T) {
 	testscript.Run(t, testscript.Params{
 		Dir:                 "testdata/script",
 		RequireExplicitExec: true,
-		Cmds: harness.ScriptCmds(),
+		Cmds:                harness.ScriptCmds(),
 	})
 }

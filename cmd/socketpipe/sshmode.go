@@ -7,10 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/socketpipe/socketpipe"
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
@@ -35,6 +38,12 @@ const (
 	// sshSelfEnv is set while socketpipe executes a login: an `ssh` on PATH that is socketpipe
 	// itself then hands everything to the real ssh instead of calling socketpipe again.
 	sshSelfEnv = "SOCKETPIPE_SSH_LOGIN"
+
+	// handedOverEnv marks a hand-over to the real ssh: "pid path", the process that executes
+	// path, which keeps its process id across the exec. A socketpipe that finds its own process
+	// id there was itself taken for the real ssh (a wrapper that executes socketpipe, named ssh
+	// on PATH) and refuses, instead of handing over again round and round.
+	handedOverEnv = "SOCKETPIPE_SSH_HANDED_OVER"
 )
 
 // sshFlag returns the index of --ssh among socketpipe's options (args without the program
@@ -79,6 +88,9 @@ func sshFailure(cause error, format string, args ...any) *socketpipe.Error {
 // runSSH is ssh mode. own are socketpipe's options (before --ssh), sshArgs the rest.
 func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdout, stderr *os.File, sig func() syscall.Signal) int {
 	m := &sshMode{asSSH: asSSH, sshArgs: sshArgs, stderr: stderr}
+	if e := handedOverToSelf(); e != nil {
+		return report(m.stderr, e)
+	}
 	if asSSH && os.Getenv(sshSelfEnv) != "" {
 		if a, err := parseSSHModeOptions(strings.Fields(os.Getenv(sshOptionsEnv))); err == nil {
 			m.logf = logger(stderr, a.Verbose)
@@ -120,7 +132,7 @@ func runSSH(ctx context.Context, own, sshArgs []string, asSSH bool, stdin, stdou
 	subsystem := false
 	switch {
 	case errors.Is(err, sshconfig.ErrAgentForwarding):
-		if realSSH() != "" {
+		if sshconfig.RealSSH() != "" {
 			return report(m.stderr, m.handOver("-A (agent forwarding)"))
 		}
 		return report(m.stderr, m.sshError(ae, err))
@@ -216,7 +228,7 @@ func (m *sshMode) pipe(a *plumb.Args, inv *sshconfig.Invocation, subsystem bool,
 		p.Login = append([]string{"ssh"}, loginArgs...)
 		return p, nil
 	}
-	sshBin := realSSH()
+	sshBin := sshconfig.RealSSH()
 	if a.PassThrough && reason != "" {
 		// What ssh would do: let ssh do it.
 		return nil, m.handOver("--pass-through, and the login needs the ssh binary (" + reason + ")")
@@ -268,44 +280,32 @@ func (m *sshMode) sshError(ae *sshconfig.ArgError, err error) *socketpipe.Error 
 // handOver executes the real ssh binary with the same arguments, for what ssh mode cannot
 // serve. It returns only on failure.
 func (m *sshMode) handOver(reason string) *socketpipe.Error {
-	p := realSSH()
+	p := sshconfig.RealSSH()
 	if p == "" {
 		e := sshFailure(nil, "ssh mode cannot serve %s, and there is no ssh binary on PATH besides socketpipe", reason)
 		e.Hints = []string{"install OpenSSH's client; socketpipe serves only `ssh [options] host command`"}
 		return e
 	}
 	m.log("handing over to %s: %s", p, reason)
-	err := syscall.Exec(p, append([]string{"ssh"}, m.sshArgs...), os.Environ())
+	// An earlier hand-over's mark (this socketpipe runs under a real ssh's ProxyCommand) is
+	// replaced, not shadowed: with a key twice, the program executed reads the first.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, handedOverEnv+"=") })
+	env = append(env, fmt.Sprintf("%s=%d %s", handedOverEnv, os.Getpid(), p))
+	err := syscall.Exec(p, append([]string{"ssh"}, m.sshArgs...), env)
 	return sshFailure(err, "running %s: %v", p, err)
 }
 
-// realSSH finds the ssh binary on PATH that is not socketpipe itself; "" if there is none.
-func realSSH() string {
-	var self os.FileInfo
-	if exe, err := os.Executable(); err == nil {
-		if r, err := filepath.EvalSymlinks(exe); err == nil {
-			exe = r
-		}
-		self, _ = os.Stat(exe)
+// handedOverToSelf is the error for a socketpipe that a hand-over took for the real ssh: its
+// own process id is in handedOverEnv. nil otherwise, as for an ssh that the real ssh runs in
+// turn (a ProxyCommand's), which is another process.
+func handedOverToSelf() *socketpipe.Error {
+	pid, path, _ := strings.Cut(os.Getenv(handedOverEnv), " ")
+	if pid != strconv.Itoa(os.Getpid()) {
+		return nil
 	}
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		if dir == "" {
-			dir = "."
-		}
-		p := filepath.Join(dir, "ssh")
-		fi, err := os.Stat(p) // follows symlinks: a link to socketpipe is socketpipe
-		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
-			continue
-		}
-		if self != nil && os.SameFile(fi, self) {
-			continue
-		}
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-		return p
-	}
-	return ""
+	e := sshFailure(nil, "socketpipe handed the command to %s as the real ssh, and that ran socketpipe again", quote.Printable(path, 256))
+	e.Hints = []string{"put OpenSSH's ssh on PATH: the real ssh is the first ssh on PATH that is not socketpipe, and this one executes socketpipe"}
+	return e
 }
 
 // execNeeded says why the login would have to execute ssh, or "" when it can log in natively.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/socketpipe/socketpipe"
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"golang.org/x/term"
 )
@@ -91,7 +92,8 @@ func (u *ui) finish(s *plumb.Stats, err error, sig syscall.Signal) int {
 	return status
 }
 
-// logger returns the -v logger: lines on w with the time since start.
+// logger returns the -v logger: lines on w with the time since start, each made printable as
+// the error lines are (see maxLine).
 func logger(w io.Writer, verbose int) func(string, ...any) {
 	if verbose == 0 {
 		return nil
@@ -101,12 +103,14 @@ func logger(w io.Writer, verbose int) func(string, ...any) {
 	return func(format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(w, "socketpipe: [%6.3fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
+		fmt.Fprintf(w, "socketpipe: [%6.3fs] %s\n", time.Since(start).Seconds(), quote.Printable(fmt.Sprintf(format, args...), maxLine))
 	}
 }
 
 // writeStats writes s as JSON to path, "-" being stderr. A file is replaced atomically: a
-// reader sees the old one or the whole new one.
+// reader sees the old one or the whole new one. The summary holds every stage's command line
+// and the error text, so a new file is the user's alone (0600); a file it replaces keeps its
+// mode, which the user chose.
 func writeStats(path string, s *plumb.Stats, stderr io.Writer) error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -117,6 +121,10 @@ func writeStats(path string, s *plumb.Stats, stderr io.Writer) error {
 		_, err := stderr.Write(b)
 		return err
 	}
+	mode := os.FileMode(0o600)
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().IsRegular() {
+		mode = fi.Mode().Perm()
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return err
@@ -124,7 +132,7 @@ func writeStats(path string, s *plumb.Stats, stderr io.Writer) error {
 	tmp := f.Name()
 	_, err = f.Write(b)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(mode)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

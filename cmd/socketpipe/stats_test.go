@@ -93,8 +93,8 @@ func readStatsFile(t *testing.T, path string) *plumb.Stats {
 		t.Fatalf("no stats file: %v", err)
 	}
 	fi, _ := os.Stat(path)
-	if fi.Mode().Perm() != 0o644 {
-		t.Errorf("stats file mode %v", fi.Mode())
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("stats file mode %v, want -rw------- (it holds the command lines)", fi.Mode())
 	}
 	if left, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".*")); len(left) > 0 {
 		t.Errorf("temporary files left: %v", left)
@@ -111,7 +111,7 @@ func TestStatsFile(t *testing.T) {
 			}
 			t.Run(name, func(t *testing.T) {
 				path := filepath.Join(t.TempDir(), "stats.json")
-				os.WriteFile(path, []byte("an older run's"), 0o644)
+				os.WriteFile(path, []byte("an older run's"), 0o600)
 				args := append(localLogin(t), "-m", mode, "--stats", path,
 					"-i", "{", "head", "-c", "3000000", "/dev/zero", "}",
 					"-r", "{", "sh", "-c", "cat >/dev/null; head -c 1234567 /dev/zero", "}",
@@ -229,6 +229,50 @@ func TestStatsStderr(t *testing.T) {
 	s := readStats(t, []byte(stderr[i:]))
 	if s.Exit != 2 || s.Login != "exec" || s.Mode != "" || s.TCP != nil {
 		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestStatsFileMode: a new stats file is the user's alone, whatever the umask, since it holds
+// every stage's command line and the error; a file it replaces keeps the mode it had, 0600
+// included; and the replacement stays atomic.
+func TestStatsFileMode(t *testing.T) {
+	old := syscall.Umask(0)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	s := &plumb.Stats{Version: plumb.StatsVersion}
+	for _, c := range []struct {
+		name string
+		had  os.FileMode // 0: no file before
+		want os.FileMode
+	}{
+		{"new", 0, 0o600},
+		{"replacing 0600", 0o600, 0o600},
+		{"replacing 0640", 0o640, 0o640},
+		{"replacing 0644", 0o644, 0o644},
+	} {
+		path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".json")
+		if c.had != 0 {
+			if err := os.WriteFile(path, []byte("an older run's"), c.had); err != nil {
+				t.Fatal(err)
+			}
+			os.Chmod(path, c.had)
+		}
+		if err := writeStats(path, s, io.Discard); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != c.want {
+			t.Errorf("%s: stats file mode %v, want %v", c.name, fi.Mode().Perm(), c.want)
+		}
+		if b, _ := os.ReadFile(path); readStats(t, b).Version != plumb.StatsVersion {
+			t.Errorf("%s: the file holds %q", c.name, b)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(dir, ".*")); len(left) > 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
 

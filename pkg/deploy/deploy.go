@@ -53,7 +53,9 @@ import (
 // place, so a killed upload or a full disk leaves at most a temporary file (removed by a
 // later install once it is a day old). After the rename a stamp file <Name>.ok is touched,
 // and the copy's modification time is set back to 2000-01-01: the start command runs the copy
-// only when it is owned by the user, not empty, and the stamp is newer than it. Any later write to the
+// only when it is owned by the user, not empty, and the stamp is newer than it, and only while
+// no other user can write to the cache or a directory above it (the install refuses such a
+// cache, naming the directory, and the run of the copy just installed checks again). Any later write to the
 // copy (truncation, a partial overwrite) makes the copy newer than its stamp, so it is never
 // run again and the next run replaces it. Checking the stamp costs a few stat calls, where
 // hashing the copy on every start would cost tens of milliseconds.
@@ -315,15 +317,48 @@ func (d *Deployment) CacheCommand() (string, error) {
 	return shWrap(d.runCached() + d.printMissing()), nil
 }
 
-// runCached runs the cached copy if it is the user's, not empty (what a crash soon after the
-// install can leave on a file system that delays allocation), and older than its stamp.
+// goodCopy is the shell test of the cached copy "$b": the user's, not a symbolic link, not
+// empty (what a crash soon after the install can leave on a file system that delays
+// allocation), and older than its stamp.
+const goodCopy = `[ -O "$b" ] && [ ! -h "$b" ] && [ -x "$b" ] && [ -s "$b" ] && [ "$b.ok" -nt "$b" ]`
+
+// runCached runs the cached copy if it is good and its directory chain is safe (see
+// cacheCheck); otherwise the start command goes on as if there were none.
 func (d *Deployment) runCached() string {
-	return fmt.Sprintf(`b="%s/%s"; if [ -O "$b" ] && [ -x "$b" ] && [ -s "$b" ] && [ "$b.ok" -nt "$b" ]; then exec "$b" %s; fi; `, d.Dir(), d.Name, d.Args)
+	return fmt.Sprintf(`d="%s"; b="$d/%s"; if %s; then %s; if [ -z "$kwhy" ]; then exec "$b" %s; fi; fi; `,
+		d.Dir(), d.Name, goodCopy, d.cacheCheck(), d.Args)
 }
 
-// RunCommand is the remote command line that runs the cached copy (after Install).
+// RunCommand is the remote command line that runs the cached copy (after Install), checked
+// again as the start command checks it: the install may have raced with another user.
 func (d *Deployment) RunCommand() string {
-	return shWrap(fmt.Sprintf(`exec "%s/%s" %s`, d.Dir(), d.Name, d.Args))
+	return shWrap(fmt.Sprintf(`d="%s"; b="$d/%s"; %s; if [ -n "$kwhy" ]; then echo "socketpipe: not running the copy in the cache: $kwhy" >&2; exit 1; fi; `+
+		`if ! %s; then echo "socketpipe: not running the copy $b: it changed after its install" >&2; exit 1; fi; exec "$b" %s`,
+		d.Dir(), d.Name, d.cacheCheck(), goodCopy, d.Args))
+}
+
+// cacheCheck is shell that sets kwhy to the reason the cache directory "$d" cannot be
+// trusted, or to "" when it can: another user who can write to it or to a directory above
+// it could swap the copy between its check and its exec. The directories that the cache
+// adds ("$d", ${XDG_CACHE_HOME:-$HOME/.cache}/<Name>, ${XDG_CACHE_HOME:-$HOME/.cache}) must
+// be the user's, not symbolic links, and writable by the user alone; every directory above,
+// symbolic links resolved, the user's or root's and writable by no one else unless sticky
+// (/tmp), as OpenSSH's StrictModes wants of the directories above authorized_keys. POSIX
+// only (test -O, find -perm and -user, cd -P), so that BSD and macOS hosts check the same
+// way; two finds for the whole chain, as the start command runs it on every start.
+func (d *Deployment) cacheCheck() string {
+	return strings.Join([]string{
+		`kwhy=; kc="${XDG_CACHE_HOME:-$HOME/.cache}"; set -f; kn=$(printf '\n_'); kn=${kn%_}; ko=$IFS; IFS=$kn`,
+		fmt.Sprintf(`for kp in "$d" "$kc/%s" "$kc"; do if [ -h "$kp" ]; then kwhy="$kp is a symbolic link"; break; `+
+			`elif [ ! -d "$kp" ] || [ ! -O "$kp" ]; then kwhy="$kp is not a directory of the user's"; break; fi; done`, d.Name),
+		fmt.Sprintf(`if [ -z "$kwhy" ]; then for kp in $(find "$d" "$kc/%s" "$kc" -prune \( -perm -020 -o -perm -002 \) -print 2>/dev/null); do `+
+			`kwhy="$kp is writable by other users"; break; done; fi`, d.Name),
+		`if [ -z "$kwhy" ]; then kp=$(cd -P "$kc/.." 2>/dev/null && pwd -P) || kwhy="the directory above $kc cannot be resolved"; fi`,
+		`if [ -z "$kwhy" ]; then set --; while :; do set -- "$@" "$kp"; [ "$kp" = / ] && break; kp=${kp%/*}; kp=${kp:-/}; done; ku=$(id -u); ` +
+			`for kp in $(find "$@" -prune \( \( ! -user 0 ! -user "$ku" \) -o \( \( -perm -020 -o -perm -002 \) ! -perm -1000 \) \) -print 2>/dev/null); do ` +
+			`IFS=$ko; set -- $(ls -ldn "$kp") - - -; case $3 in 0|"$ku") kwhy="$kp is writable by other users";; *) kwhy="$kp is owned by another user";; esac; break; done; fi`,
+		`IFS=$ko; set +f`,
+	}, "; ")
 }
 
 // installScript reads the binary on standard input into the cache, as the type's comment says
@@ -346,7 +381,8 @@ func (d *Deployment) installScript(token string) string {
 		fmt.Sprintf(`case $u in %s) ;; *) %s; exit 3;; esac`, strings.Join(unames, "|"), d.printMissing()),
 		fmt.Sprintf(`d="%s"; b="$d/%s"; t="$d/.tmp.%s.$$"`, d.Dir(), d.Name, token),
 		`mkdir -p "$d" || exit 1`,
-		`[ -O "$d" ] || { echo "$d belongs to another user" >&2; exit 1; }`,
+		d.cacheCheck(),
+		`[ -z "$kwhy" ] || { echo "$kwhy: not using the cache" >&2; exit 1; }`,
 		`chmod 700 "$d" || exit 1`,
 		`find "$d" -name '.tmp.*' -mtime +0 -exec rm -f {} + 2>/dev/null`,
 		`trap 'rm -f "$t"' EXIT`,
@@ -394,19 +430,24 @@ func (d *Deployment) Install(ctx context.Context, c *sshlogin.Cmd) (*Installed, 
 	errOut := &capBuffer{max: 4 << 10}
 	s.Stdin, s.Stdout, s.Stderr = f, out, errOut
 	err = s.Run(ctx)
-	took := time.Since(t0)
-	if m := parseMissing(out.Bytes(), d.marker()); m != nil {
+	return d.installed(out.Bytes(), errOut.String(), err, time.Since(t0))
+}
+
+// installed reads what the install script printed and how its session ended. The remote
+// side's words (its uname, its error, the path) are made printable: they reach the terminal.
+func (d *Deployment) installed(out []byte, errOut string, err error, took time.Duration) (*Installed, error) {
+	if m := parseMissing(out, d.marker()); m != nil {
 		goos, goarch := d.goos(), d.goarch()
 		return nil, &PlatformError{System: m.System, Machine: m.Machine, GOOS: goos, GOARCH: goarch}
 	}
 	if err != nil {
-		return nil, &InstallError{Dir: d.Dir(), Msg: strings.TrimSpace(errOut.String()), Err: err}
+		return nil, &InstallError{Dir: d.Dir(), Msg: quote.Printable(strings.TrimSpace(errOut), 1024), Err: err}
 	}
-	p := strings.TrimSpace(out.String())
+	p := strings.TrimSpace(string(out))
 	if i := strings.LastIndexByte(p, '\n'); i >= 0 {
 		p = p[i+1:]
 	}
-	return &Installed{Path: p, Size: d.size, Took: took}, nil
+	return &Installed{Path: quote.Printable(p, 1024), Size: d.size, Took: took}, nil
 }
 
 // Interpreter is the dynamic loader Binary asks for ("" for a static binary or not ELF): a
@@ -443,16 +484,16 @@ func parseMissing(b []byte, marker string) *Missing {
 	return parseMissingLine(line)
 }
 
+// parseMissingLine reads the Missing line. Its words are the remote host's, shown in messages:
+// they are made printable, and cut short.
 func parseMissingLine(line []byte) *Missing {
 	uname, path, _ := strings.Cut(string(line), "\t")
-	m := &Missing{PATH: path}
 	uname = strings.TrimSpace(uname)
+	system, machine := uname, ""
 	if i := strings.LastIndexByte(uname, ' '); i >= 0 {
-		m.System, m.Machine = uname[:i], uname[i+1:]
-	} else {
-		m.System = uname
+		system, machine = uname[:i], uname[i+1:]
 	}
-	return m
+	return &Missing{System: quote.Printable(system, 64), Machine: quote.Printable(machine, 64), PATH: quote.Printable(path, 1024)}
 }
 
 // Watcher reads the start command's output. It removes the start command's first line, the

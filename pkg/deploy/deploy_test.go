@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 )
 
 func TestWatcher(t *testing.T) {
@@ -27,6 +29,11 @@ func TestWatcher(t *testing.T) {
 		{"after a banner", big + "\x00prog-missing FreeBSD arm64\t/bin\n", &Missing{"FreeBSD", "arm64", "/bin"}},
 		{"no newline before the end", "hello\n\x00prog-missing Darwin arm64\t/bin", &Missing{"Darwin", "arm64", "/bin"}},
 		{"system with a space", "\x00prog-missing Some OS m68k\t\n", &Missing{"Some OS", "m68k", ""}},
+		// The remote host's words reach the terminal escaped, as ssh escapes a server's text.
+		{"escape sequences", "\x00prog-missing Linux\x1b]0;x\x07 x86_64\x9b2J\t/bin\x1b[2J:\xff\n",
+			&Missing{`Linux\033]0;x\007`, `x86_64\2332J`, `/bin\033[2J:\377`}},
+		{"a long PATH", "\x00prog-missing Linux x86_64\t" + strings.Repeat("/x", 4000) + "\n",
+			&Missing{"Linux", "x86_64", strings.Repeat("/x", 512) + "..."}},
 		{"the program started", "banner\n" + stop + "J\x00\x00\x00\x02{}", nil},
 		{"marker in the program's output", stop + "\x00prog-missing Linux x86_64\t/bin\n", nil},
 		{"nothing", big, nil},
@@ -400,4 +407,38 @@ func TestELFGoNote(t *testing.T) {
 	if got := elfGoNote(notes[:len(notes)-6], binary.LittleEndian); got != "" {
 		t.Fatalf("elfGoNote of a cut note = %q", got)
 	}
+}
+
+// What the install script and its session say reaches the terminal escaped and cut short:
+// the remote error, the installed path, the uname of a host of another platform.
+func TestInstalledPrintable(t *testing.T) {
+	d := &Deployment{Name: "prog", Version: "1.0"}
+	hostile := "\x1b]0;owned\x07\x1b[2J\u009b31m\xff" + strings.Repeat("A", 4000)
+	raw := func(what, s string) {
+		t.Helper()
+		if strings.ContainsAny(s, "\x1b\x07\n") || strings.Contains(s, "\u009b") || !utf8.ValidString(s) || len(s) > 1200 {
+			t.Errorf("%s reaches the terminal raw or too long (%d bytes): %q", what, len(s), s)
+		}
+	}
+	_, err := d.installed(nil, "mkdir: "+hostile+"\nsecond line\n", errors.New("exit status 1"), 0)
+	var ie *InstallError
+	if !errors.As(err, &ie) {
+		t.Fatalf("installed = %v, want an InstallError", err)
+	}
+	raw("the install error", ie.Msg)
+	raw("the install error", ie.Error())
+	inst, err := d.installed([]byte("noise\n/home/u/.cache/prog/"+hostile+"\n"), "", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw("the installed path", inst.Path)
+	if !strings.HasPrefix(inst.Path, `/home/u/.cache/prog/\033]0;owned\007`) {
+		t.Errorf("installed path = %q", inst.Path)
+	}
+	_, err = d.installed([]byte("\x00prog-missing Plan\x1b[2J9 "+hostile+"\t/bin\n"), "", errors.New("exit status 3"), 0)
+	var pe *PlatformError
+	if !errors.As(err, &pe) {
+		t.Fatalf("installed = %v, want a PlatformError", err)
+	}
+	raw("the platform error", pe.Error())
 }

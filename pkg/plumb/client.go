@@ -71,7 +71,7 @@ type Report struct {
 	TCP           *TCPInfo // the data connection at its end; nil unless plain TCP
 	Setup         time.Duration
 	Transfer      time.Duration
-	RemoteVersion string
+	RemoteVersion string // the remote half's version, made printable
 }
 
 // Status is the run's exit status by pipefail, and the stage that decided it (nil for 0).
@@ -187,11 +187,11 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	if hello.Type != wire.MsgHello {
 		return rep, fmt.Errorf("the remote half sent %s instead of its hello", quote.Word(hello.Type))
 	}
-	rep.RemoteVersion = hello.Version
+	rep.RemoteVersion = quote.Printable(hello.Version, 64)
 	if hello.Protocol != wire.Protocol {
 		return rep, &VersionError{Local: version.String(), LocalProtocol: wire.Protocol, Remote: hello.Version, RemoteProtocol: hello.Protocol}
 	}
-	c.logf("remote half: socketpipe %s, pid %d, after %v", hello.Version, hello.PID, time.Since(start).Round(time.Millisecond))
+	c.logf("remote half: socketpipe %s, pid %d, after %v", rep.RemoteVersion, hello.PID, time.Since(start).Round(time.Millisecond))
 	if len(ctl.Banner) > 0 {
 		c.logf("login printed %d bytes before the remote half started (skipped)", len(ctl.Banner))
 	}

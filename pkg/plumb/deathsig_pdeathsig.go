@@ -9,3 +9,6 @@ import "syscall"
 
 // dieWithParent has the kernel kill the child when socketpipe dies.
 func dieWithParent(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGKILL }
+
+// watchParent has nothing to do: the kernel watches (dieWithParent).
+func watchParent(pgid int) (stop func()) { return func() {} }

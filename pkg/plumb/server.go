@@ -213,6 +213,7 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 		return &wire.Message{Type: wire.MsgStatus, Exit: st.Exit, Error: st.Err}
 	}
 	pgid := p.Process.Pid
+	defer watchParent(pgid)() // where the kernel cannot kill the group with socketpipe
 	exited := make(chan error, 1)
 	go func() { exited <- p.Wait() }()
 	killGroup := func(sig syscall.Signal) { syscall.Kill(-pgid, sig) }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +32,8 @@ type Stage struct {
 // Failed reports whether the stage counts as failed for pipefail.
 func (s *Stage) Failed() bool { return s.Exit != 0 }
 
-// describe says how the stage ended, for an error message.
+// describe says how the stage ended, for an error message. The remote stage's signal name
+// and error text are the remote half's words: they are made printable here.
 func (s *Stage) describe() string {
 	name := "command"
 	if len(s.Argv) > 0 {
@@ -39,9 +41,9 @@ func (s *Stage) describe() string {
 	}
 	switch {
 	case s.Err != "":
-		return fmt.Sprintf("%s command %s: %s", s.Name, name, s.Err)
+		return fmt.Sprintf("%s command %s: %s", s.Name, name, quote.Printable(s.Err, 512))
 	case s.Signal != "":
-		return fmt.Sprintf("%s command %s was killed by SIG%s", s.Name, name, s.Signal)
+		return fmt.Sprintf("%s command %s was killed by SIG%s", s.Name, name, quote.Printable(s.Signal, 32))
 	default:
 		return fmt.Sprintf("%s command %s exited with status %d", s.Name, name, s.Exit)
 	}

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/internal/seal"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
@@ -85,7 +86,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			case wire.MsgInputUnread:
 				up.inputUnread()
 			case wire.MsgNote:
-				c.logf("remote: %s", m.Note)
+				c.logf("remote: %s", quote.Printable(m.Note, 512))
 			case wire.MsgError:
 				kill(syscall.SIGTERM)
 				// What we found wrong with the data from the remote half comes first: the

@@ -225,13 +225,14 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			case wire.MsgNote:
+				note := quote.Printable(m.Note, 512)
 				if m.Mode == "" {
-					c.logf("remote: %s", m.Note)
+					c.logf("remote: %s", note)
 					break
 				}
 				// A note about one way of connecting: why it has not worked yet.
-				c.logf("remote: %s: %s", m.Mode, m.Note)
-				reasons[m.Mode] = m.Note
+				c.logf("remote: %s: %s", quote.Printable(m.Mode, 16), note)
+				reasons[m.Mode] = note
 			case wire.MsgListen:
 				dialReverse(m.Addr)
 				pendingDials++

@@ -16,10 +16,10 @@ func TestRemoteErrorPrintable(t *testing.T) {
 		want string
 	}{
 		{"remote half: no data connection", 64, "remote half: no data connection"},
-		{"evil\x1b[2J\x07bell", 64, "evil?[2J?bell"},
+		{"evil\x1b[2J\x07bell", 64, `evil\033[2J\007bell`},
 		{strings.Repeat("x", 600), 512, strings.Repeat("x", 512) + "..."},
 		{"héllo", 2, "h..."},
-		{"bad\xffutf8", 64, "bad?utf8"},
+		{"bad\xffutf8", 64, `bad\377utf8`},
 	}
 	for _, tt := range tests {
 		if got := quote.Printable(tt.in, tt.max); got != tt.want {

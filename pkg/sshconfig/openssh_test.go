@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 // resolveAt resolves args against config as OpenSSH version would read it.
@@ -308,6 +310,28 @@ func TestFindSSHSkipsSelf(t *testing.T) {
 	t.Setenv("PATH", selfDir)
 	if got, err := findSSH(""); err == nil {
 		t.Errorf("findSSH with only a link to itself = %q", got)
+	}
+}
+
+// RealSSH skips every copy of this program on PATH, not only its own file (a copy of the test
+// binary here), and directories that are not absolute: an empty entry or "." means the current
+// directory, which exec.LookPath refuses too (exec.ErrDot).
+func TestRealSSHSkipsEveryCopy(t *testing.T) {
+	dir := t.TempDir()
+	copyDir, cwd, otherDir := filepath.Join(dir, "copy"), filepath.Join(dir, "cwd"), filepath.Join(dir, "other")
+	os.Mkdir(copyDir, 0o755)
+	testenv.CopySelf(t, copyDir, "ssh")
+	fakeSSH(t, cwd, "OpenSSH_9.9p1")
+	other, _ := fakeSSH(t, otherDir, "OpenSSH_9.9p1")
+	t.Chdir(cwd)
+	sep := string(filepath.ListSeparator)
+	t.Setenv("PATH", sep+"."+sep+copyDir+sep+otherDir)
+	if got := RealSSH(); got != other {
+		t.Errorf("RealSSH() = %q, want %q", got, other)
+	}
+	t.Setenv("PATH", copyDir+sep+sep+".")
+	if got := RealSSH(); got != "" {
+		t.Errorf("RealSSH() with only a copy of itself and the current directory = %q, want none", got)
 	}
 }
 

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -176,8 +178,7 @@ func probeLists(path string) (algLists, error) {
 }
 
 // findSSH finds the ssh binary to follow: name (a path, or a name looked up on PATH) or, when
-// name is "", the first ssh on PATH that is not this program (socketpipe installed as ssh).
-// The path returned has its symbolic links resolved.
+// name is "", RealSSH. The path returned has its symbolic links resolved.
 func findSSH(name string) (string, error) {
 	if name != "" {
 		p, err := exec.LookPath(name)
@@ -186,28 +187,50 @@ func findSSH(name string) (string, error) {
 		}
 		return filepath.EvalSymlinks(p)
 	}
+	p := RealSSH()
+	if p == "" {
+		return "", exec.ErrNotFound
+	}
+	return filepath.EvalSymlinks(p)
+}
+
+// RealSSH returns the first ssh on PATH that is not this program (socketpipe installed as
+// ssh), "" if there is none. It skips every copy and build of this program, of whatever
+// version: its own file (a link to it included), and any executable whose Go build
+// information names the main package this program was built from. Like exec.LookPath (see
+// exec.ErrDot), it skips a PATH directory that is not absolute, such as an empty entry, which
+// means the current directory.
+func RealSSH() string {
 	var self os.FileInfo
 	if exe, err := os.Executable(); err == nil {
 		self, _ = os.Stat(exe) // follows links: a link to socketpipe is socketpipe
 	}
 	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		if dir == "" {
-			dir = "."
+		if !filepath.IsAbs(dir) {
+			continue
 		}
 		p := filepath.Join(dir, "ssh")
 		fi, err := os.Stat(p)
 		if err != nil || !fi.Mode().IsRegular() || fi.Mode()&0o111 == 0 {
 			continue
 		}
-		if self != nil && os.SameFile(fi, self) {
+		if self != nil && os.SameFile(fi, self) || sameProgram(p) {
 			continue
 		}
-		if abs, err := filepath.Abs(p); err == nil {
-			p = abs
-		}
-		return filepath.EvalSymlinks(p)
+		return p
 	}
-	return "", exec.ErrNotFound
+	return ""
+}
+
+// sameProgram reports whether the executable at p is a build of this program: its Go build
+// information names the same main package.
+func sameProgram(p string) bool {
+	own, ok := debug.ReadBuildInfo()
+	if !ok || own.Path == "" {
+		return false
+	}
+	bi, err := buildinfo.ReadFile(p)
+	return err == nil && bi.Path == own.Path
 }
 
 // The cache of ssh binaries' answers: one JSON file, by path, each entry valid while the binary

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
@@ -83,6 +84,7 @@ type handshakeState struct {
 	hostKey    ssh.PublicKey
 	userKey    ssh.PublicKey // the key the server accepted, with public key authentication
 	keyChanged bool          // accepted a changed key (StrictHostKeyChecking no): no passwords
+	viaProxy   bool          // reached through a ProxyJump hop: no address to check
 }
 
 // maxPrompts is OpenSSH's NumberOfPasswordPrompts default.
@@ -230,14 +232,14 @@ func (a *authState) challenge(name, instruction string, questions []string, echo
 		// OpenSSH shows these on the terminal; Stderr is the closest we have.
 		for _, s := range []string{name, instruction} {
 			if s != "" {
-				fmt.Fprintln(a.c.Stderr, strings.TrimRight(s, "\n"))
+				fmt.Fprintln(a.c.Stderr, strings.TrimRight(serverText(s), "\n"))
 			}
 		}
 	}
 	answers := make([]string, len(questions))
 	for i, q := range questions {
 		var err error
-		answers[i], err = a.p.ask(q, echos[i])
+		answers[i], err = a.p.ask(serverText(q), echos[i])
 		if err != nil {
 			a.promptErr = err
 			a.note("keyboard-interactive: %v", err)
@@ -364,10 +366,15 @@ func (k *keySigner) load() (ssh.Signer, error) {
 	var err error
 	if k.agent != nil {
 		priv = k.agent
-	} else if k.pre != nil {
-		priv = k.pre
 	} else if k.file != "" {
-		priv, err = loadKeyFile(k.file, k.a.p, k.a.d)
+		// ssh checks the file's mode when it loads the private key, even when it already
+		// read the public half from it.
+		if err = keyPermOK(k.file, k.a.d); err == nil {
+			priv = k.pre
+			if priv == nil {
+				priv, err = loadKeyFile(k.file, k.a.p, k.a.d)
+			}
+		}
 	} else {
 		err = errors.New("no private key")
 	}
@@ -378,6 +385,31 @@ func (k *keySigner) load() (ssh.Signer, error) {
 	}
 	k.signer, k.loadErr = priv, err
 	return priv, err
+}
+
+// errBadPermissions is OpenSSH's reason for ignoring a private key file that others can read.
+var errBadPermissions = errors.New("bad permissions")
+
+// keyPermOK refuses a private key file of the user's own that group or others may read or
+// write, with OpenSSH's warning (sshkey_perm_ok): a file owned by another user (root's key
+// read by a service, say) is the owner's business and is not checked.
+func keyPermOK(file string, d *debug) error {
+	fi, err := os.Stat(file)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	d.errorf("@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n" +
+		"@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @\n" +
+		"@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@")
+	d.errorf("Permissions 0%03o for '%s' are too open.", fi.Mode().Perm(), file)
+	d.errorf("It is required that your private key files are NOT accessible by others.")
+	d.errorf("This private key will be ignored.")
+	d.errorf("Load key \"%s\": %v", file, errBadPermissions)
+	return errBadPermissions
 }
 
 // loadKeyFile reads and parses a private key, asking for its passphrase if it is encrypted.

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/crypto/ssh"
 )
@@ -102,11 +103,12 @@ type ExitError struct {
 	Msg string
 }
 
+// Error shows the server's signal name and message made printable.
 func (e *ExitError) Error() string {
 	if e.Signal != "" {
-		s := "remote command killed by signal " + e.Signal
+		s := "remote command killed by signal " + quote.Printable(e.Signal, 32)
 		if e.Msg != "" {
-			s += ": " + e.Msg
+			s += ": " + quote.Printable(e.Msg, 512)
 		}
 		return s
 	}

@@ -17,6 +17,7 @@ type debug struct {
 	w       io.Writer
 	verbose bool
 	quiet   bool
+	level   string // LogLevel, upper case
 }
 
 // newDebug follows LogLevel, which Resolve sets from the later of -v and -q as ssh does.
@@ -26,6 +27,7 @@ func (c *Cmd) newDebug(cfg *sshconfig.Config) *debug {
 		w:       c.Stderr,
 		verbose: strings.HasPrefix(lvl, "DEBUG"),
 		quiet:   lvl == "QUIET" || lvl == "FATAL" || lvl == "ERROR",
+		level:   lvl,
 	}
 }
 
@@ -42,6 +44,19 @@ func (d *debug) printf(format string, args ...any) {
 // warnf writes a warning line, as ssh does at LogLevel INFO, unless quiet.
 func (d *debug) warnf(format string, args ...any) {
 	if d == nil || d.quiet || d.w == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fmt.Fprintf(d.w, format+"\n", args...)
+}
+
+// errorf writes an error line, as ssh does at LogLevel ERROR: unless ssh -q (QUIET or FATAL).
+func (d *debug) errorf(format string, args ...any) {
+	if d == nil || d.w == nil {
+		return
+	}
+	if lvl := d.level; lvl == "QUIET" || lvl == "FATAL" {
 		return
 	}
 	d.mu.Lock()

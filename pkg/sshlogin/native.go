@@ -222,7 +222,7 @@ func (c *Cmd) connect(ctx context.Context, h *hop, env sshconfig.Env, d *debug, 
 		conn = ka.conn
 	}
 	t1 := time.Now()
-	client, hs, err := c.handshake(ctx, conn, cfg, env, d)
+	client, hs, err := c.handshake(ctx, conn, cfg, env, d, h.via != nil)
 	if err != nil {
 		conn.Close()
 		return nil, nil, err
@@ -282,10 +282,10 @@ func dial(ctx context.Context, cfg *sshconfig.Config) (net.Conn, error) {
 }
 
 // handshake runs the SSH key exchange and authentication on conn, giving up when ctx ends.
-func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Config, env sshconfig.Env, d *debug) (*ssh.Client, *handshakeState, error) {
+func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Config, env sshconfig.Env, d *debug, viaProxy bool) (*ssh.Client, *handshakeState, error) {
 	batch := c.BatchMode || cfg.BatchMode
 	p := &prompter{ctx: ctx, env: env, batch: batch, stderr: c.Stderr}
-	hs := &handshakeState{}
+	hs := &handshakeState{viaProxy: viaProxy}
 	hk, algos, err := c.hostKeyCheck(cfg, p, d, hs)
 	if err != nil {
 		return nil, nil, err
@@ -300,7 +300,7 @@ func (c *Cmd) handshake(ctx context.Context, conn net.Conn, cfg *sshconfig.Confi
 		ClientVersion:     "SSH-2.0-socketpipe",
 		BannerCallback: func(msg string) error {
 			if !d.quiet && c.Stderr != nil {
-				io.WriteString(c.Stderr, msg)
+				io.WriteString(c.Stderr, serverText(msg))
 			}
 			return nil
 		},

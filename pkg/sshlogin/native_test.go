@@ -669,7 +669,7 @@ func TestKeyboardInteractive(t *testing.T) {
 	h.trust(s)
 	askpass := filepath.Join(h.dir, "askpass")
 	asked := filepath.Join(h.dir, "asked")
-	os.WriteFile(askpass, []byte("#!/bin/sh\necho \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
+	os.WriteFile(askpass, []byte("#!/bin/sh\nprintf '%s\\n' \"$1\" >> "+asked+"\necho xyzzy\n"), 0o755)
 	t.Setenv("SSH_ASKPASS", askpass)
 	t.Setenv("SSH_ASKPASS_REQUIRE", "force")
 	out, stderr, err := run(t, h.command(s, "echo kbd"))
@@ -682,6 +682,21 @@ func TestKeyboardInteractive(t *testing.T) {
 	if !contains(s.authLog(), "keyboard-interactive+") {
 		t.Errorf("auth log %v", s.authLog())
 	}
+
+	// The server's name, instruction and prompt are shown and asked as ssh shows them: escaped.
+	os.Remove(asked)
+	s.set(func() { s.kbdText = [3]string{"name\x1b[2J", "instruction\x1b]0;owned\x07\nline two", "Word\x1b[8m: "} })
+	out, stderr, err = run(t, h.command(s, "echo kbd"))
+	if err != nil || out != "kbd\n" {
+		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
+	}
+	if want := "name\\033[2J\ninstruction\\033]0;owned\\007\nline two\n"; !strings.Contains(stderr, want) || strings.Contains(stderr, "\x1b") {
+		t.Errorf("the name and instruction reached the terminal as %q, want %q", stderr, want)
+	}
+	if b, _ := os.ReadFile(asked); string(b) != "Word\\033[8m: \n" {
+		t.Errorf("asked %q", b)
+	}
+	s.set(func() { s.kbdText = [3]string{} })
 
 	// PreferredAuthentications without it, or KbdInteractiveAuthentication no: not tried.
 	for _, o := range []string{"PreferredAuthentications=publickey,password", "KbdInteractiveAuthentication=no"} {
@@ -766,14 +781,20 @@ func TestIdentitiesOnly(t *testing.T) {
 	}
 }
 
+// CheckHostIP leaves a loopback address alone, as OpenSSH does: a login to localhost records
+// nothing for 127.0.0.1 and is not refused for what known_hosts holds under it. (The other
+// rows of CheckHostIP are TestCheckHostIPDecisions.)
 func TestCheckHostIP(t *testing.T) {
 	s := newTestServer(t)
 	h := newTestHome(t)
 	_, pub, _ := h.key("id_ed25519", "")
 	s.authorize(pub)
-	// The host is known by name; its address is recorded on the first login.
-	os.WriteFile(h.knownHosts, []byte(fmt.Sprintf("[localhost]:%d %s", s.port, ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()))), 0o600)
-	login := []string{"ssh", "-F", h.config, "-p", fmt.Sprint(s.port), "-4", "-o", "CheckHostIP=yes",
+	// The host is known by name; the address holds another key.
+	_, otherPriv, _ := ed25519.GenerateKey(rand.Reader)
+	other, _ := ssh.NewPublicKey(otherPriv.Public())
+	kh := fmt.Sprintf("[localhost]:%d %s[127.0.0.1]:%d %s", s.port, ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()), s.port, ssh.MarshalAuthorizedKey(other))
+	os.WriteFile(h.knownHosts, []byte(kh), 0o600)
+	login := []string{"ssh", "-F", h.config, "-p", fmt.Sprint(s.port), "-4", "-o", "CheckHostIP=yes", "-o", "StrictHostKeyChecking=yes",
 		"-o", "UserKnownHostsFile=" + h.knownHosts, "-o", "GlobalKnownHostsFile=/dev/null", "tester@localhost"}
 	c := Command(login, "echo ip")
 	c.Env = &h.env
@@ -782,7 +803,7 @@ func TestCheckHostIP(t *testing.T) {
 		t.Fatalf("got %q, %v; stderr %q", out, err, stderr)
 	}
 	b, _ := os.ReadFile(h.knownHosts)
-	if !strings.Contains(string(b), fmt.Sprintf("[127.0.0.1]:%d ssh-ed25519", s.port)) || !strings.Contains(stderr, "for IP address") {
+	if string(b) != kh || strings.Contains(stderr, "IP address") {
 		t.Errorf("known_hosts %q, stderr %q", b, stderr)
 	}
 }

@@ -11,9 +11,15 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"golang.org/x/sys/unix"
 )
+
+// serverText is a server's words (its banner; a keyboard-interactive name, instruction and
+// prompt) as they are shown: escaped as ssh escapes them, line breaks and tabs kept, and at
+// most 64 KiB, where ssh sets no bound.
+func serverText(s string) string { return quote.PrintableText(s, 64<<10) }
 
 // errNoPrompt means a question could not be asked: BatchMode, or nowhere to ask it.
 var errNoPrompt = errors.New("cannot prompt")

@@ -33,6 +33,8 @@ type testServer struct {
 	userCA   ssh.PublicKey
 	hostCert *ssh.Certificate // also offered as a host key when set
 	kbdint   string           // the answer keyboard-interactive wants, if set
+	kbdText  [3]string        // keyboard-interactive's name, instruction and question, if set
+	banner   string           // the banner sent before authentication, if set
 	remotes  []string         // the client address of each connection
 
 	mu         sync.Mutex
@@ -89,7 +91,11 @@ func (s *testServer) authLog() []string {
 func (s *testServer) config() *ssh.ServerConfig {
 	s.mu.Lock()
 	password, userCA, hostCert, kbdint := s.password, s.userCA, s.hostCert, s.kbdint
+	kbdText, banner := s.kbdText, s.banner
 	s.mu.Unlock()
+	if kbdText == [3]string{} {
+		kbdText = [3]string{"tester", "one question", "Secret word: "}
+	}
 	cc := &ssh.CertChecker{
 		IsUserAuthority: func(k ssh.PublicKey) bool {
 			return userCA != nil && bytes.Equal(k.Marshal(), userCA.Marshal())
@@ -129,7 +135,7 @@ func (s *testServer) config() *ssh.ServerConfig {
 	}
 	if kbdint != "" {
 		cfg.KeyboardInteractiveCallback = func(md ssh.ConnMetadata, ch ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-			a, err := ch("tester", "one question", []string{"Secret word: "}, []bool{false})
+			a, err := ch(kbdText[0], kbdText[1], []string{kbdText[2]}, []bool{false})
 			if err != nil {
 				return nil, err
 			}
@@ -138,6 +144,9 @@ func (s *testServer) config() *ssh.ServerConfig {
 			}
 			return nil, nil
 		}
+	}
+	if banner != "" {
+		cfg.BannerCallback = func(ssh.ConnMetadata) string { return banner }
 	}
 	cfg.AddHostKey(s.hostKey)
 	if hostCert != nil {

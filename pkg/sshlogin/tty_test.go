@@ -36,36 +36,7 @@ func TestTerminalPrompts(t *testing.T) {
 	f, err := pty.Start(cmd)
 	testenv.Need(t, "a pty", err)
 	defer f.Close()
-	out := make(chan []byte)
-	go func() {
-		defer close(out)
-		b := make([]byte, 4096)
-		for {
-			n, err := f.Read(b)
-			if n > 0 {
-				out <- bytes.Clone(b[:n])
-			}
-			if err != nil {
-				return
-			}
-		}
-	}()
-	var seen bytes.Buffer
-	expect := func(s string) {
-		t.Helper()
-		deadline := time.After(60 * time.Second)
-		for !strings.Contains(seen.String(), s) {
-			select {
-			case b, ok := <-out:
-				if !ok {
-					t.Fatalf("terminal closed before %q; got:\n%s", s, seen.String())
-				}
-				seen.Write(b)
-			case <-deadline:
-				t.Fatalf("no %q on the terminal; got:\n%s", s, seen.String())
-			}
-		}
-	}
+	seen, expect := watchTerminal(t, f)
 	// Type a secret only once the prompt has turned echo off, as a person would.
 	typeSecret := func(secret string) {
 		t.Helper()
@@ -103,6 +74,41 @@ func TestTerminalPrompts(t *testing.T) {
 	b, _ := os.ReadFile(h.knownHosts)
 	if !strings.Contains(string(b), string(ssh.MarshalAuthorizedKey(s.hostKey.PublicKey()))[:40]) {
 		t.Errorf("known_hosts %q", b)
+	}
+}
+
+// watchTerminal reads what the pty f shows into seen; expect waits (60 s at most) until seen
+// holds s, and fails the test if the terminal closes first.
+func watchTerminal(t *testing.T, f *os.File) (seen *bytes.Buffer, expect func(s string)) {
+	out := make(chan []byte)
+	go func() {
+		defer close(out)
+		b := make([]byte, 4096)
+		for {
+			n, err := f.Read(b)
+			if n > 0 {
+				out <- bytes.Clone(b[:n])
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	seen = new(bytes.Buffer)
+	return seen, func(s string) {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for !strings.Contains(seen.String(), s) {
+			select {
+			case b, ok := <-out:
+				if !ok {
+					t.Fatalf("terminal closed before %q; got:\n%s", s, seen.String())
+				}
+				seen.Write(b)
+			case <-deadline:
+				t.Fatalf("no %q on the terminal; got:\n%s", s, seen.String())
+			}
+		}
 	}
 }
 
