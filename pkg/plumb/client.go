@@ -248,6 +248,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	if c.Watch != nil {
 		c.Watch(&Meter{l: l, start: xferStart})
 	}
+	l.watchData(time.Duration(hello.PingMS)*time.Millisecond, c.Liveness.WithDefaults())
 	dead, stopPings := rd.heartbeat(time.Duration(hello.PingMS) * time.Millisecond)
 	err = c.transfer(ctx, l, rd, rep, dead)
 	stopPings()

@@ -31,6 +31,7 @@ type link struct {
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
 	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
 	pumped, sunk   atomic.Bool  // plain mode: socketpipe relays into the socket (pump), out of it (drain)
+	watch          *dataWatch   // the data connection's own watch (watch.go); nil without one
 
 	closeOnce sync.Once
 }
@@ -81,6 +82,7 @@ func (l *link) closeWrite() error {
 
 // close releases this process's hold on the data connection.
 func (l *link) close() {
+	l.watch.end()
 	if l.sock != nil {
 		l.sock.Close()
 	}
@@ -126,7 +128,7 @@ func (l *link) pump(r *os.File) error {
 	if cerr := l.closeWrite(); err == nil {
 		err = cerr
 	}
-	return err
+	return l.cause(err)
 }
 
 // drain copies what the other half sends to w, until its end of stream.
@@ -134,10 +136,10 @@ func (l *link) drain(w *os.File) error {
 	if l.sock != nil {
 		l.sunk.Store(true)
 		_, err := Copy(w, l.sock, &l.received)
-		return err
+		return l.cause(err)
 	}
 	_, err := copyInto(newEndIO(w), l.recv, &l.received)
-	return err
+	return l.cause(err)
 }
 
 // copyInto copies r to w, through the encryption's own buffers when one side is encrypted

@@ -108,6 +108,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fail(err)
 	}
 	defer l.close()
+	l.watchData(time.Duration(req.PingMS)*time.Millisecond, s.Liveness.WithDefaults())
 	dead, stopPings := rd.heartbeat(time.Duration(req.PingMS) * time.Millisecond)
 	defer stopPings()
 	st := s.supervise(ctx, req, l, rd, dead)
@@ -217,6 +218,26 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 	exited := make(chan error, 1)
 	go func() { exited <- p.Wait() }()
 	killGroup := func(sig syscall.Signal) { syscall.Kill(-pgid, sig) }
+	// end ends the group: SIGTERM, then SIGKILL after KillGrace.
+	end := func() error {
+		killGroup(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			return err
+		case <-time.After(KillGrace):
+			killGroup(syscall.SIGKILL)
+			return <-exited
+		}
+	}
+	// A lost data connection is the client's to hear of first: the command's status, sent
+	// once it is gone, must not reach the client before it.
+	told := false
+	tellLost := func() {
+		if err := l.watch.check(); err != nil && !told {
+			told = true
+			rd.conn.Send(&wire.Message{Type: wire.MsgError, Error: "remote half: " + err.Error()})
+		}
+	}
 	var waitErr error
 	msgs := rd.msgs
 wait:
@@ -227,13 +248,7 @@ wait:
 		case m, ok := <-msgs:
 			if !ok {
 				// The client went away: nothing may be left running.
-				killGroup(syscall.SIGTERM)
-				select {
-				case waitErr = <-exited:
-				case <-time.After(KillGrace):
-					killGroup(syscall.SIGKILL)
-					waitErr = <-exited
-				}
+				waitErr = end()
 				msgs = nil
 				break wait
 			}
@@ -242,25 +257,20 @@ wait:
 			}
 		case <-dead:
 			// The client is unreachable: nothing may be left running.
-			killGroup(syscall.SIGTERM)
-			select {
-			case waitErr = <-exited:
-			case <-time.After(KillGrace):
-				killGroup(syscall.SIGKILL)
-				waitErr = <-exited
-			}
+			waitErr = end()
+			break wait
+		case <-l.watch.lost():
+			// The data connection is gone: tell the client; nothing may be left running.
+			tellLost()
+			waitErr = end()
 			break wait
 		case <-ctx.Done():
-			killGroup(syscall.SIGTERM)
-			select {
-			case waitErr = <-exited:
-			case <-time.After(KillGrace):
-				killGroup(syscall.SIGKILL)
-				waitErr = <-exited
-			}
+			waitErr = end()
 			break wait
 		}
 	}
+	// The kernel may have given up on the connection just before the command found out.
+	tellLost()
 	st.setEnded(waitErr)
 	// Whatever the command left in its group goes with it.
 	if syscall.Kill(-pgid, 0) == nil {

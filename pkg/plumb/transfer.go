@@ -47,7 +47,7 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	}
 
 	var vanished error
-	inputDone, outputDone, msgs := up.done, down.done, rd.msgs
+	inputDone, outputDone, msgs, dataLost := up.done, down.done, rd.msgs, l.watch.lost()
 	// Our own stdin may never end (a terminal, a parent that keeps the pipe open): as ssh does,
 	// stop waiting for it once the remote command has ended and its output is all out.
 	stdinOnly := c.Input == nil && c.StdinToRemote && c.Stdin != nil
@@ -91,7 +91,8 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				kill(syscall.SIGTERM)
 				// What we found wrong with the data from the remote half comes first: the
 				// remote half may complain of the connection we closed because of it.
-				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) {
+				var lost *DataLostError
+				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) || errors.As(err, &lost) {
 					return err
 				}
 				return &rendezvous.RemoteError{Msg: m.Error}
@@ -100,10 +101,21 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			kill(syscall.SIGTERM)
 			return fmt.Errorf("%w: nothing heard for %v (the network between the hosts or the remote host is down)",
 				ErrLostContact, rd.silence)
+		case <-dataLost:
+			if rd.quiet() {
+				dataLost = nil // the whole link is down, not only the data connection: see dead
+				continue
+			}
+			kill(syscall.SIGTERM)
+			return l.watch.check()
 		case <-ctx.Done():
 			kill(syscall.SIGTERM)
 			return ctx.Err()
 		}
+	}
+	// The kernel may have given up on the data connection just before a command found out.
+	if err := l.watch.check(); err != nil {
+		return err
 	}
 	<-down.drained
 	if vanished != nil {

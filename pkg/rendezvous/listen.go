@@ -201,15 +201,18 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 // tape drive that stalls for minutes while its host still answers) is not dead.
 //
 // The data socket gets TCP keepalive, which finds a dead peer of an idle connection within
-// about KeepIdle + KeepInterval*KeepCount. It does not get TCP_USER_TIMEOUT: Linux applies that
-// to a zero window too, and aborts a connection whose receiver has stopped reading for longer,
+// KeepIdle + KeepInterval*KeepCount, 30 s: no more than the bound a silent control channel
+// gets (PingDeadAfter(PingInterval)). It does not get TCP_USER_TIMEOUT: Linux applies that to a
+// zero window too, and aborts a connection whose receiver has stopped reading for longer,
 // however promptly its kernel answers the window probes. While data is on its way, the halves
 // instead send each other a ping on the control channel every PingInterval, and give up on a
-// peer not heard from for PingDeadAfter(PingInterval) (see wire.Message.PingMS).
+// peer not heard from for PingDeadAfter(PingInterval) (see wire.Message.PingMS); and each
+// watches its data connection for data in flight that nobody acknowledges (plumb's
+// watch.go), which the pings cannot see.
 const (
-	KeepIdle     = 15 * time.Second
-	KeepInterval = 5 * time.Second
-	KeepCount    = 6
+	KeepIdle     = 10 * time.Second
+	KeepInterval = 4 * time.Second
+	KeepCount    = 5
 	PingInterval = 5 * time.Second
 )
 
