@@ -3,6 +3,9 @@
 GO      ?= $(or $(shell command -v go 2>/dev/null),$(wildcard /usr/local/go/bin/go),go)
 PREFIX  ?= /usr/local
 BIN     := bin/socketpipe
+# Where make install puts the build-all set (bin/socketpipe-GOOS-GOARCH of every TARGETS),
+# from which self-deploy uploads the binary for a remote host of another target.
+LIBDIR  = $(PREFIX)/lib/socketpipe
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/socketpipe/socketpipe/internal/version.stamp=$(VERSION)
 # Every package but the end-to-end tests (./integration/...) and their harness
@@ -22,7 +25,8 @@ BENCH_SIZE ?= 1GiB
 BENCH_RUNS ?= 7
 # make bench: the Go micro-benchmarks (brace parser, relay copy, -e framing).
 BENCH_PKGS ?= ./pkg/... ./internal/...
-# Every system and architecture both halves build and run on (make build-all, make cross).
+# Every system and architecture both halves build and run on (make build-all, make cross; make
+# install and make dist ship them).
 TARGETS := linux/amd64 linux/arm64 linux/arm linux/386 linux/riscv64 \
 	freebsd/amd64 freebsd/arm64 darwin/amd64 darwin/arm64 openbsd/amd64 netbsd/amd64
 # The end-to-end transfers make portable runs with a binary built -tags portable.
@@ -37,7 +41,7 @@ FUZZ_TARGETS := \
 	./pkg/deploy:FuzzWatcher:10 \
 	./pkg/sshlogin:FuzzForcedLogins:1
 
-.PHONY: all build build-all cross portable deps test unit race integration fuzz demo bench install clean
+.PHONY: all build build-all cross portable deps test unit race integration fuzz demo bench install dist clean
 
 all: build
 
@@ -109,11 +113,36 @@ bench: deps
 	$(GO) run ./integration/bench/cmd/spbench -size $(BENCH_SIZE) -runs $(BENCH_RUNS)
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 $(BENCH_PKGS)
 
-install: build
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+# The client in PREFIX/bin, its manual, and the build-all set in PREFIX/lib/socketpipe, where
+# self-deploy finds the binary for a remote host of another system or architecture (the
+# default of --deploy-dir: ../lib/socketpipe beside the executable).
+install: build build-all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(LIBDIR)
 	install -m 755 $(BIN) $(DESTDIR)$(PREFIX)/bin/socketpipe
 	install -m 644 socketpipe.1 $(DESTDIR)$(PREFIX)/share/man/man1/socketpipe.1
+	@for t in $(TARGETS); do \
+		f=bin/socketpipe-$${t%/*}-$${t#*/}; \
+		echo "install -m 755 $$f $(DESTDIR)$(LIBDIR)/"; \
+		install -m 755 $$f $(DESTDIR)$(LIBDIR)/ || exit 1; \
+	done
+
+# A release archive per target: dist/socketpipe-VERSION-GOOS-GOARCH.tar.gz holds a directory
+# of that name with the target's binary (socketpipe), the manual and the README; dist/SHA256SUMS
+# lists their SHA-256 (sha256sum -c --ignore-missing SHA256SUMS checks one).
+dist: build-all
+	rm -rf dist
+	mkdir dist
+	@for t in $(TARGETS); do \
+		os=$${t%/*}; arch=$${t#*/}; name=socketpipe-$(VERSION)-$$os-$$arch; \
+		echo "dist dist/$$name.tar.gz"; \
+		mkdir dist/$$name && \
+		install -m 755 bin/socketpipe-$$os-$$arch dist/$$name/socketpipe && \
+		install -m 644 socketpipe.1 README.md dist/$$name/ && \
+		tar -C dist --sort=name --owner=0 --group=0 --numeric-owner -cf - $$name | gzip -9n >dist/$$name.tar.gz && \
+		rm -r dist/$$name || exit 1; \
+	done
+	cd dist && sha256sum *.tar.gz >SHA256SUMS
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
 	$(GO) clean -testcache

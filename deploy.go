@@ -97,51 +97,98 @@ func (d *deployer) recover(ctx context.Context, login *sshlogin.Cmd, w io.WriteC
 	case m != nil && d.p.NoDeploy:
 		return rep, login, w, &missingError{path: d.p.RemotePath, m: m}
 	case m != nil:
-		if !d.dep.Serves(m.System, m.Machine) {
-			return rep, login, w, d.dep.PlatformError(m)
-		}
 		what := "socketpipe is not on its PATH"
 		if d.p.RemotePath != "" {
 			what = "--remote-path " + d.p.RemotePath + " names nothing there"
 		}
-		d.log("the remote host (%s) has no socketpipe to run: %s; deploying this binary", m.Platform(), what)
+		if !d.dep.Serves(m.System, m.Machine) {
+			// The start command looked for this binary's copy; the host needs another build.
+			if err := d.forTarget(m.System, m.Machine); err != nil {
+				return rep, login, w, err
+			}
+			w.Close()
+			d.log("the remote host (%s) has no socketpipe to run: %s; trying the cache for %s", m.Platform(), what, d.what())
+			if rep, half, hw, missing, err := d.startCached(ctx, login, c); missing == nil {
+				return rep, half, hw, err
+			}
+		}
+		d.log("the remote host (%s) has no socketpipe to run: %s; deploying %s", m.Platform(), what, d.what())
 	case errors.As(err, &ve) && !d.p.NoDeploy:
 		// The first session has ended or will once its input ends; the connection stays.
 		w.Close()
 		if d.p.RemotePath != "" {
 			// The start command tried --remote-path before the cache: try the cache now
 			// rather than upload again on every run.
-			cmd, cerr := d.dep.CacheCommand()
-			if cerr != nil {
-				return rep, login, w, cerr
-			}
-			rep, half, hw, missing, err := d.start(ctx, login, c, cmd)
+			rep, half, hw, missing, err := d.startCached(ctx, login, c)
 			if missing == nil {
 				if err == nil {
-					d.log("%v; ran the cached copy of this binary instead", ve)
+					d.log("%v; ran the cached copy of %s instead", ve, d.what())
 				}
 				return rep, half, hw, err
 			}
 		}
-		d.log("%v; deploying this binary", ve)
+		d.log("%v; deploying %s", ve, d.what())
 	default:
 		return rep, login, w, err
 	}
 	w.Close()
 
 	inst, ierr := d.dep.Install(ctx, login)
+	var pe *deploy.PlatformError
+	if errors.As(ierr, &pe) && d.dep.Binary == "" {
+		// The remote socketpipe of another version runs on a host of another target.
+		if err := d.forTarget(pe.System, pe.Machine); err != nil {
+			return rep, login, w, err
+		}
+		d.log("the remote host is %s/%s: deploying %s", pe.System, pe.Machine, d.what())
+		inst, ierr = d.dep.Install(ctx, login)
+	}
 	if ierr != nil {
 		return rep, login, w, ierr
 	}
 	d.log("uploaded socketpipe (%s) to %s in %v", size(inst.Size), inst.Path, inst.Took.Round(time.Millisecond))
-	if ip := d.dep.Interpreter(); ip != "" {
+	// Go links every OpenBSD and macOS binary with the system's C library; on Linux a static
+	// build runs on any distribution.
+	if ip := d.dep.Interpreter(); ip != "" && d.dep.Target().GOOS == "linux" {
 		d.log("note: this binary is dynamically linked (%s); a static build (CGO_ENABLED=0, as make build does) runs on more hosts", ip)
 	}
 	rep, half, hw, _, err := d.start(ctx, login, c, d.dep.RunCommand())
 	if errors.As(err, new(*wire.BannerError)) {
-		err = &copyStartError{path: inst.Path, interp: d.dep.Interpreter(), err: err}
+		ce := &copyStartError{path: inst.Path, err: err}
+		if d.dep.Target().GOOS == "linux" {
+			ce.interp = d.dep.Interpreter()
+		}
+		err = ce
 	}
 	return rep, half, hw, err
+}
+
+// forTarget makes the deployment that of the build for a host of another target, from
+// --deploy-dir or the default directory of cross-built binaries.
+func (d *deployer) forTarget(system, machine string) error {
+	dep, err := d.dep.For(system, machine, d.p.DeployDir)
+	if err != nil {
+		return err
+	}
+	d.dep = dep
+	return nil
+}
+
+// what names the binary being deployed, for the log.
+func (d *deployer) what() string {
+	if d.dep.Binary == "" {
+		return "this binary"
+	}
+	return fmt.Sprintf("the %s build %s", d.dep.Target(), d.dep.Binary)
+}
+
+// startCached runs the plumbing again with the remote half started from the cache only.
+func (d *deployer) startCached(ctx context.Context, login *sshlogin.Cmd, c *plumb.Client) (*plumb.Report, *sshlogin.Cmd, io.WriteCloser, *deploy.Missing, error) {
+	cmd, err := d.dep.CacheCommand()
+	if err != nil {
+		return &plumb.Report{}, login, nil, nil, err
+	}
+	return d.start(ctx, login, c, cmd)
 }
 
 // start runs the plumbing again with the remote half started by command on a new session of
@@ -167,5 +214,21 @@ func (d *deployer) start(ctx context.Context, login *sshlogin.Cmd, c *plumb.Clie
 	if err != nil && ctx.Err() == nil {
 		missing = watch.Drain(2 * time.Second)
 	}
+	if d.dep.Binary != "" && errors.As(err, new(*plumb.VersionError)) {
+		err = &buildVersionError{path: d.dep.Binary, err: err}
+	}
 	return rep, half, hw, missing, err
 }
+
+// A buildVersionError is a build for another target, from the directory of builds, that
+// speaks another protocol than this binary: a directory left from an older installation.
+type buildVersionError struct {
+	path string
+	err  error
+}
+
+func (e *buildVersionError) Error() string {
+	return fmt.Sprintf("the build deployed from %s is of another version: %v", e.path, e.err)
+}
+
+func (e *buildVersionError) Unwrap() error { return e.err }

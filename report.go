@@ -2,6 +2,7 @@ package socketpipe
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 
 	"github.com/socketpipe/socketpipe/internal/wire"
@@ -87,6 +88,8 @@ func (p *Pipe) deployError(err, loginErr error) *Error {
 	status := p.failStatus()
 	var me *missingError
 	var pe *deploy.PlatformError
+	var nb *deploy.NoBuildError
+	var bv *buildVersionError
 	var ie *deploy.InstallError
 	var ce *copyStartError
 	switch {
@@ -96,13 +99,14 @@ func (p *Pipe) deployError(err, loginErr error) *Error {
 			return e.hint("give the remote socketpipe's path, or drop --no-deploy to let socketpipe copy itself there")
 		}
 		return e.hint("install socketpipe on the remote host's PATH, name it with --remote-path, or drop --no-deploy to let socketpipe copy itself there")
+	case errors.As(err, &bv):
+		return failure(status, err, "%v", bv).
+			hint("rebuild the builds in %s from this socketpipe's source (make build-all, make install), or name a directory of this version's builds with --deploy-dir", filepath.Dir(bv.path))
+	case errors.As(err, &nb):
+		return failure(status, err, "%v", nb).hint("%s", buildHint(nb))
 	case errors.As(err, &pe):
-		how := ""
-		if pe.System == "Linux" {
-			how = " (make build-all cross-compiles it)"
-		}
 		return failure(status, err, "%v", pe).
-			hint("install socketpipe built for %s/%s on the remote host%s: on its PATH, or name it with --remote-path", pe.System, pe.Machine, how)
+			hint("install socketpipe built for %s/%s on the remote host: on its PATH, or name it with --remote-path", pe.System, pe.Machine)
 	case errors.As(err, &ie):
 		msg := ie.Msg
 		if msg == "" {
@@ -123,6 +127,20 @@ func (p *Pipe) deployError(err, loginErr error) *Error {
 		}
 	}
 	return nil
+}
+
+// buildHint says how to make the build a remote host needs and where to put it.
+func buildHint(nb *deploy.NoBuildError) string {
+	cmd, name := deploy.BuildCommand(nb.Target, nb.Machine), "socketpipe-"+nb.Target.GOOS+"-"+nb.Target.GOARCH
+	put := "put bin/" + name
+	if cmd != "make build-all" {
+		put = "copy bin/socketpipe to " + name
+	}
+	dir := "that directory"
+	if nb.Path != "" {
+		dir = filepath.Dir(nb.Path)
+	}
+	return fmt.Sprintf("build it with `%s` in socketpipe's source tree and %s in %s (make install puts the build-all set in PREFIX/lib/socketpipe), name a directory of builds with --deploy-dir, or install socketpipe on the remote host (--remote-path)", cmd, put, dir)
 }
 
 func loginName(login []string) string {

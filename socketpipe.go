@@ -52,6 +52,7 @@ type Pipe struct {
 
 	RemotePath string // the socketpipe binary on the remote host; "": socketpipe on its PATH
 	NoDeploy   bool   // never copy this binary to a remote host that lacks socketpipe
+	DeployDir  string // builds for hosts of other targets, socketpipe-<goos>-<goarch>; "": ../lib/socketpipe beside the executable
 	ForceExec  bool   // execute an ssh login command rather than log in natively
 	Batch      bool   // never prompt (keys or agent only)
 

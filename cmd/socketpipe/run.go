@@ -65,7 +65,7 @@ func run(ctx context.Context, args []string, stdin, stdout, stderr *os.File) int
 func newPipe(a *plumb.Args, stdin, stdout, stderr *os.File, u *ui) *socketpipe.Pipe {
 	return &socketpipe.Pipe{
 		Login: a.Login, Remote: a.Remote, Input: a.Input, Output: a.Output,
-		RemotePath: a.RemotePath, NoDeploy: a.NoDeploy, ForceExec: a.ForceExec, Batch: a.Batch,
+		RemotePath: a.RemotePath, NoDeploy: a.NoDeploy, DeployDir: a.DeployDir, ForceExec: a.ForceExec, Batch: a.Batch,
 		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
 		Encrypt: a.Encrypt, Cipher: a.Cipher, Liveness: liveness(),
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,

@@ -8,7 +8,8 @@ import (
 )
 
 const usageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
-                  [--remote-path path] [--no-deploy] [--cipher name] [--stats file]
+                  [--remote-path path] [--no-deploy] [--deploy-dir dir]
+                  [--cipher name] [--stats file]
                   [-i { input command ... }] -l { login command ... }
                   -r { remote command ... } [-o { output command ... }]
        socketpipe [options] [--pass-through] --ssh [ssh options] host command [argument ...]
@@ -36,6 +37,9 @@ separate words and may nest. Without -o the remote output goes to standard outpu
   --remote-path path         the socketpipe binary on the remote host (default socketpipe)
   --no-deploy                never copy socketpipe to a remote host that lacks it (native
                              ssh login copies it into ~/.cache/socketpipe there by default)
+  --deploy-dir dir           the builds to copy to hosts of other systems and architectures,
+                             socketpipe-<goos>-<goarch> (default ../lib/socketpipe beside
+                             this executable, where make install puts them)
   --pass-through             with --ssh: run the command over the SSH session as ssh does,
                              without the remote half (for a key with a forced command)
 

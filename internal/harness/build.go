@@ -20,7 +20,7 @@ var builds struct {
 	mu   sync.Mutex
 	root string            // process-wide output directory, removed by Main
 	next int               // numbers the per-package subdirectories of root
-	m    map[string]*build // by absolute package directory
+	m    map[string]*build // by absolute package directory and added environment
 }
 
 type build struct {
@@ -94,11 +94,24 @@ func BuildSocketpipe(t testing.TB) string {
 	return BuildMain(t, "./cmd/socketpipe")
 }
 
+// BuildSocketpipeFor is BuildSocketpipe for another system and architecture (GOOS, GOARCH),
+// for deploying to a host of that target; Go's build cache keeps it between test runs.
+func BuildSocketpipeFor(t testing.TB, goos, goarch string) string {
+	t.Helper()
+	return buildMainFor(t, "./cmd/socketpipe", "GOOS="+goos, "GOARCH="+goarch)
+}
+
 // BuildMain builds the main package pkg once per test binary and returns the directory that
 // holds the binary, named after the package directory. pkg is a directory: relative paths are
 // taken from the module root of the current directory; an absolute path may belong to any module
 // (it is built from its own module root). A failed build fails every test that asks for it.
 func BuildMain(t testing.TB, pkg string) string {
+	t.Helper()
+	return buildMainFor(t, pkg)
+}
+
+// buildMainFor is BuildMain with env (GOOS=..., GOARCH=...) added to the build's environment.
+func buildMainFor(t testing.TB, pkg string, env ...string) string {
 	t.Helper()
 	Require(t, NeedGo)
 	dir := pkg
@@ -115,21 +128,22 @@ func BuildMain(t testing.TB, pkg string) string {
 	if builds.m == nil {
 		builds.m = make(map[string]*build)
 	}
-	b := builds.m[dir]
+	key := strings.Join(append([]string{dir}, env...), "\x00")
+	b := builds.m[key]
 	if b == nil {
 		b = new(build)
-		builds.m[dir] = b
+		builds.m[key] = b
 	}
 	builds.mu.Unlock()
 
-	b.once.Do(func() { b.dir, b.err = buildMain(dir) })
+	b.once.Do(func() { b.dir, b.err = buildMain(dir, env) })
 	if b.err != nil {
 		t.Fatal(b.err)
 	}
 	return b.dir
 }
 
-func buildMain(pkgDir string) (string, error) {
+func buildMain(pkgDir string, env []string) (string, error) {
 	if _, err := moduleRootOf(pkgDir); err != nil {
 		return "", err
 	}
@@ -165,7 +179,7 @@ func buildMain(pkgDir string) (string, error) {
 	cmd := exec.Command(goBin, args...)
 	cmd.Dir = pkgDir
 	// Static, as `make build` makes it: what users run, and what self-deploy uploads.
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = append(append(os.Environ(), "CGO_ENABLED=0"), env...)
 	if output, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("harness: go %s in %s: %v\n%s", strings.Join(args, " "), pkgDir, err, output)
 	}

@@ -154,7 +154,7 @@ func TestBuildMain(t *testing.T) {
 	}
 
 	broken := writeTinyMain(t, "broken", "package main\n\nfunc main() { undefined() }\n")
-	if _, err := buildMain(broken); err == nil || !strings.Contains(err.Error(), "undefined") {
+	if _, err := buildMain(broken, nil); err == nil || !strings.Contains(err.Error(), "undefined") {
 		t.Fatalf("building a broken main: %v, want the compiler's error", err)
 	}
 }

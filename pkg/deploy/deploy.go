@@ -12,9 +12,6 @@ import (
 	"io"
 	"os"
 	"regexp"
-	"runtime"
-	buildinfo "runtime/debug"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -76,6 +73,8 @@ type Deployment struct {
 	// NoCache runs only an installed program: the start command does not look in the cache.
 	NoCache bool
 
+	goarm string // Binary's GOARM, when For chose it
+
 	once    sync.Once
 	key     string // the cache key, 16 hex digits
 	keyFrom string // what it was computed from
@@ -102,16 +101,6 @@ type Installed struct {
 	Path string        // where the copy is on the remote host
 	Size int64         // bytes uploaded
 	Took time.Duration // from opening the session to its end
-}
-
-// PlatformError reports a remote host whose system or architecture the binary cannot serve.
-type PlatformError struct {
-	System, Machine string // the remote host's uname -s and -m
-	GOOS, GOARCH    string // what the binary runs on
-}
-
-func (e *PlatformError) Error() string {
-	return fmt.Sprintf("remote host is %s/%s, this binary is %s/%s", e.System, e.Machine, e.GOOS, e.GOARCH)
 }
 
 // InstallError reports an upload that did not end with a checked copy in the cache.
@@ -480,68 +469,6 @@ func (d *Deployment) Interpreter() string {
 		}
 	}
 	return ""
-}
-
-func (d *Deployment) goos() string {
-	if d.GOOS != "" {
-		return d.GOOS
-	}
-	return runtime.GOOS
-}
-
-func (d *Deployment) goarch() string {
-	if d.GOARCH != "" {
-		return d.GOARCH
-	}
-	return runtime.GOARCH
-}
-
-// unameSystems is uname -s for each GOOS that has a POSIX shell to deploy through.
-var unameSystems = map[string]string{
-	"linux": "Linux", "darwin": "Darwin", "freebsd": "FreeBSD", "openbsd": "OpenBSD",
-	"netbsd": "NetBSD", "dragonfly": "DragonFly", "illumos": "SunOS", "solaris": "SunOS",
-}
-
-// unameMachines is uname -m for each GOARCH (Linux and the BSDs name some differently).
-// mips is left out: uname -m does not tell its byte order.
-var unameMachines = map[string][]string{
-	"amd64":   {"x86_64", "amd64"},
-	"386":     {"i686", "i586", "i486", "i386"},
-	"arm64":   {"aarch64", "arm64"},
-	"arm":     {"armv7l", "armv8l", "armv7"},
-	"riscv64": {"riscv64"},
-	"ppc64le": {"ppc64le"},
-	"ppc64":   {"ppc64"},
-	"s390x":   {"s390x"},
-	"loong64": {"loongarch64"},
-}
-
-// machines is the uname -m values the binary runs on; for arm, what GOARM allows.
-func (d *Deployment) machines() []string {
-	ms := unameMachines[d.goarch()]
-	if d.goarch() == "arm" && d.GOARCH == "" {
-		if bi, ok := buildinfo.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "GOARM" && s.Value != "" && s.Value[0] <= '6' {
-					ms = append(slices.Clone(ms), "armv6l", "armv6")
-					if s.Value[0] == '5' {
-						ms = append(ms, "armv5tel", "armv5tejl")
-					}
-				}
-			}
-		}
-	}
-	return ms
-}
-
-// Serves reports whether the binary runs on a host whose uname -s and -m are system and machine.
-func (d *Deployment) Serves(system, machine string) bool {
-	return unameSystems[d.goos()] == system && slices.Contains(d.machines(), machine)
-}
-
-// PlatformError returns the error for a remote host the binary does not serve.
-func (d *Deployment) PlatformError(m *Missing) *PlatformError {
-	return &PlatformError{System: m.System, Machine: m.Machine, GOOS: d.goos(), GOARCH: d.goarch()}
 }
 
 // parseMissing finds the Missing line in b.

@@ -175,31 +175,6 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func TestServes(t *testing.T) {
-	for _, c := range []struct {
-		goos, goarch, system, machine string
-		ok                            bool
-	}{
-		{"linux", "amd64", "Linux", "x86_64", true},
-		{"linux", "arm64", "Linux", "aarch64", true},
-		{"linux", "arm", "Linux", "armv7l", true},
-		{"linux", "386", "Linux", "i686", true},
-		{"linux", "amd64", "Linux", "aarch64", false},
-		{"linux", "amd64", "FreeBSD", "amd64", false},
-		{"freebsd", "amd64", "FreeBSD", "amd64", true},
-		{"freebsd", "arm64", "FreeBSD", "arm64", true},
-		{"darwin", "arm64", "Darwin", "arm64", true},
-		{"darwin", "amd64", "Darwin", "arm64", false},
-		{"linux", "mips", "Linux", "mips", false},
-		{"windows", "amd64", "Windows", "x86_64", false},
-	} {
-		d := &Deployment{GOOS: c.goos, GOARCH: c.goarch}
-		if got := d.Serves(c.system, c.machine); got != c.ok {
-			t.Errorf("%s/%s serves %s %s: %v, want %v", c.goos, c.goarch, c.system, c.machine, got, c.ok)
-		}
-	}
-}
-
 // fakeRemote is a home and a PATH for running the remote scripts with the local sh.
 type fakeRemote struct {
 	t    *testing.T

@@ -7,5 +7,6 @@
 // or the host lacks it (Missing), or whether the server runs a forced command instead
 // (Watcher.ForcedCommand). Install uploads the local binary when the host's platform is one it
 // serves, and RunCommand starts the copy in a new session on the same connection (see
-// ExampleDeployment).
+// ExampleDeployment). For a host of another system or architecture (TargetOf names its Go
+// target from uname -sm), For picks that target's binary from a directory of cross-built ones.
 package deploy

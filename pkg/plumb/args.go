@@ -35,6 +35,7 @@ type Args struct {
 	Stats      string        // --stats FILE or -
 	RemotePath string        // --remote-path
 	NoDeploy   bool          // --no-deploy
+	DeployDir  string        // --deploy-dir: the cross-built binaries to deploy to other targets
 	Ports      rendezvous.PortRange
 
 	// PassThrough (--pass-through, ssh mode only) runs the command over the SSH session as
@@ -160,6 +161,15 @@ func ParseArgs(args []string) (*Args, error) {
 			a.RemotePath = v
 		case "--no-deploy":
 			a.NoDeploy = true
+		case "--deploy-dir":
+			v, err := value()
+			if err != nil {
+				return nil, err
+			}
+			if v == "" {
+				return nil, usagef("option --deploy-dir needs a directory")
+			}
+			a.DeployDir = v
 		case "--pass-through":
 			a.PassThrough = true
 		case "--ports":

@@ -21,6 +21,8 @@ func TestParseArgs(t *testing.T) {
 			Args{Output: []string{"cat"}, Remote: []string{"cat"}, Login: []string{"rsh", "h"}, Host: "10.0.0.1", Timeout: 2500 * time.Millisecond, Mode: "reverse", Verbose: 2}},
 		{"-t 0 -e --cipher=chacha20-poly1305 -x -i { a } -l { b } -r { c } --remote-path /opt/sp",
 			Args{Timeout: 0, Encrypt: true, Cipher: "chacha20-poly1305", ForceExec: true, Input: []string{"a"}, Login: []string{"b"}, Remote: []string{"c"}, RemotePath: "/opt/sp"}},
+		{"-i { a } -l { ssh pi } -r { c } --deploy-dir /opt/socketpipe/lib",
+			Args{Input: []string{"a"}, Login: []string{"ssh", "pi"}, Remote: []string{"c"}, DeployDir: "/opt/socketpipe/lib"}},
 	}
 	for _, tt := range tests {
 		got, err := ParseArgs(strings.Fields(tt.line))
@@ -69,6 +71,8 @@ func TestParseArgsErrors(t *testing.T) {
 		{"-i { cat } -i { cat } -l { ssh h } -r { cat }", "given twice"},
 		{"} -i { cat } -l { ssh h } -r { cat }", "unexpected"},
 		{"-i { cat } -l { ssh h } -r { cat } --stats", "needs an argument"},
+		{"-i { cat } -l { ssh h } -r { cat } --deploy-dir", "needs an argument"},
+		{"-i { cat } -l { ssh h } -r { cat } --deploy-dir=", "needs a directory"},
 		{"-i { cat } -l { ssh h } -r { cat } --ports 9-2", "bad port range"},
 		{"-i { cat } -l { ssh h } -r { cat } -b=1", "unknown option"},
 		{"-i { cat } -l { ssh h } -r { cat } --version=1", "takes no value"},
