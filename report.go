@@ -73,6 +73,9 @@ func (p *Pipe) runError(err, loginErr error, native bool) *Error {
 	case errors.As(err, new(*plumb.VersionError)):
 		return failure(status, err, "%v", err).
 			hint("install the same socketpipe version on both hosts, or name the remote one with --remote-path")
+	case errors.As(err, new(*plumb.DataLostError)) && p.Mode != "ssh":
+		return failure(status, err, "%v", err).
+			hint("a firewall or NAT between the hosts may have forgotten the data connection while the login's stayed up: -m ssh carries the data over the login's connection")
 	case errors.Is(err, plumb.ErrRemoteVanished):
 		e := failure(status, err, "%v", err)
 		if loginErr != nil {

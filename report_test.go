@@ -56,3 +56,13 @@ func TestDeployErrorNamesTheBuild(t *testing.T) {
 		})
 	}
 }
+
+// A data connection lost while the login's connection works says so, and points to the mode
+// that carries the data over the login's connection.
+func TestDataLostHint(t *testing.T) {
+	lost := &plumb.DataLostError{Peer: "192.0.2.7:40100", Silence: 30e9}
+	e := (&Pipe{}).runError(lost, nil, true)
+	if e.Msg != lost.Error() || len(e.Hints) != 1 || !strings.Contains(e.Hints[0], "-m ssh") || e.Status != ExitFailure {
+		t.Fatalf("reported as %q, hints %q, status %d", e.Msg, e.Hints, e.Status)
+	}
+}
