@@ -34,6 +34,7 @@ import (
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/plumb"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshconfig"
 	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
@@ -271,6 +272,9 @@ func (p *Pipe) runLogin(ctx context.Context, c *plumb.Client, r *record, pt *pas
 		return rep, nil
 	}
 	c.LocalAddr, c.RemoteAddr, c.Native = login.LocalAddr(), login.RemoteAddr(), login.Native()
+	if c.RemoteAddr == nil && execSSH {
+		c.LoginHost = sshHostName(p.Login)
+	}
 	watch := dep.reader(rd)
 
 	// The login runs the start command, unless the server forces another command: then the
@@ -419,4 +423,18 @@ func size(n int64) string {
 		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
 	}
 	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+}
+
+// sshHostName is the host an ssh login command reaches, as ssh_config resolves it; "" when
+// its arguments or configuration cannot be read. The client dials the remote half only there.
+func sshHostName(login []string) string {
+	inv, err := sshconfig.ParseArgs(login[1:])
+	if err != nil {
+		return ""
+	}
+	cfg, err := sshconfig.Resolve(inv, sshconfig.DefaultEnv())
+	if err != nil {
+		return ""
+	}
+	return cfg.HostName
 }

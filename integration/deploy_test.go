@@ -420,8 +420,8 @@ func TestDeployNoexecCache(t *testing.T) {
 }
 
 // oldSocketpipe is a fake remote socketpipe that answers with the hello of another protocol.
-func oldSocketpipe(t *testing.T) string {
-	hello, err := json.Marshal(&wire.Message{Type: wire.MsgHello, Version: "0.0.1", Protocol: 99, PID: 1})
+func oldSocketpipe(t *testing.T, protocol int) string {
+	hello, err := json.Marshal(&wire.Message{Type: wire.MsgHello, Version: "0.0.1", Protocol: protocol, PID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,27 +437,37 @@ func oldSocketpipe(t *testing.T) string {
 	return "printf '" + esc.String() + "'\n"
 }
 
+// A remote socketpipe of another protocol, newer or the one before this (whose proof of the
+// data connection did not bind its direction), gets this binary deployed; with --no-deploy
+// the run fails with an error that names both protocols.
 func TestDeployOnVersionMismatch(t *testing.T) {
 	t.Parallel()
-	old := t.TempDir()
-	os.Chmod(old, 0o755)
-	writeScript(t, old, "socketpipe", oldSocketpipe(t))
-	e := newDeployEnv(t, old)
-	if out, err := e.sshd.Command(context.Background(), "command", "-v", "socketpipe").Output(); err != nil {
-		t.Fatalf("the fake old socketpipe is not on the remote PATH: %v %s", err, out)
-	}
-	r := e.mustRun()
-	t.Logf("protocol 99 on the remote PATH:\n%s", r.stderr)
-	if !uploaded(r) || !strings.Contains(r.stderr, "protocol 99") {
-		t.Fatalf("a remote socketpipe of protocol 99 did not lead to a deployment:\n%s", r.stderr)
-	}
-	e.checkCopy()
-	if r := e.mustRun(); uploaded(r) || strings.Contains(r.stderr, "protocol 99") {
-		t.Fatalf("the next run did not use the cached copy first:\n%s", r.stderr)
-	}
-	r = e.run("--no-deploy")
-	if r.code != 2 || !strings.Contains(r.stderr, "version mismatch") {
-		t.Fatalf("--no-deploy with an old remote socketpipe: exit %d\n%s", r.code, r.stderr)
+	for _, protocol := range []int{99, wire.Protocol - 1} {
+		t.Run(fmt.Sprint("protocol-", protocol), func(t *testing.T) {
+			t.Parallel()
+			old := t.TempDir()
+			os.Chmod(old, 0o755)
+			writeScript(t, old, "socketpipe", oldSocketpipe(t, protocol))
+			e := newDeployEnv(t, old)
+			if out, err := e.sshd.Command(context.Background(), "command", "-v", "socketpipe").Output(); err != nil {
+				t.Fatalf("the fake old socketpipe is not on the remote PATH: %v %s", err, out)
+			}
+			theirs := fmt.Sprintf("protocol %d", protocol)
+			r := e.mustRun()
+			t.Logf("%s on the remote PATH:\n%s", theirs, r.stderr)
+			if !uploaded(r) || !strings.Contains(r.stderr, theirs) {
+				t.Fatalf("a remote socketpipe of %s did not lead to a deployment:\n%s", theirs, r.stderr)
+			}
+			e.checkCopy()
+			if r := e.mustRun(); uploaded(r) || strings.Contains(r.stderr, theirs) {
+				t.Fatalf("the next run did not use the cached copy first:\n%s", r.stderr)
+			}
+			r = e.run("--no-deploy")
+			both := fmt.Sprintf("speaks protocol %d, remote socketpipe 0.0.1 speaks protocol %d", wire.Protocol, protocol)
+			if r.code != 2 || !strings.Contains(r.stderr, "version mismatch") || !strings.Contains(r.stderr, both) {
+				t.Fatalf("--no-deploy with an old remote socketpipe: exit %d, want 2 and %q\n%s", r.code, both, r.stderr)
+			}
+		})
 	}
 }
 
@@ -524,7 +534,7 @@ func TestDeployOnVersionMismatchRemotePath(t *testing.T) {
 	t.Parallel()
 	old := t.TempDir()
 	os.Chmod(old, 0o755)
-	writeScript(t, old, "socketpipe", oldSocketpipe(t))
+	writeScript(t, old, "socketpipe", oldSocketpipe(t, 99))
 	e := newDeployEnv(t)
 	path := filepath.Join(old, "socketpipe")
 	r := e.mustRun("--remote-path", path)

@@ -103,7 +103,7 @@ type tamper struct {
 var noTamper = tamper{flipAt: -1}
 
 // The proof that opens the data connection (DESIGN.md), which the proxy passes on untouched
-// before it parses -e frames: each side sends "SPD1", its role, a 16-byte nonce and a 32-byte
+// before it parses -e frames: each side sends "SPD2", its role, a 16-byte nonce and a 32-byte
 // HMAC; the client then sends its 1-byte commit.
 const (
 	proofToClient = 4 + 1 + 16 + 32

@@ -146,14 +146,14 @@ func TestLyingRemoteHalf(t *testing.T) {
 		path string // --remote-path; "" for the PATH
 		msgs []string
 	}{
-		{"version-mismatch", "", []string{"socketpipe: error: version mismatch: local socketpipe ", " speaks protocol 1, remote socketpipe 9.9 speaks protocol 99", "socketpipe: hint: "}},
+		{"version-mismatch", "", []string{"socketpipe: error: version mismatch: local socketpipe ", " speaks protocol " + strconv.Itoa(wire.Protocol) + ", remote socketpipe 9.9 speaks protocol 99", "socketpipe: hint: "}},
 		{"oversized", fakeHalf(t, fakes, "oversized", wire.Magic+"J\x7f\xff\xff\xff", "read"), []string{"socketpipe: error: control message of 2147483647 bytes exceeds the limit of 1048576"}},
 		{"truncated", fakeHalf(t, fakes, "truncated", wire.Magic+"J\x00\x00\x00\x64"+`{"type":"he`, "exit"), []string{"socketpipe: error: control channel: unexpected EOF"}},
 		{"malformed", fakeHalf(t, fakes, "malformed", wire.Magic+frame('J', "{{{{{"), "read"), []string{"socketpipe: error: malformed control message"}},
 		{"untyped", fakeHalf(t, fakes, "untyped", wire.Magic+frame('J', `{"protocol":1}`), "read"), []string{"socketpipe: error: control message without a type"}},
 		{"unknown-frame", fakeHalf(t, fakes, "unknown", wire.Magic+frame('Z', ""), "read"), []string{"socketpipe: error: unknown control frame type 0x5a"}},
 		{"data-instead-of-hello", fakeHalf(t, fakes, "data", wire.Magic+frame('D', "xyz"), "read"), []string{"socketpipe: error: unexpected frame type"}},
-		{"oversized-after-hello", fakeHalf(t, fakes, "later", wire.Magic+hello(1, "0.1.0")+"D\x7f\xff\xff\xff", "read"), []string{"socketpipe: error: ", "data frame of 2147483647 bytes exceeds the limit of 262144"}},
+		{"oversized-after-hello", fakeHalf(t, fakes, "later", wire.Magic+hello(wire.Protocol, "0.1.0")+"D\x7f\xff\xff\xff", "read"), []string{"socketpipe: error: ", "data frame of 2147483647 bytes exceeds the limit of 262144"}},
 		{"endless-noise", fakeHalf(t, fakes, "noise", "", "banner"), []string{"socketpipe: error: the remote half did not start: the login printed more than 1048576 bytes without its greeting"}},
 	}
 	for _, tc := range tests {

@@ -186,7 +186,8 @@ func TestStrangerAtReverse(t *testing.T) {
 	data := randomBytes(t, 4<<20)
 	ctx, cancel := context.WithTimeout(context.Background(), runBound)
 	defer cancel()
-	cmd := r.spCmd(ctx, args("-v", "-m", "reverse", "--ports", fmt.Sprint(port), block("-i", "cat"),
+	// The gated login is not ssh: -h names the address the client may dial.
+	cmd := r.spCmd(ctx, args("-v", "-m", "reverse", "--ports", fmt.Sprint(port), "-h", b.IPv4, block("-i", "cat"),
 		g.login(r.sshd.SSHArgs()), block("-r", "cat"), block("-o", "sha256sum"))...)
 	cmd.Stdin = bytes.NewReader(data)
 	var stdout, stderr bytes.Buffer

@@ -122,7 +122,7 @@ func (w *lineWatcher) waitFor(within time.Duration, match func(string) string) s
 	}
 }
 
-// proofHelloSize is the proof's hello ("SPD1", role, 16-byte nonce) and proofMACSize its MAC:
+// proofHelloSize is the proof's hello ("SPD2", role, 16-byte nonce) and proofMACSize its MAC:
 // all that a peer that cannot prove the secret may ever receive.
 const (
 	proofHelloSize = 4 + 1 + 16
@@ -155,7 +155,7 @@ func connectStrangers(t *testing.T, s *harness.Stranger, addr, peerRole string) 
 	}
 	forged := make([]byte, 16+proofMACSize)
 	rand.Read(forged)
-	st.forger.Send(append([]byte("SPD1"+peerRole), forged...))
+	st.forger.Send(append([]byte("SPD2"+peerRole), forged...))
 	t.Cleanup(func() {
 		st.silent.Close()
 		st.garbage.Close()
@@ -180,7 +180,7 @@ func (st *strangers) check(t *testing.T) {
 				t.Errorf("the %s stranger was not hung up on: %+v", name, r)
 			}
 		}
-		if r.ReceivedN > proofHelloSize+proofMACSize || (len(r.Received) > 0 && !bytes.HasPrefix(r.Received, []byte("SPD1"))) {
+		if r.ReceivedN > proofHelloSize+proofMACSize || (len(r.Received) > 0 && !bytes.HasPrefix(r.Received, []byte("SPD2"))) {
 			t.Errorf("the %s stranger received %d bytes: %q", name, r.ReceivedN, r.Received)
 		}
 	}

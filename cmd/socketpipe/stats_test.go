@@ -119,6 +119,11 @@ func TestStatsFile(t *testing.T) {
 				if enc {
 					args = append(args, "-e")
 				}
+				if mode == "reverse" {
+					// A login command other than ssh: the client dials only an address
+					// the user named.
+					args = append(args, "-h", "127.0.0.1")
+				}
 				status, stderr := runCLI(t, args...)
 				if status != 0 {
 					t.Fatalf("status %d: %s", status, stderr)

@@ -21,8 +21,10 @@ import (
 )
 
 // Protocol is the version of the control protocol spoken by this package. Two halves with
-// different protocol versions refuse each other with a message that names both.
-const Protocol = 1
+// different protocol versions refuse each other with a message that names both. Protocol 2
+// binds the data connection's proof to its direction (rendezvous.Prove): a protocol 1 half
+// would fail every proof, so the halves must not try.
+const Protocol = 2
 
 // Magic precedes the first frame in each direction of the control channel. The reader of the
 // remote half's output skips whatever a login shell printed before it.

@@ -43,6 +43,10 @@ type Client struct {
 	// What the login knows about its connection; nil when unknown.
 	LocalAddr  net.Addr // this host's end of the login connection
 	RemoteAddr net.Addr // the address the login connection reached
+	// LoginHost, when RemoteAddr is unknown (an executed ssh, ProxyJump), is the host the
+	// login reaches (ssh_config's HostName): the client dials the remote half only at an
+	// address it or Host resolves to. "" (another login command): no reverse dial.
+	LoginHost string
 	// Native is true when the login is an in-process SSH connection, whose session is a clean
 	// 8-bit channel that auto mode may fall back to.
 	Native bool
@@ -141,6 +145,11 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		rc.BackIP = addrIP(c.LocalAddr)
 	}
 	rc.ReverseIP = addrIP(c.RemoteAddr)
+	for _, h := range []string{c.LoginHost, c.Host} {
+		if rc.ReverseIP == nil && h != "" {
+			rc.ReverseHosts = append(rc.ReverseHosts, h)
+		}
+	}
 	var backAddr string
 	if rc.BackIP != nil {
 		// Known before the login answers (native, or -h): tell the remote half at once.

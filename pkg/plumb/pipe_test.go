@@ -35,6 +35,10 @@ func loopback(t *testing.T, c *Client) (*Report, error) {
 	if c.LocalAddr == nil {
 		c.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}
 	}
+	if c.RemoteAddr == nil {
+		// The login reached the address SSH_CONNECTION names: reverse mode dials it.
+		c.RemoteAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 22}
+	}
 	if c.Stderr == nil {
 		c.Stderr = os.Stderr
 	}

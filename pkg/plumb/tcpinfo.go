@@ -10,7 +10,7 @@ import (
 )
 
 // The client's side of the secret proof on the data connection (rendezvous/proof.go): a hello
-// ("SPD1", role, nonce) and a MAC each way, then the client's commit byte. The kernel counts
+// ("SPD2", role, nonce) and a MAC each way, then the client's commit byte. The kernel counts
 // them with the data, so the counts below take them off.
 const (
 	proofHello    = 4 + 1 + rendezvous.NonceSize

@@ -117,6 +117,13 @@ func (l *Listener) acceptLoop() {
 			continue
 		}
 		l.mu.Lock()
+		select {
+		case <-l.done: // accepted as Close ran: Close has closed the others already
+			l.mu.Unlock()
+			c.Close()
+			return
+		default:
+		}
 		if len(l.pending) >= MaxPending {
 			l.pending[0].Close() // its proof fails, and it is counted as rejected
 			l.pending = l.pending[1:]
@@ -126,7 +133,7 @@ func (l *Listener) acceptLoop() {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			p, err := Prove(c, l.secret, l.role)
+			p, err := Prove(c, l.secret, l.role, false)
 			l.mu.Lock()
 			for i, pc := range l.pending {
 				if pc == c {
@@ -162,6 +169,13 @@ func (l *Listener) Close() error {
 	l.once.Do(func() {
 		close(l.done)
 		err = l.ln.Close()
+		// A proof under way would otherwise run on for up to ProofTimeout.
+		l.mu.Lock()
+		for _, c := range l.pending {
+			c.Close()
+		}
+		l.pending = nil
+		l.mu.Unlock()
 		go func() {
 			l.wg.Wait()
 			for {
@@ -186,7 +200,7 @@ func Dial(ctx context.Context, addr string, secret []byte, role byte) (*Proven, 
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	p, err := Prove(c, secret, role)
+	p, err := Prove(c, secret, role, true)
 	if err != nil {
 		c.Close()
 		if ctx.Err() != nil {

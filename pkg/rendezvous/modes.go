@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,9 +65,15 @@ type Client struct {
 	BackIP net.IP
 	// BackHost, if set, is the host (-h) the remote half is told to dial instead of BackIP.
 	BackHost string
-	// ReverseIP, if set, replaces the address the remote half reports in reverse mode: the
-	// address the SSH connection actually reached.
+	// ReverseIP, if set, is the only host the client dials in reverse mode: the address the
+	// SSH connection actually reached (a native login). The remote half's address gives only
+	// the port.
 	ReverseIP net.IP
+	// ReverseHosts, when ReverseIP is nil (an executed login, ProxyJump), are the names or
+	// addresses the user gave (the login's host name, -h): the client dials the address the
+	// remote half names only if it is one they resolve to. With neither, the client does not
+	// dial at all: the remote half's word is all it would have.
+	ReverseHosts []string
 	// SSHFallback allows auto mode to fall back to ssh mode after FallbackDelay.
 	SSHFallback bool
 	// Logf, if set, receives the -v story.
@@ -73,6 +81,66 @@ type Client struct {
 
 	// Listener is set once the client listens (for tests and -v).
 	Listener *Listener
+
+	allowed  []net.IP // ReverseHosts resolved, once
+	resolved bool
+}
+
+// MaxReverseDials bounds the reverse dials of one rendezvous. The remote half names one
+// address in its hello; whatever it names beyond this many, or twice, is not dialled.
+const MaxReverseDials = 4
+
+// reverseTarget checks the address the remote half asks to be dialled at and returns the one
+// to dial, or why it is not dialled. Only the port is the remote half's choice (within
+// --ports, if given); the host is the one the SSH connection reached, or one of ReverseHosts.
+func (c *Client) reverseTarget(ctx context.Context, addr string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("bad address %s from the remote half", quote.Word(addr))
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 1 || p > 65535 {
+		return "", fmt.Errorf("bad port in the address %s from the remote half", quote.Word(addr))
+	}
+	if c.Ports.Low != 0 && (p < c.Ports.Low || p > c.Ports.High) {
+		return "", fmt.Errorf("the remote half listens at port %d, outside --ports %d-%d", p, c.Ports.Low, c.Ports.High)
+	}
+	if c.ReverseIP != nil {
+		return net.JoinHostPort(c.ReverseIP.String(), port), nil
+	}
+	if len(c.ReverseHosts) == 0 {
+		return "", errors.New("the host the login reached is not known (the login is not ssh, or its arguments could not be read), so the address the remote half names is not dialled")
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return "", fmt.Errorf("the remote half names %s, not an address", quote.Word(host))
+	}
+	if !c.resolved {
+		c.resolved = true
+		for _, h := range c.ReverseHosts {
+			if a := net.ParseIP(h); a != nil {
+				c.allowed = append(c.allowed, a)
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, ProofTimeout)
+			ips, err := net.DefaultResolver.LookupIP(rctx, "ip", h)
+			cancel()
+			if err != nil {
+				c.logf("data connection: resolving %s: %v", quote.Word(h), err)
+			}
+			c.allowed = append(c.allowed, ips...)
+		}
+	}
+	for _, a := range c.allowed {
+		if a.Equal(ip) {
+			return net.JoinHostPort(ip.String(), port), nil
+		}
+	}
+	names := make([]string, len(c.ReverseHosts))
+	for i, h := range c.ReverseHosts {
+		names[i] = quote.Word(h)
+	}
+	return "", fmt.Errorf("the remote half listens at %s, which is not an address of %s", ip, strings.Join(names, " or "))
 }
 
 func (c *Client) logf(format string, args ...any) {
@@ -150,37 +218,59 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 		backCh = c.Listener.Proven()
 	}
 	reasons := map[string]string{}
-	dialReverse := func(addr string) {
+	dialled := map[string]bool{}
+	pendingDials := 0
+	// dialReverse starts a dial of the remote half at addr, if the client may dial it.
+	dialReverse := func(addr string) error {
 		if c.Mode != ModeAuto && c.Mode != ModeReverse {
-			return
+			return nil
 		}
-		host, port, err := net.SplitHostPort(addr)
+		target, err := c.reverseTarget(ctx, addr)
+		switch {
+		case err != nil:
+		case dialled[target]:
+			err = fmt.Errorf("the remote half names %s again", target)
+		case len(dialled) >= MaxReverseDials:
+			err = fmt.Errorf("the remote half names more than %d addresses", MaxReverseDials)
+		}
 		if err != nil {
-			reasons[ModeReverse] = fmt.Sprintf("bad address %s from the remote half", quote.Word(addr))
-			return
+			if reasons[ModeReverse] != err.Error() { // a flood of the same says it once
+				c.logf("data connection: not dialling the remote half: %v", err)
+			}
+			reasons[ModeReverse] = err.Error()
+			return err
 		}
-		if c.ReverseIP != nil {
-			host = c.ReverseIP.String()
-		}
-		target := net.JoinHostPort(host, port)
+		dialled[target] = true
+		pendingDials++
 		c.logf("data connection: dialling the remote half at %s", target)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			p, err := Dial(ctx, target, c.Secret, RoleClient)
-			results <- attempt{p, ModeReverse, err}
+			select {
+			case results <- attempt{p, ModeReverse, err}:
+			case <-ctx.Done():
+				// The rendezvous is over and nobody reads results any more.
+				if p != nil {
+					p.Conn.Close()
+				}
+			}
 		}()
+		return nil
 	}
-	pendingDials := 0
 	if hello.Addr != "" {
-		dialReverse(hello.Addr)
-		pendingDials++
+		if err := dialReverse(hello.Addr); err != nil && c.Mode == ModeReverse {
+			return nil, fmt.Errorf("reverse mode: %w", err)
+		}
 	} else if c.Mode == ModeReverse {
 		return nil, errors.New("reverse mode: the remote half is not listening (no SSH_CONNECTION on the remote side?)")
 	}
 	if c.Listener == nil && pendingDials == 0 {
 		if c.SSHFallback && c.Mode == ModeAuto {
 			return c.useSSH(ctl, "no direct way was possible")
+		}
+		if r, ok := reasons[ModeReverse]; ok {
+			return nil, fmt.Errorf("no direct data connection is possible: the local address is unknown and %s (try -h or -m ssh)", r)
 		}
 		return nil, errors.New("no direct data connection is possible: the local address is unknown and the remote half is not listening (try -h or -m ssh)")
 	}
@@ -235,7 +325,6 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 				reasons[m.Mode] = note
 			case wire.MsgListen:
 				dialReverse(m.Addr)
-				pendingDials++
 			default:
 				return nil, fmt.Errorf("unexpected %s message while making the data connection", quote.Word(m.Type))
 			}

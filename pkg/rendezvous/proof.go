@@ -26,7 +26,8 @@ const (
 	RoleServer byte = 'S'
 )
 
-const proofMagic = "SPD1"
+// proofMagic starts each side's hello; protocol 1's "SPD1" proof did not bind the direction.
+const proofMagic = "SPD2"
 const helloSize = len(proofMagic) + 1 + NonceSize
 
 // ErrProof is returned when a peer on the data connection does not prove the secret.
@@ -49,21 +50,28 @@ type Proven struct {
 	ServerNonce []byte
 }
 
-func proofMAC(secret []byte, sender byte, nc, ns []byte) []byte {
+// proofMAC is what the sender of a MAC proves: that it knows the secret, its role, which role
+// dialled the connection as the sender sees it, and both nonces. A third party that connects
+// to both listeners and relays the hellos and MACs between them (a splice) makes each half
+// see itself accept, so each half's MAC names the other as the dialler and neither verifies.
+func proofMAC(secret []byte, sender, dialler byte, nc, ns []byte) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("socketpipe proof v1"))
-	m.Write([]byte{sender})
+	m.Write([]byte("socketpipe proof v2"))
+	m.Write([]byte{sender, dialler})
 	m.Write(nc)
 	m.Write(ns)
 	return m.Sum(nil)
 }
 
-// Prove runs the proof on conn in the given role, within ProofTimeout. Both sides send a hello
-// with a fresh nonce, then an HMAC-SHA-256 over both nonces keyed with the secret; the secret
-// never crosses the connection. It reads exactly the proof's bytes and nothing more, so the
-// connection can be handed over afterwards. The client must then Commit (or close) it; the
-// server must AwaitCommit before using it.
-func Prove(conn net.Conn, secret []byte, role byte) (*Proven, error) {
+// Prove runs the proof on conn in the given role, within ProofTimeout; dialled says whether
+// this side dialled conn (true) or accepted it (false). Both sides send a hello with a fresh
+// nonce, then an HMAC-SHA-256 keyed with the secret over both nonces, the sender's role and
+// the role that dialled; the secret never crosses the connection. Each side checks the peer's
+// MAC against its own view of the direction, so a connection whose two ends both accepted
+// (two listeners spliced together by a relay) fails on both. It reads exactly the proof's
+// bytes and nothing more, so the connection can be handed over afterwards. The client must
+// then Commit (or close) it; the server must AwaitCommit before using it.
+func Prove(conn net.Conn, secret []byte, role byte, dialled bool) (*Proven, error) {
 	if len(secret) < 16 {
 		return nil, errors.New("secret too short")
 	}
@@ -91,20 +99,24 @@ func Prove(conn net.Conn, secret []byte, role byte) (*Proven, error) {
 		return nil, fmt.Errorf("%w: not a socketpipe peer", ErrProof)
 	}
 	theirs := peer[len(proofMagic)+1:]
+	dialler := peerRole
+	if dialled {
+		dialler = role
+	}
 	p := &Proven{Conn: conn}
 	if role == RoleClient {
 		p.ClientNonce, p.ServerNonce = mine, theirs
 	} else {
 		p.ClientNonce, p.ServerNonce = theirs, mine
 	}
-	if _, err := conn.Write(proofMAC(secret, role, p.ClientNonce, p.ServerNonce)); err != nil {
+	if _, err := conn.Write(proofMAC(secret, role, dialler, p.ClientNonce, p.ServerNonce)); err != nil {
 		return nil, fmt.Errorf("proof: %w", err)
 	}
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(conn, got); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProof, err)
 	}
-	if !hmac.Equal(got, proofMAC(secret, peerRole, p.ClientNonce, p.ServerNonce)) {
+	if !hmac.Equal(got, proofMAC(secret, peerRole, dialler, p.ClientNonce, p.ServerNonce)) {
 		return nil, fmt.Errorf("%w: wrong proof", ErrProof)
 	}
 	return p, nil

@@ -3,9 +3,11 @@ package rendezvous
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -149,6 +151,108 @@ func TestListenPortRange(t *testing.T) {
 	for _, bad := range []string{"0-10", "10-5", "x", "1-70000"} {
 		if _, err := ParsePortRange(bad); err == nil {
 			t.Errorf("ParsePortRange(%q) accepted", bad)
+		}
+	}
+}
+
+// relay connects to both addresses and copies bytes between the two connections, as a third
+// party that can reach both listeners would; it returns the connections and how many bytes it
+// copied each way once they end.
+func relay(t *testing.T, a, b string) (done <-chan [2]int64) {
+	t.Helper()
+	ca, err := net.Dial("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := net.Dial("tcp", b)
+	if err != nil {
+		ca.Close()
+		t.Fatal(err)
+	}
+	ch := make(chan [2]int64, 1)
+	go func() {
+		var n [2]int64
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n[1], _ = io.Copy(ca, cb)
+			ca.Close()
+		}()
+		n[0], _ = io.Copy(cb, ca)
+		cb.Close()
+		wg.Wait()
+		ch <- n
+	}()
+	return ch
+}
+
+// Two listeners spliced together by a relay: each half accepted, so each names the other as
+// the dialler in its MAC, and neither accepts the other's. Neither connection is delivered.
+func TestSplicedListenersFail(t *testing.T) {
+	s := secret(t)
+	lc, err := Listen(net.IPv4(127, 0, 0, 1), PortRange{}, s, RoleClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	ls, err := Listen(net.IPv4(127, 0, 0, 1), PortRange{}, s, RoleServer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ls.Close()
+	done := relay(t, lc.Addr().String(), ls.Addr().String())
+	deadline := time.After(3 * ProofTimeout)
+	for lc.Rejected() < 1 || ls.Rejected() < 1 {
+		select {
+		case p := <-lc.Proven():
+			p.Conn.Close()
+			t.Fatal("the client's listener accepted a spliced connection")
+		case p := <-ls.Proven():
+			p.Conn.Close()
+			t.Fatal("the server's listener accepted a spliced connection")
+		case <-deadline:
+			t.Fatalf("rejections: client %d, server %d; want both", lc.Rejected(), ls.Rejected())
+		case <-time.After(10 * time.Millisecond): // polling the counts, bounded by the deadline
+		}
+	}
+	select {
+	case n := <-done:
+		// Each side sends its hello and its MAC, and nothing after a MAC that fails.
+		if max := int64(helloSize + sha256.Size); n[0] > max || n[1] > max {
+			t.Fatalf("the relay carried %d and %d bytes, more than a hello and a MAC", n[0], n[1])
+		}
+	case <-time.After(3 * ProofTimeout):
+		t.Fatal("the relay's connections were not closed")
+	}
+}
+
+// The MAC binds the direction: the proof succeeds only when exactly one end dialled.
+func TestProofBindsDirection(t *testing.T) {
+	s := secret(t)
+	for _, tt := range []struct {
+		clientDialled, serverDialled, ok bool
+	}{
+		{true, false, true},
+		{false, true, true},
+		{false, false, false}, // a splice: both accepted
+		{true, true, false},
+	} {
+		a, b := tcpConns(t) // both ends of the proof write before they read: not net.Pipe
+		errs := make(chan error, 1)
+		go func() {
+			_, err := Prove(b, s, RoleServer, tt.serverDialled)
+			b.Close()
+			errs <- err
+		}()
+		_, err := Prove(a, s, RoleClient, tt.clientDialled)
+		a.Close()
+		serr := <-errs
+		if tt.ok && (err != nil || serr != nil) {
+			t.Errorf("client dialled %v, server dialled %v: %v, %v", tt.clientDialled, tt.serverDialled, err, serr)
+		}
+		if !tt.ok && !errors.Is(err, ErrProof) {
+			t.Errorf("client dialled %v, server dialled %v: the client's proof gave %v, want ErrProof", tt.clientDialled, tt.serverDialled, err)
 		}
 	}
 }
