@@ -115,8 +115,11 @@ func (p *Pipe) deployError(err, loginErr error) *Error {
 		if msg == "" {
 			msg = ie.Err.Error()
 		}
-		return failure(status, err, "cannot deploy socketpipe into %s on the remote host: %s", ie.Dir, msg).
-			hint("socketpipe copies itself into that cache directory: make it writable with room for the binary, point XDG_CACHE_HOME elsewhere for the remote login, or install socketpipe on the remote host (--remote-path)")
+		e := failure(status, err, "cannot deploy socketpipe into %s on the remote host: %s", ie.Dir, msg)
+		if ie.Untrusted {
+			return e.hint("socketpipe runs what it copies there only from directories no other user can change: make that directory and those above it writable by you alone, point XDG_CACHE_HOME elsewhere for the remote login, or install socketpipe on the remote host (--remote-path)")
+		}
+		return e.hint("socketpipe copies itself into that cache directory: make it writable with room for the binary, point XDG_CACHE_HOME elsewhere for the remote login, or install socketpipe on the remote host (--remote-path)")
 	case errors.As(err, &ce):
 		e := failure(status, err, "%v", ce)
 		var ee *sshlogin.ExitError

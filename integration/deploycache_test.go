@@ -59,6 +59,9 @@ func TestDeployCacheChainRefused(t *testing.T) {
 				!strings.Contains(r.stderr, dir+" "+c.says) || strings.Count(r.stderr, "socketpipe: error:") != 1 {
 				t.Fatalf("stderr does not say once that %s %s:\n%s", dir, c.says, r.stderr)
 			}
+			if !strings.Contains(r.stderr, "writable by you alone") || strings.Contains(r.stderr, "with room for the binary") {
+				t.Fatalf("the hint does not say how to make the cache trusted:\n%s", r.stderr)
+			}
 		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -108,7 +109,13 @@ type InstallError struct {
 	Dir string // the cache directory, as the remote shell spells it
 	Msg string // what the remote side said
 	Err error  // the session's end
+	// Untrusted is a cache refused because another user could replace what it holds: a
+	// directory of it or above it writable by others, owned by another user, or a link.
+	Untrusted bool
 }
+
+// exitUntrusted is the install script's status for a cache it refuses to trust.
+const exitUntrusted = 4
 
 func (e *InstallError) Error() string {
 	msg := e.Msg
@@ -382,7 +389,7 @@ func (d *Deployment) installScript(token string) string {
 		fmt.Sprintf(`d="%s"; b="$d/%s"; t="$d/.tmp.%s.$$"`, d.Dir(), d.Name, token),
 		`mkdir -p "$d" || exit 1`,
 		d.cacheCheck(),
-		`[ -z "$kwhy" ] || { echo "$kwhy: not using the cache" >&2; exit 1; }`,
+		fmt.Sprintf(`[ -z "$kwhy" ] || { echo "$kwhy: not using the cache" >&2; exit %d; }`, exitUntrusted),
 		`chmod 700 "$d" || exit 1`,
 		`find "$d" -name '.tmp.*' -mtime +0 -exec rm -f {} + 2>/dev/null`,
 		`trap 'rm -f "$t"' EXIT`,
@@ -441,7 +448,9 @@ func (d *Deployment) installed(out []byte, errOut string, err error, took time.D
 		return nil, &PlatformError{System: m.System, Machine: m.Machine, GOOS: goos, GOARCH: goarch}
 	}
 	if err != nil {
-		return nil, &InstallError{Dir: d.Dir(), Msg: quote.Printable(strings.TrimSpace(errOut), 1024), Err: err}
+		var ee *sshlogin.ExitError
+		untrusted := errors.As(err, &ee) && ee.Status == exitUntrusted
+		return nil, &InstallError{Dir: d.Dir(), Msg: quote.Printable(strings.TrimSpace(errOut), 1024), Err: err, Untrusted: untrusted}
 	}
 	p := strings.TrimSpace(string(out))
 	if i := strings.LastIndexByte(p, '\n'); i >= 0 {

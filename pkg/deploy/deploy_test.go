@@ -16,6 +16,8 @@ import (
 	"testing/iotest"
 	"time"
 	"unicode/utf8"
+
+	"github.com/socketpipe/socketpipe/pkg/sshlogin"
 )
 
 func TestWatcher(t *testing.T) {
@@ -441,4 +443,20 @@ func TestInstalledPrintable(t *testing.T) {
 		t.Fatalf("installed = %v, want a PlatformError", err)
 	}
 	raw("the platform error", pe.Error())
+}
+
+// An install the script refused for an untrusted cache is told apart from one that failed
+// otherwise (a full disk, a read-only file system), by the script's own exit status.
+func TestInstalledUntrusted(t *testing.T) {
+	d := &Deployment{Name: "socketpipe"}
+	for _, c := range []struct {
+		status    int
+		untrusted bool
+	}{{exitUntrusted, true}, {1, false}} {
+		_, err := d.installed(nil, "/home/u/.cache is writable by other users: not using the cache", &sshlogin.ExitError{Status: c.status}, 0)
+		var ie *InstallError
+		if !errors.As(err, &ie) || ie.Untrusted != c.untrusted {
+			t.Errorf("status %d: %#v, want an InstallError with Untrusted %v", c.status, err, c.untrusted)
+		}
+	}
 }
