@@ -9,6 +9,7 @@ package plumb
 
 import (
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,12 +20,18 @@ import (
 // the data it receives into the remote command's input, so a command that reads none of it
 // (yes | head) would stop the control channel once that much is waiting.
 func relayPipe() (r, w *os.File, err error) {
+	// No SOCK_CLOEXEC on every system (macOS): close-on-exec is set after, under ForkLock, so
+	// that no command started meanwhile inherits an end (a write end held by another process
+	// would keep the remote command from ever reading end of file).
+	syscall.ForkLock.RLock()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	if err == nil {
+		unix.CloseOnExec(fds[0])
+		unix.CloseOnExec(fds[1])
+	}
+	syscall.ForkLock.RUnlock()
 	if err != nil {
 		return nil, nil, os.NewSyscallError("socketpair", err)
-	}
-	for _, fd := range fds {
-		unix.CloseOnExec(fd)
 	}
 	unix.Shutdown(fds[0], unix.SHUT_WR)
 	unix.Shutdown(fds[1], unix.SHUT_RD)
