@@ -156,7 +156,7 @@ func TestDeployForeignArchitecture(t *testing.T) {
 			if c.cpu != "" {
 				qemu = needQemu(t, c.cpu)
 			} else if runtime.GOARCH != "amd64" {
-				t.Skipf("a linux/%s binary runs natively on amd64 only, not %s", c.goarch, runtime.GOARCH)
+				testenv.Need(t, "an amd64 machine", fmt.Errorf("a linux/%s binary runs natively on amd64 only, not %s", c.goarch, runtime.GOARCH))
 			}
 			deployForeign(t, c.goarch, c.machine, qemu, c.elf)
 		})

@@ -2,10 +2,13 @@ package deploy
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/socketpipe/socketpipe/internal/testenv"
 )
 
 // The cache is used only while no other user can write to it or to a directory above it:
@@ -35,7 +38,7 @@ func TestCacheDirectoryChainTrusted(t *testing.T) {
 		}, func(r *fakeRemote) { os.Chmod(r.home, 0o755) }},
 		{"home owned by another user", func(r *fakeRemote) string {
 			if os.Getuid() != 0 {
-				r.t.Skip("only root can give the home directory away")
+				testenv.Need(r.t, "root", errors.New("only root can give the home directory away"))
 			}
 			os.Chown(r.home, 65534, 65534)
 			return r.home

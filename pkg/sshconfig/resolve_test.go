@@ -731,7 +731,7 @@ func FuzzResolve(f *testing.F) {
 		// An Include could name any file, even /dev/tty: keep includes inside the test home
 		// (tokens and ${VAR} in Include paths expand from 9.9).
 		if strings.Contains(strings.ToLower(config), "include") && strings.ContainsAny(config, "/~.%$") {
-			t.Skip()
+			return
 		}
 		dir := t.TempDir()
 		if err := os.MkdirAll(filepath.Join(dir, ".ssh", "conf.d"), 0o755); err != nil {
@@ -799,7 +799,7 @@ func TestOracleThisMachine(t *testing.T) {
 				t.Fatal(err)
 			}
 			if cfg.ExecReason != "" {
-				t.Skipf("this machine's configuration needs ssh: %s", cfg.ExecReason)
+				testenv.Need(t, "a configuration socketpipe resolves in-process", fmt.Errorf("this machine's configuration needs ssh: %s", cfg.ExecReason))
 			}
 			cmd := exec.Command(sshPath, append([]string{"-G"}, args...)...)
 			var stderr bytes.Buffer
