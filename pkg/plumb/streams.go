@@ -80,10 +80,7 @@ func connRTT(c net.Conn) time.Duration {
 
 // streamsStory is what -v says of the choice: the figures behind it.
 func streamsStory(n int, rtt time.Duration, window int64) string {
-	count := "one stream"
-	if n > 1 {
-		count = fmt.Sprintf("%d streams", n)
-	}
+	count := streamCount(n)
 	if rtt <= 0 {
 		return count + ": the round trip is not known here"
 	}
@@ -97,6 +94,13 @@ func streamsStory(n int, rtt time.Duration, window int64) string {
 		return story + fmt.Sprintf(" (at most %d by default)", MaxAutoStreams)
 	}
 	return story
+}
+
+func streamCount(n int) string {
+	if n == 1 {
+		return "one stream"
+	}
+	return fmt.Sprintf("%d streams", n)
 }
 
 func roundTrip(d time.Duration) string {

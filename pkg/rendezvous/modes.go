@@ -385,6 +385,7 @@ type Server struct {
 	Logf     func(format string, args ...any)
 
 	listener *Listener
+	streams  *wire.Message // the client's streams message, when it came before Run saw the commit
 }
 
 // ListenReverse starts the reverse listener when the mode wants one and returns its address
@@ -522,6 +523,9 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 				dialBack(m.Addr)
 			case wire.MsgUseSSH:
 				return &Result{Mode: ModeSSH}, nil
+			case wire.MsgStreams:
+				// Sent right after the commit, which may reach us a moment later.
+				s.streams = m
 			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			default:

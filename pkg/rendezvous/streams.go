@@ -153,6 +153,8 @@ func gather(ctx context.Context, wait time.Duration, first *Proven, n int, got c
 				if logf != nil {
 					logf("remote: %s", quote.Printable(m.Note, 512))
 				}
+			case wire.MsgListen:
+				// A way of connecting offered late: the first connection is made already.
 			default:
 				return fail(fmt.Errorf("unexpected %s message while making the data connections", quote.Word(m.Type)))
 			}
@@ -288,4 +290,39 @@ func (s *Server) Streams(ctx context.Context, res *Result, n int, msgs <-chan *w
 		return nil, fmt.Errorf("%s mode cannot make more than one data connection", res.Mode)
 	}
 	return gather(ctx, StreamsTimeout+ServerGrace, res.Proven, n, got, &wg, cancel, msgs, nil)
+}
+
+// AwaitStreams waits for the client's streams message, which follows its commit when the
+// remote half offered to stripe (hello's Streams, at most most), and returns how many data
+// connections the client wants.
+func (s *Server) AwaitStreams(ctx context.Context, msgs <-chan *wire.Message, most int) (int, error) {
+	t := time.NewTimer(ProofTimeout + ServerGrace)
+	defer t.Stop()
+	for s.streams == nil {
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return 0, errors.New("the client went away")
+			}
+			switch m.Type {
+			case wire.MsgStreams:
+				s.streams = m
+			case wire.MsgListen:
+				// The client's connect-back address, late: the first connection is made.
+			case wire.MsgError:
+				return 0, &RemoteError{Msg: m.Error}
+			default:
+				return 0, fmt.Errorf("unexpected %s message where the number of streams was expected", quote.Word(m.Type))
+			}
+		case <-t.C:
+			return 0, errors.New("the client did not say how many data connections it wants")
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	n := s.streams.Streams
+	if n < 1 || n > most {
+		return 0, fmt.Errorf("the client asks for %d data connections, want 1 to %d", n, most)
+	}
+	return n, nil
 }
