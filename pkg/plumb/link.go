@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/stripe"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"golang.org/x/sys/unix"
@@ -18,7 +19,8 @@ import (
 
 // link is how this host's commands reach the other half once the data connection is made.
 // In plain mode the commands hold the socket itself and socketpipe moves no data; in relayed
-// modes (ssh, -e) socketpipe copies between the commands' pipes and the connection.
+// modes (ssh, -e, --streams above 1) socketpipe copies between the commands' pipes and the
+// connection.
 type link struct {
 	mode string
 	sock *os.File // plain mode: the socket, in blocking mode, handed to the commands
@@ -26,7 +28,9 @@ type link struct {
 	send io.WriteCloser // relayed modes: to the other half; Close ends the stream
 	recv io.Reader      // relayed modes: from the other half, io.EOF at the proper end
 
-	conn net.Conn // -e: the connection under the encryption
+	conn   net.Conn   // -e, striped: the (first) connection under the relay
+	conns  []net.Conn // striped: every connection, in order
+	sealed bool       // -e encrypts the data
 
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
 	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
@@ -86,8 +90,16 @@ func (l *link) close() {
 	if l.sock != nil {
 		l.sock.Close()
 	}
+	l.closeConns()
+}
+
+// closeConns closes the connections under a relayed link.
+func (l *link) closeConns() {
 	if l.conn != nil {
 		l.conn.Close()
+	}
+	for _, c := range l.conns {
+		c.Close()
 	}
 }
 
@@ -125,6 +137,11 @@ func (l *link) pump(r *os.File) error {
 	} else {
 		_, err = copyInto(l.send, newEndIO(r), &l.sent)
 	}
+	if err != nil && l.conns != nil {
+		// A stream that cannot be written fails the whole striped run: closing every
+		// stream makes the other half see it now, and its error come back.
+		l.closeConns()
+	}
 	if cerr := l.closeWrite(); err == nil {
 		err = cerr
 	}
@@ -161,12 +178,19 @@ func copyInto(w io.Writer, r io.Reader, n *atomic.Int64) (int64, error) {
 
 func isReaderFrom(w io.Writer) bool {
 	switch w.(type) {
-	case *sealSender, *frameWriter:
+	case *sealSender, *frameWriter, *stripe.Writer:
 		return true
 	}
 	return false
 }
-func isWriterTo(r io.Reader) bool { _, ok := r.(*seal.OpenReader); return ok }
+
+func isWriterTo(r io.Reader) bool {
+	switch r.(type) {
+	case *seal.OpenReader, *stripe.Reader:
+		return true
+	}
+	return false
+}
 
 // frameWriter sends data frames on the control channel (ssh mode).
 type frameWriter struct {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/stripe"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
@@ -92,7 +93,9 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				// What we found wrong with the data from the remote half comes first: the
 				// remote half may complain of the connection we closed because of it.
 				var lost *DataLostError
-				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) || errors.As(err, &lost) {
+				var stream *stripe.StreamError
+				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) ||
+					errors.Is(err, stripe.ErrEndedEarly) || errors.As(err, &stream) || errors.As(err, &lost) {
 					return err
 				}
 				return &rendezvous.RemoteError{Msg: m.Error}
@@ -132,7 +135,8 @@ type relayErrors struct {
 }
 
 func (e *relayErrors) note(err error) {
-	if err != nil && !isBrokenPipe(err) {
+	var stream *stripe.StreamError
+	if err != nil && (!isBrokenPipe(err) || errors.As(err, &stream)) { // a stream's EPIPE is a failure
 		e.mu.Lock()
 		if e.err == nil {
 			e.err = err
@@ -354,9 +358,9 @@ func (d *downstream) drainTo(w *os.File) {
 	}
 	d.errs.note(err)
 	if err != nil && l.conn != nil {
-		// The stream from the remote half is tampered or cut (-e) and nothing more is
-		// read from it: close it, so the remote half's writes fail now (its command gets
-		// SIGPIPE and the status comes) rather than wait on a full window.
-		l.conn.Close()
+		// The stream from the remote half is tampered or cut (-e, --streams) and nothing
+		// more is read from it: close it, so the remote half's writes fail now (its
+		// command gets SIGPIPE and the status comes) rather than wait on a full window.
+		l.closeConns()
 	}
 }
