@@ -99,13 +99,6 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return fail(err)
 	}
-	if res.Mode != rendezvous.ModeSSH {
-		// One data connection: this closes the listener that took it.
-		if _, err := rs.Streams(ctx, res, 1, rd.msgs); err != nil {
-			res.Proven.Conn.Close()
-			return fail(err)
-		}
-	}
 	var l *link
 	if res.Mode == rendezvous.ModeSSH {
 		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
