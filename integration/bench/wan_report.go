@@ -92,7 +92,10 @@ func WriteWANTable(w io.Writer, t *WANTable) (allMet bool) {
 				if c != nil {
 					s = cell(c)
 				}
-				fmt.Fprintf(w, " %s |", s)
+				if s != "" {
+					s = " " + s
+				}
+				fmt.Fprintf(w, "%s |", s)
 			}
 			fmt.Fprintln(w)
 		}

@@ -71,4 +71,3 @@ func parseWAN(mode, size string, runs int) (wanOptions, error) {
 	}
 	return w, nil
 }
-
