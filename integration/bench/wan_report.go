@@ -148,11 +148,15 @@ func (t *WANTable) hasRow(i int) bool {
 	return false
 }
 
-// shortReason is the gist of err for a table cell: its first line, without the "bench: "
-// prefix, at most 80 characters, and no "|" (which would end the cell).
+// shortReason is the gist of err for a table cell: of its first line, what follows the last
+// "error: " (socketpipe's own message) or else all but the "bench: " prefix, at most 80
+// characters, and no "|" (which would end the cell). The full error follows the table.
 func shortReason(err error) string {
 	s := strings.TrimPrefix(strings.TrimSpace(err.Error()), "bench: ")
 	s, _, _ = strings.Cut(s, "\n")
+	if i := strings.LastIndex(s, "error: "); i >= 0 {
+		s = s[i+len("error: "):]
+	}
 	s = strings.ReplaceAll(s, "|", "/")
 	if r := []rune(s); len(r) > 80 {
 		s = string(r[:79]) + "…"

@@ -77,7 +77,7 @@ func TestWANReportFailedCell(t *testing.T) {
 	s := out.String()
 	for _, want := range []string{
 		"| raw TCP, one stream, cat → sink | | | 10.00 s, 26 MiB/s | |",
-		"| socketpipe --streams 1 | | | failed: socketpipe --streams 1: exit status 2: socketpipe: error: flag provided but not… | |",
+		"| socketpipe --streams 1 | | | failed: flag provided but not defined: -streams / more | |",
 		"| default against the ssh pipe, 100 ms, wan-ssh@100ms / wan-sp@100ms | ≥ 3× | 3.20× | met |",
 		"| missed (wan-sp1@100ms failed) |",
 		"wan-sp1@100ms failed: bench: socketpipe --streams 1",
