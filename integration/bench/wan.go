@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -386,14 +387,9 @@ func (e *Env) runRsync(ctx context.Context, s *WANSite, data Data, rsh string) (
 		return Result{}, fmt.Errorf("bench: %w", err)
 	}
 	defer os.RemoveAll(dst)
-	cmd := e.command(ctx, "rsync", "-a", "-W", "-e", rsh, data.Path, s.SSHD.Alias+":"+dst+"/")
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	start := time.Now()
-	err := cmd.Run()
-	r := Result{Elapsed: time.Since(start), MaxRSS: maxRSS(cmd)}
+	r, err := timeRun(e.command(ctx, "rsync", "-a", "-W", "-e", rsh, data.Path, s.SSHD.Alias+":"+dst+"/"), fmt.Sprintf("rsync -e %q", rsh))
 	if err != nil {
-		return r, fmt.Errorf("bench: rsync -e %q: %v: %s", rsh, err, errb.Bytes())
+		return r, err
 	}
 	got, err := e.sumOf(filepath.Join(dst, filepath.Base(data.Path)))
 	if err != nil {
@@ -401,6 +397,20 @@ func (e *Env) runRsync(ctx context.Context, s *WANSite, data Data, rsh string) (
 	}
 	if got.Sum != data.Sum {
 		return r, fmt.Errorf("bench: checksum mismatch: rsync sent %v, the copy is %v", data.Sum, got.Sum)
+	}
+	return r, nil
+}
+
+// timeRun runs cmd and measures it; a failure says what (its name in the error) and what it
+// wrote to standard error.
+func timeRun(cmd *exec.Cmd, what string) (Result, error) {
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	start := time.Now()
+	err := cmd.Run()
+	r := Result{Elapsed: time.Since(start), MaxRSS: maxRSS(cmd)}
+	if err != nil {
+		return r, fmt.Errorf("bench: %s: %v: %s", what, err, errb.Bytes())
 	}
 	return r, nil
 }
