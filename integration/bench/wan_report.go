@@ -74,7 +74,7 @@ func WriteWANTable(w io.Writer, t *WANTable) (allMet bool) {
 	if len(t.cells()) == 0 {
 		return true
 	}
-	fmt.Fprintf(w, "\nWAN: two network namespaces joined by the harness's WAN emulator (packets delayed half the round trip each way, %v each way, a drop-tail queue of one bandwidth-delay product), each transfer from host A to a checksumming sink on host B with its own sshd; the hosts' TCP settings are the machine's: %s. %d interleaved rounds, medians; every transfer's length and CRC-32C checked.\n\n",
+	fmt.Fprintf(w, "\nWAN: two network namespaces joined by the harness's WAN emulator (packets delayed half the round trip each way, %v each way, a drop-tail queue of one bandwidth-delay product), each transfer from host A to a checksumming sink on host B with its own sshd; the hosts' TCP settings are the machine's: %s. %d interleaved round(s), medians; every transfer's length and CRC-32C checked.\n\n",
 		WANRate, t.Settings, t.Runs)
 	grid := func(cell func(c *WANCell) string) {
 		fmt.Fprintf(w, "| |")
