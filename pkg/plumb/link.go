@@ -35,7 +35,7 @@ type link struct {
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
 	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
 	pumped, sunk   atomic.Bool  // plain mode: socketpipe relays into the socket (pump), out of it (drain)
-	watch          *dataWatch   // the data connection's own watch (watch.go); nil without one
+	watch          *watchSet    // the data connections' own watch (watch.go); nil without one
 
 	closeOnce sync.Once
 }

@@ -209,7 +209,16 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 			}()
 		}
 		go func() {
-			l.pump(outR)
+			if err := l.pump(outR); relayFailure(err) && l.mode != rendezvous.ModeSSH {
+				// A stream cut or refused (-e, --streams): what the command writes cannot
+				// all arrive. The client hears it first; the command ends, and the other
+				// connections close, so that the client's reads end too.
+				rd.conn.Send(&wire.Message{Type: wire.MsgError, Error: "remote half: " + err.Error()})
+				if p.Process != nil {
+					syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+				}
+				l.closeConns()
+			}
 			outR.Close()
 			close(pumped)
 		}()
