@@ -21,6 +21,9 @@ FUZZTIME ?= 100000
 # (timed request/response round trips, default 2000), BENCH_COMPRESSOR (the three-stage
 # example's remote compressor, default zstd -1), BENCH_ONLY (a regular expression of variant
 # keys) and BENCH_ALT (another socketpipe binary to run beside this one, for before/after).
+# After the loopback tables, the WAN table between two namespaces (README, Performance):
+# BENCH_WAN (1; 0 leaves it out, only runs it alone), BENCH_WAN_SIZE (bytes per transfer,
+# default per round trip) and BENCH_WAN_RUNS (default 1); BENCH_ONLY matches its cells too.
 BENCH_SIZE ?= 1GiB
 BENCH_RUNS ?= 7
 # make bench: the Go micro-benchmarks (brace parser, relay copy, -e framing).

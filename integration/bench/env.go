@@ -91,6 +91,9 @@ type Env struct {
 	Dir        string // scratch directory (data files)
 	// Alt is another socketpipe binary the reports run beside this one (spbench -alt), or "".
 	Alt string
+	// Netns, if not "", is the network namespace every local command runs in (the client's
+	// host of the WAN table, wan.go); "" for this program's own.
+	Netns string
 }
 
 // Setup builds socketpipe, starts sshd and returns the Env. Close it, also on failure paths:
@@ -224,7 +227,11 @@ func (e *Env) command(ctx context.Context, argv ...string) *exec.Cmd {
 	if p := filepath.Join(e.Bin, name); !strings.Contains(name, "/") && fileExists(p) {
 		name = p // exec.Command looks names up in our PATH, not in cmd.Env's
 	}
-	cmd := exec.CommandContext(ctx, name, argv[1:]...)
+	args := argv[1:]
+	if e.Netns != "" { // the client's host of a WAN: ip netns exec executes the command itself
+		name, args = "ip", append([]string{"netns", "exec", e.Netns, name}, args...)
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	// Interrupted: let socketpipe end its remote half and commands as a user's Ctrl-C would.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second

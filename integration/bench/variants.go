@@ -166,16 +166,7 @@ func (e *Env) RunSSHPipe(ctx context.Context, data Data, sshOptions ...string) (
 func SSHLogin() Variant {
 	return Variant{Key: "g", Name: "one ssh login, ssh host true", Tiny: true, Run: func(ctx context.Context, e *Env, data Data) (Result, error) {
 		argv := append(append([]string{}, e.Login...), "true")
-		cmd := e.command(ctx, argv...)
-		var errb bytes.Buffer
-		cmd.Stderr = &errb
-		start := time.Now()
-		err := cmd.Run()
-		r := Result{Elapsed: time.Since(start), MaxRSS: maxRSS(cmd)}
-		if err != nil {
-			return r, fmt.Errorf("bench: ssh true: %v: %s", err, errb.Bytes())
-		}
-		return r, nil
+		return timeRun(e.command(ctx, argv...), "ssh true")
 	}}
 }
 

@@ -69,6 +69,18 @@ type Message struct {
 	// a ping at that interval and gives up on a peer silent for PingDeadAfter. Halves that
 	// predate pings neither offer nor accept them.
 	PingMS int64 `json:"ping_ms,omitempty"`
+	// Streams, in the request, offers to stripe the data over up to so many data
+	// connections; the remote half accepts by echoing the most it takes in its hello. Then,
+	// once the first data connection is committed, the client sends a streams message with
+	// the number it chose (1 included). Halves that predate it neither offer nor accept, and
+	// use one connection.
+	Streams int `json:"streams,omitempty"`
+
+	// WindowSend and WindowRecv, in the hello, are the largest TCP send and receive buffers
+	// the remote host gives one connection (net.ipv4.tcp_wmem and tcp_rmem on Linux), for
+	// the client's choice of streams; 0 when unknown.
+	WindowSend int64 `json:"window_send,omitempty"`
+	WindowRecv int64 `json:"window_recv,omitempty"`
 
 	// hello (remote half to client)
 	PID           int    `json:"pid,omitempty"`
@@ -98,6 +110,7 @@ const (
 	MsgOutputClosed = "output-closed" // client to remote half: the local output stage ended early
 	MsgInputUnread  = "input-unread"  // remote half to client: the remote command is gone, input is unread
 	MsgPing         = "ping"          // either way, when agreed (PingMS): I am alive
+	MsgStreams      = "streams"       // client to remote half, when agreed (Streams): this many data connections
 )
 
 // ErrNoMagic is returned when the peer's output ended, or exceeded MaxBanner, before the

@@ -95,6 +95,13 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return fail(err)
 	}
+	if res.Mode != rendezvous.ModeSSH {
+		// One data connection: this closes the listener that took it.
+		if _, err := rs.Streams(ctx, res, 1, rd.msgs); err != nil {
+			res.Proven.Conn.Close()
+			return fail(err)
+		}
+	}
 	var l *link
 	switch {
 	case res.Mode == rendezvous.ModeSSH:

@@ -6,7 +6,7 @@ package plumb
 // struct tcp_connection_info (netinet/tcp.h), which counts data bytes only (no SYN or FIN).
 
 import (
-	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,7 +25,7 @@ type tcpSample struct {
 
 // readTCP reads the kernel's counters of a socket. It holds a reference on the descriptor
 // while it does, so a concurrent close cannot make it read another file.
-func readTCP(f *os.File) (tcpSample, error) {
+func readTCP(f syscall.Conn) (tcpSample, error) {
 	var s tcpSample
 	err := onSocket(f, func(fd int) (err error) {
 		s.info, err = unix.GetsockoptTCPConnectionInfo(fd, unix.IPPROTO_TCP, unix.TCP_CONNECTION_INFO)
@@ -70,7 +70,7 @@ func (s tcpSample) settled() bool { return s.info.Snd_sbbytes == 0 || s.info.Sta
 
 // onSocket runs fn on f's descriptor, holding a reference on it meanwhile, so a concurrent
 // close cannot make fn read another file.
-func onSocket(f *os.File, fn func(fd int) error) error {
+func onSocket(f syscall.Conn, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err

@@ -6,7 +6,7 @@ package plumb
 // ioctl(SIOCOUTQ) for the bytes not yet acknowledged, poll(POLLRDHUP) for the peer's FIN.
 
 import (
-	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -28,7 +28,7 @@ type tcpSample struct {
 
 // readTCP reads the kernel's counters of a socket. It holds a reference on the descriptor
 // while it does, so a concurrent close cannot make it read another file.
-func readTCP(f *os.File) (tcpSample, error) {
+func readTCP(f syscall.Conn) (tcpSample, error) {
 	var s tcpSample
 	rc, err := f.SyscallConn()
 	if err != nil {

@@ -13,7 +13,7 @@ package plumb
 // alone could be off by any multiple of 4 GiB, so FreeBSD stays here rather than guess.
 
 import (
-	"os"
+	"syscall"
 	"time"
 )
 
@@ -23,7 +23,7 @@ const haveTCPCounts = false
 // tcpSample stands for a reading this system cannot make.
 type tcpSample struct{}
 
-func readTCP(*os.File) (tcpSample, error) { return tcpSample{}, errNoTCPCounts }
+func readTCP(syscall.Conn) (tcpSample, error) { return tcpSample{}, errNoTCPCounts }
 
 func (tcpSample) tcpInfo() *TCPInfo                { return nil }
 func (tcpSample) sentData(dialed, shut bool) int64 { return 0 }

@@ -47,6 +47,9 @@ func runAgainst(t *testing.T, ctx context.Context, c *Client, hello *wire.Messag
 	if res != nil && res.Proven != nil {
 		res.Proven.Conn.Close()
 	}
+	if res != nil && res.listener != nil {
+		res.listener.Close() // the caller's with the connection, for --streams
+	}
 	return res, err
 }
 

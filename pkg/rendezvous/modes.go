@@ -40,6 +40,11 @@ type Result struct {
 	Mode   string  // back, reverse or ssh
 	Proven *Proven // nil in ssh mode
 	Why    string  // for -v: why this mode
+
+	// addr is the address the winning side dialled, where the other connections of
+	// --streams are dialled too; listener, the listener that took it (the other side's).
+	addr     string
+	listener *Listener
 }
 
 // ErrTimeout is returned when no data connection was made within the timeout.
@@ -74,6 +79,9 @@ type Client struct {
 	// remote half names only if it is one they resolve to. With neither, the client does not
 	// dial at all: the remote half's word is all it would have.
 	ReverseHosts []string
+	// StreamsTimeout bounds the making of the other connections of --streams once the
+	// first is made; 0 is the constant StreamsTimeout.
+	StreamsTimeout time.Duration
 	// SSHFallback allows auto mode to fall back to ssh mode after FallbackDelay.
 	SSHFallback bool
 	// Logf, if set, receives the -v story.
@@ -187,17 +195,20 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	type attempt struct {
-		p    *Proven
-		mode string
-		err  error
+		p      *Proven
+		mode   string
+		target string
+		err    error
 	}
 	results := make(chan attempt, 4)
 	var wg sync.WaitGroup
+	var res *Result
 	defer func() {
 		// Stop every other attempt and close what it made; the kept connection was
-		// committed and is the caller's.
+		// committed and is the caller's, and so is the listener that took it, for the
+		// other connections of --streams (Streams closes it).
 		cancel()
-		if c.Listener != nil {
+		if c.Listener != nil && (res == nil || res.listener == nil) {
 			c.Listener.Close()
 		}
 		wg.Wait()
@@ -248,7 +259,7 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 			defer wg.Done()
 			p, err := Dial(ctx, target, c.Secret, RoleClient)
 			select {
-			case results <- attempt{p, ModeReverse, err}:
+			case results <- attempt{p, ModeReverse, target, err}:
 			case <-ctx.Done():
 				// The rendezvous is over and nobody reads results any more.
 				if p != nil {
@@ -289,14 +300,22 @@ func (c *Client) Run(ctx context.Context, ctl *wire.Conn, hello *wire.Message, m
 	for {
 		select {
 		case p := <-backCh:
-			return c.commit(p, ModeBack, "the remote half connected back")
+			var err error
+			if res, err = c.commit(p, ModeBack, "the remote half connected back"); res != nil {
+				res.listener = c.Listener
+			}
+			return res, err
 		case a := <-results:
 			if a.err == nil {
 				why := "the client reached the remote half"
 				if r, ok := reasons[ModeBack]; ok {
 					why += " (connect-back: " + r + ")"
 				}
-				return c.commit(a.p, a.mode, why)
+				var err error
+				if res, err = c.commit(a.p, a.mode, why); res != nil {
+					res.addr = a.target
+				}
+				return res, err
 			}
 			reasons[a.mode] = a.err.Error()
 			c.logf("data connection: %s failed: %v", a.mode, a.err)
@@ -366,6 +385,7 @@ type Server struct {
 	Logf     func(format string, args ...any)
 
 	listener *Listener
+	streams  *wire.Message // the client's streams message, when it came before Run saw the commit
 }
 
 // ListenReverse starts the reverse listener when the mode wants one and returns its address
@@ -397,7 +417,7 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 	var mu sync.Mutex
 	open := map[*Proven]bool{}
 	finished := false
-	await := func(p *Proven, mode string) {
+	await := func(p *Proven, mode, addr string) {
 		mu.Lock()
 		defer mu.Unlock()
 		if finished {
@@ -413,16 +433,19 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 				return
 			}
 			select {
-			case committed <- &Result{Mode: mode, Proven: p}:
+			case committed <- &Result{Mode: mode, Proven: p, addr: addr}:
 			default:
 				p.Conn.Close()
 			}
 		}()
 	}
 	var keep *Proven
+	keepListener := false
 	defer func() {
 		cancel()
-		if s.listener != nil {
+		// The listener that took the kept connection takes the other connections of
+		// --streams (Streams closes it).
+		if s.listener != nil && !keepListener {
 			s.listener.Close()
 		}
 		mu.Lock()
@@ -448,7 +471,7 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 			for attempt := 1; ; attempt++ {
 				p, err := Dial(ctx, addr, s.Req.Secret, RoleServer)
 				if err == nil {
-					await(p, ModeBack)
+					await(p, ModeBack, addr)
 					return
 				}
 				if ctx.Err() != nil {
@@ -484,9 +507,13 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 		select {
 		case r := <-committed:
 			keep = r.Proven
+			if r.Mode == ModeReverse {
+				keepListener = true
+				r.listener = s.listener
+			}
 			return r, nil
 		case p := <-revCh:
-			await(p, ModeReverse)
+			await(p, ModeReverse, "")
 		case m, ok := <-msgs:
 			if !ok {
 				return nil, errors.New("the client went away")
@@ -496,6 +523,9 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 				dialBack(m.Addr)
 			case wire.MsgUseSSH:
 				return &Result{Mode: ModeSSH}, nil
+			case wire.MsgStreams:
+				// Sent right after the commit, which may reach us a moment later.
+				s.streams = m
 			case wire.MsgError:
 				return nil, &RemoteError{Msg: m.Error}
 			default:

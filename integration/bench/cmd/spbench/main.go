@@ -10,6 +10,8 @@
 //	spbench [-size N] [-runs N] issue 8's variants a-h and issue 14's workloads (each through
 //	                           socketpipe and raw TCP) and request/response round trips,
 //	                           interleaved, with the goals table; -only and -alt choose
+//	spbench -wan only          the WAN table alone: 10, 50, 100 ms and 0.1 % loss at 1 Gbit/s
+//	                           between two network namespaces (-wan 0 leaves it out of the bench)
 //	spbench sink               read standard input to its end, print "count crc32c"
 //	spbench write -records F   F to standard output as a zfs send writes its records
 //	spbench rr-server          answer the request/response workload's requests
@@ -67,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.rounds, "rr", atoiOr(os.Getenv("BENCH_RR_ROUNDS"), 2000), "timed round trips of the request/response workload; env BENCH_RR_ROUNDS")
 	only := fs.String("only", os.Getenv("BENCH_ONLY"), "run only the variants whose key matches this regular expression (\"sshmode\" for the rsync and tar table); env BENCH_ONLY")
 	alt := fs.String("alt", os.Getenv("BENCH_ALT"), "another socketpipe binary: run every socketpipe variant with it too, interleaved (before/after); env BENCH_ALT")
+	wanMode := fs.String("wan", envOr("BENCH_WAN", "1"), "the WAN table: 1 after the loopback tables, 0 not at all, only alone; env BENCH_WAN")
+	wanSize := fs.String("wan-size", os.Getenv("BENCH_WAN_SIZE"), "bytes per WAN transfer (default per round trip: 1GiB at 10 ms, 512MiB at 50 ms, 256MiB at 100 ms and with loss); env BENCH_WAN_SIZE")
+	wanRuns := fs.Int("wan-runs", atoiOr(os.Getenv("BENCH_WAN_RUNS"), 1), "interleaved rounds of the WAN table; env BENCH_WAN_RUNS")
 	compressor := fs.String("compressor", os.Getenv("BENCH_COMPRESSOR"), "the remote compressor of the three-stage workload (default: "+strings.Join(bench.Compressor, " ")+"); env BENCH_COMPRESSOR")
 	if err := fs.Parse(args); err != nil {
 		return 1
@@ -96,6 +101,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	o.compressor = strings.Fields(*compressor)
+	if o.wan, err = parseWAN(*wanMode, *wanSize, *wanRuns); err != nil {
+		fmt.Fprintf(stderr, "spbench: error: %v\n", err)
+		return 1
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
@@ -110,6 +119,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer env.Close()
+	if o.wan.mode == "only" && !*demo && !*startup {
+		return exitStatus(ctx, runWAN(ctx, env, o.wan, o.only, *forceExec, stdout, stderr), stderr)
+	}
 	fmt.Fprintf(stderr, "spbench: writing %s of random data to %s\n", bench.Size(size), env.Dir)
 	big, err := env.Data(size)
 	if err != nil {
@@ -140,7 +152,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		status = runDemo(ctx, env, big, stdout, stderr)
 	} else {
 		status = runBench(ctx, env, big, tiny, *runs, o, stdout, stderr)
+		if o.wan.mode == "1" && ctx.Err() == nil {
+			status = max(status, runWAN(ctx, env, o.wan, o.only, *forceExec, stdout, stderr))
+		}
 	}
+	return exitStatus(ctx, status, stderr)
+}
+
+func exitStatus(ctx context.Context, status int, stderr io.Writer) int {
 	if ctx.Err() != nil {
 		fmt.Fprintf(stderr, "spbench: interrupted; sshd stopped, temporary files removed\n")
 		return 130
@@ -285,6 +304,7 @@ type benchOptions struct {
 	only       *regexp.Regexp // nil: every variant
 	alt        string         // another socketpipe build to run beside this one
 	compressor []string
+	wan        wanOptions
 }
 
 func runBench(ctx context.Context, env *bench.Env, big, tiny bench.Data, runs int, o benchOptions, stdout, stderr io.Writer) int {
