@@ -39,6 +39,7 @@ FUZZ_TARGETS := \
 	./pkg/plumb:FuzzParseArgs:1 \
 	./internal/wire:FuzzControl:1 \
 	./internal/seal:FuzzOpenReader:10 \
+	./internal/stripe:FuzzReader:1 \
 	./pkg/sshconfig:FuzzParseArgs:1 \
 	./pkg/sshconfig:FuzzResolve:100 \
 	./pkg/deploy:FuzzWatcher:10 \

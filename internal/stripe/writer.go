@@ -184,10 +184,11 @@ func (w *Writer) Close() error {
 	if err == nil {
 		var end [headerSize]byte
 		putHeader(end[:], typeEnd, w.seq, w.total)
+		// Every connection that can take its end frame gets it, so the
+		// peer names the one that failed rather than whichever it hears of first.
 		for i, c := range w.ws {
-			if _, werr := c.Write(end[:]); werr != nil {
+			if _, werr := c.Write(end[:]); werr != nil && err == nil {
 				err = w.streamError(i, fmt.Errorf("writing the end frame: %w", werr))
-				break
 			}
 		}
 	}
