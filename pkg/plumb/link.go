@@ -161,19 +161,39 @@ func (l *link) drain(w *os.File) error {
 
 // copyInto copies r to w, through the encryption's own buffers when one side is encrypted
 // (they read and write in place: no extra copy).
+// n counts as the bytes go, so that the progress of a relayed transfer moves while it runs.
 func copyInto(w io.Writer, r io.Reader, n *atomic.Int64) (int64, error) {
-	var total int64
-	var err error
 	switch {
 	case isReaderFrom(w):
-		total, err = w.(io.ReaderFrom).ReadFrom(r)
+		return w.(io.ReaderFrom).ReadFrom(countingReader{r, n})
 	case isWriterTo(r):
-		total, err = r.(io.WriterTo).WriteTo(w)
-	default:
-		return copyBuffer(w, r, n)
+		return r.(io.WriterTo).WriteTo(countingWriter{w, n})
 	}
-	n.Add(total)
-	return total, err
+	return copyBuffer(w, r, n)
+}
+
+// countingReader adds what is read through it to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// countingWriter adds what is written through it to n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 func isReaderFrom(w io.Writer) bool {
