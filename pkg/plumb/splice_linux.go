@@ -104,6 +104,7 @@ func spliceThroughPipe(out, in *end, n *atomic.Int64) (int64, error) {
 	if err != nil {
 		return copyEnds(out, in, n)
 	}
+	mid.polled, midW.polled = true, true // os.Pipe's descriptors are the poller's
 	fill, empty := newSplicer(midW, in), newSplicer(out, mid)
 	var total int64
 	for {
@@ -157,7 +158,16 @@ type splicer struct {
 
 func newSplicer(out, in *end) *splicer {
 	s := &splicer{in: in, out: out}
+	raw := in.polled && out.polled // a non-blocking splice between polled ends: see end.wait
 	s.inner = func(o uintptr) bool {
+		if raw {
+			m, _, e := unix.RawSyscall6(unix.SYS_SPLICE, s.inFd, 0, o, 0, uintptr(s.max), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+			s.m, s.err = int64(m), nil
+			if e != 0 {
+				s.m, s.err = 0, e
+			}
+			return true
+		}
 		m, err := unix.Splice(int(s.inFd), nil, int(o), nil, s.max, unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		s.m, s.err = int64(m), err
 		return true
@@ -185,7 +195,7 @@ func (s *splicer) some(max int) (int, error) {
 	inReady := false
 	for {
 		if !inReady && (s.drained || in.kind == endInet && !in.nonblock) {
-			waitReady(in.fd, unix.POLLIN)
+			in.wait(unix.POLLIN)
 			inReady = true
 		}
 		s.max = max
@@ -203,10 +213,10 @@ func (s *splicer) some(max int) (int, error) {
 			// once would spin while one is ready and the other not): in first, unless it
 			// was ready for this very splice.
 			if inReady {
-				waitReady(out.fd, unix.POLLOUT)
+				out.wait(unix.POLLOUT)
 				inReady = false
 			} else {
-				waitReady(in.fd, unix.POLLIN)
+				in.wait(unix.POLLIN)
 				inReady = true
 			}
 			s.drained = false
