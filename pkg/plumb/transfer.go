@@ -104,13 +104,18 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 		case <-relayFailed:
 			// socketpipe's own relaying failed (-e, --streams: a stream cut, tampered or
 			// ended early): the data cannot all arrive, so nothing may run on as if it could.
-			// The local commands end; closing every connection tells the remote half, whose
-			// own error (or status) follows, unless it too has nothing left to say.
+			// The input command ends; the output command gets the end of its input once the
+			// relay stops, and writes out all that arrived intact first. Closing every
+			// connection tells the remote half, whose own error (or status) follows, unless
+			// it too has nothing left to say.
 			relayFailed = nil
-			kill(syscall.SIGTERM)
+			if up.proc != nil && up.proc.Process != nil {
+				up.proc.Process.Signal(syscall.SIGTERM)
+			}
 			l.closeConns()
 			giveUp = time.After(RelayFailureGrace)
 		case <-giveUp:
+			kill(syscall.SIGTERM)
 			return errs.first()
 		case <-dead:
 			kill(syscall.SIGTERM)
