@@ -62,6 +62,10 @@ type Pipe struct {
 	Ports   rendezvous.PortRange // listen only on these ports
 	Encrypt bool                 // encrypt and authenticate the data connection
 	Cipher  string               // Encrypt's cipher; "" chooses by the CPU
+	// Streams is how many TCP connections the data is striped over (1 to 64); 0 chooses by
+	// the path: one, which the commands hold themselves (zero copy), unless one stream's
+	// window cannot fill the path at its round trip.
+	Streams int
 	// Liveness is how soon a dead link or remote host ends the run; zero is the defaults.
 	Liveness rendezvous.Liveness
 
@@ -173,7 +177,7 @@ func (p *Pipe) run(ctx context.Context, r *record) *Error {
 		StdinToRemote: p.SSHMode && p.StdinToRemote,
 		Stdin:         p.Stdin, Stdout: p.Stdout, Stderr: p.Stderr,
 		Mode: p.Mode, Host: p.Host, Timeout: p.Timeout, Ports: p.Ports,
-		Encrypt: p.Encrypt, Cipher: p.Cipher, Liveness: p.Liveness,
+		Encrypt: p.Encrypt, Cipher: p.Cipher, Streams: p.Streams, Liveness: p.Liveness,
 		Logf: p.Logf, Watch: p.Watch,
 	}
 	var pt *passThrough

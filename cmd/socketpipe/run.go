@@ -67,7 +67,7 @@ func newPipe(a *plumb.Args, stdin, stdout, stderr *os.File, u *ui) *socketpipe.P
 		Login: a.Login, Remote: a.Remote, Input: a.Input, Output: a.Output,
 		RemotePath: a.RemotePath, NoDeploy: a.NoDeploy, DeployDir: a.DeployDir, ForceExec: a.ForceExec, Batch: a.Batch,
 		Mode: a.Mode, Host: a.Host, Timeout: a.Timeout, Ports: a.Ports,
-		Encrypt: a.Encrypt, Cipher: a.Cipher, Liveness: liveness(),
+		Encrypt: a.Encrypt, Cipher: a.Cipher, Streams: a.Streams, Liveness: liveness(),
 		Stdin: stdin, Stdout: stdout, Stderr: stderr,
 		Logf: u.logf, Watch: u.watch(),
 	}

@@ -344,8 +344,8 @@ func printG(inv *sshconfig.Invocation, stdout io.Writer) *socketpipe.Error {
 }
 
 const sshUsageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
-                  [--remote-path path] [--deploy-dir dir] [--cipher name] [--stats file]
-                  [--pass-through]
+                  [--remote-path path] [--deploy-dir dir] [--cipher name] [--streams n]
+                  [--stats file] [--pass-through]
                   --ssh [ssh options] destination command [argument ...]
        socketpipe --ssh -s [ssh options] destination subsystem
        socketpipe --ssh -G [ssh options] destination

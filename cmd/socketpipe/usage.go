@@ -9,7 +9,7 @@ import (
 
 const usageText = `usage: socketpipe [-bevx] [-h host] [-t timeout] [-m mode] [--ports low-high]
                   [--remote-path path] [--no-deploy] [--deploy-dir dir]
-                  [--cipher name] [--stats file]
+                  [--cipher name] [--streams n] [--stats file]
                   [-i { input command ... }] -l { login command ... }
                   -r { remote command ... } [-o { output command ... }]
        socketpipe [options] [--pass-through] --ssh [ssh options] host command [argument ...]
@@ -31,6 +31,9 @@ separate words and may nest. Without -o the remote output goes to standard outpu
   --ports low-high           listen only on ports in this range
   -e                         encrypt and authenticate the data connection
   --cipher name              -e cipher: aes-256-gcm or chacha20-poly1305 (default: by CPU)
+  --streams n                stripe the data over n TCP connections, 1-64 (default: one,
+                             zero-copy, unless the round trip needs more to fill the path;
+                             -v says what it chose and why)
   -x                         execute the login command even when it is ssh
   -v                         tell what happens, on standard error, with the progress
   --stats file               write a JSON summary of the run to file (- for standard error)

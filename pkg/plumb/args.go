@@ -31,6 +31,7 @@ type Args struct {
 	Mode       string        // -m: auto, back, reverse or ssh
 	Encrypt    bool          // -e
 	Cipher     string        // --cipher
+	Streams    int           // --streams: 0 chooses by the path
 	ForceExec  bool          // -x: always execute the login command
 	Stats      string        // --stats FILE or -
 	RemotePath string        // --remote-path
@@ -144,6 +145,16 @@ func ParseArgs(args []string) (*Args, error) {
 				return nil, err
 			}
 			a.Cipher = v
+		case "--streams":
+			v, err := value()
+			if err != nil {
+				return nil, err
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > rendezvous.MaxStreams {
+				return nil, usagef("bad --streams %s: want a number of data connections from 1 to %d", quote.Word(v), rendezvous.MaxStreams)
+			}
+			a.Streams = n
 		case "--stats":
 			v, err := value()
 			if err != nil {

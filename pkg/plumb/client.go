@@ -39,6 +39,10 @@ type Client struct {
 	Ports   rendezvous.PortRange // restrict listening ports
 	Encrypt bool                 // -e
 	Cipher  string               // -e cipher; "" chooses
+	// Streams is how many data connections the data is striped over (--streams, 1 to
+	// rendezvous.MaxStreams); 0 chooses by the path (chooseStreams): one, zero-copy, unless
+	// one stream's window cannot fill the path at its round trip.
+	Streams int
 
 	// What the login knows about its connection; nil when unknown.
 	LocalAddr  net.Addr // this host's end of the login connection
@@ -72,6 +76,7 @@ type Report struct {
 	FromRemote    int64    // data bytes received from the remote command
 	Uncounted     bool     // plain mode on a system whose TCP byte counts cannot be read: ToRemote and FromRemote are unknown (0)
 	Encrypted     bool     // -e encrypted the data connection
+	Streams       int      // how many data connections the data was striped over (0 in ssh mode)
 	TCP           *TCPInfo // the data connection at its end; nil unless plain TCP
 	Setup         time.Duration
 	Transfer      time.Duration
@@ -124,6 +129,16 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	if mode == "" {
 		mode = rendezvous.ModeAuto
 	}
+	if c.Streams < 0 || c.Streams > rendezvous.MaxStreams {
+		return rep, fmt.Errorf("--streams %d: want 1 to %d", c.Streams, rendezvous.MaxStreams)
+	}
+	if c.Streams > 1 && mode == rendezvous.ModeSSH {
+		return rep, errors.New("--streams stripes a direct data connection: ssh mode (-m ssh) carries the data over the login's SSH connection")
+	}
+	offer := 0
+	if mode != rendezvous.ModeSSH {
+		offer = rendezvous.MaxStreams
+	}
 	cipherName := ""
 	if c.Encrypt && mode != rendezvous.ModeSSH {
 		var err error
@@ -170,7 +185,8 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		TimeoutMS: c.Timeout.Milliseconds(), Encrypt: c.Encrypt && mode != rendezvous.ModeSSH,
 		Cipher: cipherName, Addr: backAddr,
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
-		PingMS: c.Liveness.WithDefaults().PingInterval.Milliseconds(),
+		PingMS:  c.Liveness.WithDefaults().PingInterval.Milliseconds(),
+		Streams: offer,
 	}
 	if err := ctl.Send(req); err != nil {
 		// The login ended before it read anything. What it printed may still say why: a
@@ -235,22 +251,27 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 	rep.Setup = time.Since(start)
 
 	var l *link
-	switch {
-	case res.Mode == rendezvous.ModeSSH:
+	if res.Mode == rendezvous.ModeSSH {
 		if c.Encrypt {
 			c.logf("-e adds nothing in ssh mode: the SSH connection already encrypts")
 		}
+		if c.Streams > 1 {
+			c.logf("data connection: --streams does not apply to ssh mode: one stream")
+		}
 		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
-	case c.Encrypt:
-		l, err = sealedLink(res, secret, cipherName, true, c.Liveness)
-		if err == nil {
+	} else {
+		ps, err := c.makeStreams(ctx, rc, res, hello, ctl, rd.msgs)
+		if err != nil {
+			res.Proven.Conn.Close()
+			return rep, err
+		}
+		rep.Streams = len(ps)
+		if l, err = newLink(res, ps, secret, c.Encrypt, cipherName, true, c.Liveness); err != nil {
+			return rep, err
+		}
+		if c.Encrypt {
 			c.logf("data connection: encrypted with %s", cipherName)
 		}
-	default:
-		l, err = plainLink(res.Mode, res.Proven.Conn, c.Liveness)
-	}
-	if err != nil {
-		return rep, err
 	}
 	defer l.close()
 	xferStart := time.Now()
@@ -352,4 +373,32 @@ func sshConnectionIP(s string, i int) net.IP {
 		return nil
 	}
 	return net.ParseIP(f[i])
+}
+
+// makeStreams decides how many data connections to stripe over (Streams, or the chooser on the
+// first connection's round trip and the hosts' windows), tells the remote half, and makes the
+// others. A remote half that cannot stripe (it did not accept the offer) gets one.
+func (c *Client) makeStreams(ctx context.Context, rc *rendezvous.Client, res *rendezvous.Result, hello *wire.Message, ctl *wire.Conn, msgs <-chan *wire.Message) ([]*rendezvous.Proven, error) {
+	n := c.Streams
+	switch {
+	case hello.Streams < 1:
+		if n > 1 {
+			return nil, fmt.Errorf("--streams %d: the remote half (socketpipe %s) makes only one data connection", n, quote.Printable(hello.Version, 64))
+		}
+		n = 1
+		c.logf("data connection: one stream: the remote half does not stripe")
+	case n > 0:
+		n = min(n, hello.Streams)
+		c.logf("data connection: %s, as --streams asks", streamCount(n))
+	default:
+		rtt, w := connRTT(res.Proven.Conn), usableWindow(hello)
+		n = chooseStreams(rtt, w)
+		c.logf("data connection: %s", streamsStory(n, rtt, w))
+	}
+	if hello.Streams > 0 {
+		if err := ctl.Send(&wire.Message{Type: wire.MsgStreams, Streams: n}); err != nil {
+			return nil, err
+		}
+	}
+	return rc.Streams(ctx, res, n, msgs)
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/stripe"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 	"golang.org/x/sys/unix"
@@ -18,7 +19,8 @@ import (
 
 // link is how this host's commands reach the other half once the data connection is made.
 // In plain mode the commands hold the socket itself and socketpipe moves no data; in relayed
-// modes (ssh, -e) socketpipe copies between the commands' pipes and the connection.
+// modes (ssh, -e, --streams above 1) socketpipe copies between the commands' pipes and the
+// connection.
 type link struct {
 	mode string
 	sock *os.File // plain mode: the socket, in blocking mode, handed to the commands
@@ -26,12 +28,14 @@ type link struct {
 	send io.WriteCloser // relayed modes: to the other half; Close ends the stream
 	recv io.Reader      // relayed modes: from the other half, io.EOF at the proper end
 
-	conn net.Conn // -e: the connection under the encryption
+	conn   net.Conn   // -e, striped: the (first) connection under the relay
+	conns  []net.Conn // striped: every connection, in order
+	sealed bool       // -e encrypts the data
 
 	sent, received atomic.Int64 // bytes relayed, when socketpipe relays
 	shut           atomic.Bool  // plain mode: our FIN is on its way (for the kernel's counts)
 	pumped, sunk   atomic.Bool  // plain mode: socketpipe relays into the socket (pump), out of it (drain)
-	watch          *dataWatch   // the data connection's own watch (watch.go); nil without one
+	watch          *watchSet    // the data connections' own watch (watch.go); nil without one
 
 	closeOnce sync.Once
 }
@@ -86,8 +90,16 @@ func (l *link) close() {
 	if l.sock != nil {
 		l.sock.Close()
 	}
+	l.closeConns()
+}
+
+// closeConns closes the connections under a relayed link.
+func (l *link) closeConns() {
 	if l.conn != nil {
 		l.conn.Close()
+	}
+	for _, c := range l.conns {
+		c.Close()
 	}
 }
 
@@ -125,6 +137,11 @@ func (l *link) pump(r *os.File) error {
 	} else {
 		_, err = copyInto(l.send, newEndIO(r), &l.sent)
 	}
+	if err != nil && l.conns != nil {
+		// A stream that cannot be written fails the whole striped run: closing every
+		// stream makes the other half see it now, and its error come back.
+		l.closeConns()
+	}
 	if cerr := l.closeWrite(); err == nil {
 		err = cerr
 	}
@@ -144,29 +161,56 @@ func (l *link) drain(w *os.File) error {
 
 // copyInto copies r to w, through the encryption's own buffers when one side is encrypted
 // (they read and write in place: no extra copy).
+// n counts as the bytes go, so that the progress of a relayed transfer moves while it runs.
 func copyInto(w io.Writer, r io.Reader, n *atomic.Int64) (int64, error) {
-	var total int64
-	var err error
 	switch {
 	case isReaderFrom(w):
-		total, err = w.(io.ReaderFrom).ReadFrom(r)
+		return w.(io.ReaderFrom).ReadFrom(countingReader{r, n})
 	case isWriterTo(r):
-		total, err = r.(io.WriterTo).WriteTo(w)
-	default:
-		return copyBuffer(w, r, n)
+		return r.(io.WriterTo).WriteTo(countingWriter{w, n})
 	}
-	n.Add(total)
-	return total, err
+	return copyBuffer(w, r, n)
+}
+
+// countingReader adds what is read through it to n.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+// countingWriter adds what is written through it to n.
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	k, err := c.w.Write(p)
+	c.n.Add(int64(k))
+	return k, err
 }
 
 func isReaderFrom(w io.Writer) bool {
 	switch w.(type) {
-	case *sealSender, *frameWriter:
+	case *sealSender, *frameWriter, *stripe.Writer:
 		return true
 	}
 	return false
 }
-func isWriterTo(r io.Reader) bool { _, ok := r.(*seal.OpenReader); return ok }
+
+func isWriterTo(r io.Reader) bool {
+	switch r.(type) {
+	case *seal.OpenReader, *stripe.Reader:
+		return true
+	}
+	return false
+}
 
 // frameWriter sends data frames on the control channel (ssh mode).
 type frameWriter struct {

@@ -12,18 +12,24 @@ import (
 // the proof's nonces, one per direction.
 func sealedLink(res *rendezvous.Result, secret []byte, cipherName string, isClient bool, lv rendezvous.Liveness) (*link, error) {
 	c := res.Proven.Conn
-	rendezvous.TuneRelay(c, lv) // SealWriter writes whole frames
-	sealKey, openKey, err := seal.SessionKeys(secret, res.Proven.ClientNonce, res.Proven.ServerNonce, cipherName, isClient)
+	send, recv, err := sealConn(res.Proven, secret, cipherName, isClient, lv)
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &link{
-		mode: res.Mode,
-		send: &sealSender{w: seal.NewSealWriter(c, sealKey), conn: c},
-		recv: seal.NewOpenReader(c, openKey),
-		conn: c,
-	}, nil
+	return &link{mode: res.Mode, send: send, recv: recv, conn: c, sealed: true}, nil
+}
+
+// sealConn is the -e encryption of one proven connection, with its own keys from its own
+// nonces: what is sent, and what is received.
+func sealConn(p *rendezvous.Proven, secret []byte, cipherName string, isClient bool, lv rendezvous.Liveness) (*sealSender, *seal.OpenReader, error) {
+	c := p.Conn
+	rendezvous.TuneRelay(c, lv) // SealWriter writes whole frames
+	sealKey, openKey, err := seal.SessionKeys(secret, p.ClientNonce, p.ServerNonce, cipherName, isClient)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &sealSender{w: seal.NewSealWriter(c, sealKey), conn: c}, seal.NewOpenReader(c, openKey), nil
 }
 
 // sealSender ends the encrypted stream with the authenticated end-of-stream frame, then

@@ -78,6 +78,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if req.PingMS > 0 {
 		hello.PingMS = req.PingMS // accepted
 	}
+	if req.Streams > 0 && req.Mode != rendezvous.ModeSSH {
+		hello.Streams = min(req.Streams, rendezvous.MaxStreams) // accepted
+		hello.WindowSend, hello.WindowRecv = tcpWindows()
+	}
 	rs := &rendezvous.Server{Req: req, ListenIP: sshConnectionIP(hello.SSHConnection, 2), Logf: s.Logf}
 	addr, note := rs.ListenReverse()
 	hello.Addr = addr
@@ -95,24 +99,25 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		return fail(err)
 	}
-	if res.Mode != rendezvous.ModeSSH {
-		// One data connection: this closes the listener that took it.
-		if _, err := rs.Streams(ctx, res, 1, rd.msgs); err != nil {
+	var l *link
+	if res.Mode == rendezvous.ModeSSH {
+		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
+	} else {
+		n := 1
+		if hello.Streams > 0 {
+			if n, err = rs.AwaitStreams(ctx, rd.msgs, hello.Streams); err != nil {
+				res.Proven.Conn.Close()
+				return fail(err)
+			}
+		}
+		ps, err := rs.Streams(ctx, res, n, rd.msgs)
+		if err != nil {
 			res.Proven.Conn.Close()
 			return fail(err)
 		}
-	}
-	var l *link
-	switch {
-	case res.Mode == rendezvous.ModeSSH:
-		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
-	case req.Encrypt:
-		l, err = sealedLink(res, req.Secret, req.Cipher, false, s.Liveness)
-	default:
-		l, err = plainLink(res.Mode, res.Proven.Conn, s.Liveness)
-	}
-	if err != nil {
-		return fail(err)
+		if l, err = newLink(res, ps, req.Secret, req.Encrypt, req.Cipher, false, s.Liveness); err != nil {
+			return fail(err)
+		}
 	}
 	defer l.close()
 	l.watchData(time.Duration(req.PingMS)*time.Millisecond, s.Liveness.WithDefaults())
@@ -204,7 +209,16 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 			}()
 		}
 		go func() {
-			l.pump(outR)
+			if err := l.pump(outR); relayFailure(err) && l.mode != rendezvous.ModeSSH {
+				// A stream cut or refused (-e, --streams): what the command writes cannot
+				// all arrive. The client hears it first; the command ends, and the other
+				// connections close, so that the client's reads end too.
+				rd.conn.Send(&wire.Message{Type: wire.MsgError, Error: "remote half: " + err.Error()})
+				if p.Process != nil {
+					syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+				}
+				l.closeConns()
+			}
 			outR.Close()
 			close(pumped)
 		}()

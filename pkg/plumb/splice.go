@@ -14,18 +14,43 @@ import (
 // non-blocking descriptors both work, and their mode is left as it is. The files must stay
 // open until Copy returns. n, if not nil, counts the bytes moved as they move.
 func Copy(dst, src *os.File, n *atomic.Int64) (int64, error) {
-	in, err := newEnd(src)
-	if err != nil {
-		return 0, err
-	}
-	out, err := newEnd(dst)
-	if err != nil {
-		return 0, err
-	}
 	defer runtime.KeepAlive(src)
 	defer runtime.KeepAlive(dst)
+	in, err := relayEnd(src)
+	if err != nil {
+		return 0, err
+	}
+	defer in.release()
+	out, err := relayEnd(dst)
+	if err != nil {
+		return 0, err
+	}
+	defer out.release()
 	if m, ok, err := splice(out, in, n); ok {
 		return m, err
 	}
 	return copyEnds(out, in, n)
+}
+
+// relayEnd describes f for Copy, through a descriptor of the relay's own that Go's poller
+// watches when there can be one (ownDescriptor).
+func relayEnd(f *os.File) (*end, error) {
+	own := ownDescriptor(f)
+	if own == nil {
+		return newEnd(f)
+	}
+	e, err := newEnd(own)
+	if err != nil {
+		own.Close()
+		return newEnd(f)
+	}
+	e.polled, e.own = true, own
+	return e, nil
+}
+
+// release closes the relay's own descriptor, if it has one.
+func (e *end) release() {
+	if e.own != nil {
+		e.own.Close()
+	}
 }

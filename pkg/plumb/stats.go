@@ -131,7 +131,7 @@ const settleTime = 2 * time.Second
 // link is closed: socketpipe's own counts when it relayed, the kernel's in plain mode; where the
 // kernel keeps none, socketpipe's own if it relayed both ways, else unknown.
 func (l *link) count(rep *Report, ok bool) {
-	rep.Encrypted = l.conn != nil
+	rep.Encrypted = l.sealed
 	rep.ToRemote, rep.FromRemote = l.sent.Load(), l.received.Load()
 	if l.sock == nil {
 		return

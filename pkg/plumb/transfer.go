@@ -14,6 +14,7 @@ import (
 
 	"github.com/socketpipe/socketpipe/internal/quote"
 	"github.com/socketpipe/socketpipe/internal/seal"
+	"github.com/socketpipe/socketpipe/internal/stripe"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
@@ -23,7 +24,7 @@ import (
 // status over the control channel. dead closes when the remote half has gone silent (see
 // ctlReader.heartbeat).
 func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Report, dead <-chan struct{}) error {
-	var errs relayErrors
+	errs := relayErrors{failed: make(chan struct{})}
 	var statusSeen atomic.Bool
 	if c.Input == nil && c.Output == nil {
 		if err := l.ownSocket(); err != nil {
@@ -47,7 +48,8 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	}
 
 	var vanished error
-	inputDone, outputDone, msgs, dataLost := up.done, down.done, rd.msgs, l.watch.lost()
+	var giveUp <-chan time.Time
+	inputDone, outputDone, msgs, dataLost, relayFailed := up.done, down.done, rd.msgs, l.watch.lost(), errs.failed
 	// Our own stdin may never end (a terminal, a parent that keeps the pipe open): as ssh does,
 	// stop waiting for it once the remote command has ended and its output is all out.
 	stdinOnly := c.Input == nil && c.StdinToRemote && c.Stdin != nil
@@ -92,11 +94,29 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 				// What we found wrong with the data from the remote half comes first: the
 				// remote half may complain of the connection we closed because of it.
 				var lost *DataLostError
-				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) || errors.As(err, &lost) {
+				var stream *stripe.StreamError
+				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) ||
+					errors.Is(err, stripe.ErrEndedEarly) || errors.As(err, &stream) || errors.As(err, &lost) {
 					return err
 				}
 				return &rendezvous.RemoteError{Msg: m.Error}
 			}
+		case <-relayFailed:
+			// socketpipe's own relaying failed (-e, --streams: a stream cut, tampered or
+			// ended early): the data cannot all arrive, so nothing may run on as if it could.
+			// The input command ends; the output command gets the end of its input once the
+			// relay stops, and writes out all that arrived intact first. Closing every
+			// connection tells the remote half, whose own error (or status) follows, unless
+			// it too has nothing left to say.
+			relayFailed = nil
+			if up.proc != nil && up.proc.Process != nil {
+				up.proc.Process.Signal(syscall.SIGTERM)
+			}
+			l.closeConns()
+			giveUp = time.After(RelayFailureGrace)
+		case <-giveUp:
+			kill(syscall.SIGTERM)
+			return errs.first()
 		case <-dead:
 			kill(syscall.SIGTERM)
 			return fmt.Errorf("%w: nothing heard for %v (the network between the hosts or the remote host is down)",
@@ -124,21 +144,36 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 	return errs.first()
 }
 
-// relayErrors keeps the first failure of socketpipe's own relaying; a broken pipe is a stage
-// that went away, not a failure.
+// RelayFailureGrace is how long the client waits, once its own relaying failed, for the remote
+// half's word on it before it ends the run with its own.
+const RelayFailureGrace = 5 * time.Second
+
+// relayErrors keeps the first failure of socketpipe's own relaying and closes failed when it
+// comes.
 type relayErrors struct {
-	mu  sync.Mutex
-	err error
+	mu     sync.Mutex
+	err    error
+	failed chan struct{}
 }
 
 func (e *relayErrors) note(err error) {
-	if err != nil && !isBrokenPipe(err) {
+	if relayFailure(err) {
 		e.mu.Lock()
 		if e.err == nil {
 			e.err = err
+			if e.failed != nil {
+				close(e.failed)
+			}
 		}
 		e.mu.Unlock()
 	}
+}
+
+// relayFailure reports whether err, which ended a relay, is a failure of the data: a broken
+// pipe is a stage that went away, unless it is one stream's of several.
+func relayFailure(err error) bool {
+	var stream *stripe.StreamError
+	return err != nil && (!isBrokenPipe(err) || errors.As(err, &stream))
 }
 
 func (e *relayErrors) first() error {
@@ -354,9 +389,9 @@ func (d *downstream) drainTo(w *os.File) {
 	}
 	d.errs.note(err)
 	if err != nil && l.conn != nil {
-		// The stream from the remote half is tampered or cut (-e) and nothing more is
-		// read from it: close it, so the remote half's writes fail now (its command gets
-		// SIGPIPE and the status comes) rather than wait on a full window.
-		l.conn.Close()
+		// The stream from the remote half is tampered or cut (-e, --streams) and nothing
+		// more is read from it: close it, so the remote half's writes fail now (its
+		// command gets SIGPIPE and the status comes) rather than wait on a full window.
+		l.closeConns()
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/socketpipe/socketpipe/internal/stripe"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
 )
 
@@ -237,27 +238,102 @@ func (w *dataWatch) end() {
 	<-w.done
 }
 
-// watchData starts the watch of l's data connection, if it has one (not ssh mode): lost after
-// the bound a silent peer gets on the control channel that pings every interval. lv is the
-// keepalive in force on the socket. l.close ends it.
+// watchSet watches every data connection of a link: one, or each stream of --streams, where
+// a stream whose path dies while the others live would otherwise hold the whole run (its
+// writer waits on a full window, the reader on the chunk it carries).
+type watchSet struct {
+	ws    []*dataWatch // in the streams' order; nil where the system cannot tell
+	lostc chan struct{}
+	once  sync.Once
+}
+
+func newWatchSet(ws ...*dataWatch) *watchSet {
+	s := &watchSet{ws: ws, lostc: make(chan struct{})}
+	for _, w := range ws {
+		if w == nil {
+			continue
+		}
+		go func() {
+			select {
+			case <-w.lostc:
+				s.once.Do(func() { close(s.lostc) })
+			case <-w.done:
+			}
+		}()
+	}
+	return s
+}
+
+// check takes a sample of every connection now and returns the first loss found, now or
+// before, or nil. A stream of several is named, as the stripe's own errors name it.
+func (s *watchSet) check() error {
+	if s == nil {
+		return nil
+	}
+	for i, w := range s.ws {
+		if err := w.check(); err != nil {
+			if len(s.ws) > 1 {
+				return &stripe.StreamError{Stream: i + 1, Streams: len(s.ws), Err: err}
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// lost returns a channel closed when any connection is found lost; nil (never ready) without
+// a watch.
+func (s *watchSet) lost() <-chan struct{} {
+	if s == nil {
+		return nil
+	}
+	return s.lostc
+}
+
+// end stops every watch and waits for them.
+func (s *watchSet) end() {
+	if s == nil {
+		return
+	}
+	for _, w := range s.ws {
+		w.end()
+	}
+}
+
+// watchData starts the watch of l's data connections, if it has them (not ssh mode): lost
+// after the bound a silent peer gets on the control channel that pings every interval. lv is
+// the keepalive in force on the sockets. l.close ends it.
 func (l *link) watchData(interval time.Duration, lv rendezvous.Liveness) {
-	var c syscall.Conn
+	var cs []syscall.Conn
 	switch {
 	case l.sock != nil:
-		c = l.sock
+		cs = append(cs, l.sock)
+	case len(l.conns) > 0:
+		for _, c := range l.conns {
+			sc, ok := c.(syscall.Conn)
+			if !ok {
+				return
+			}
+			cs = append(cs, sc)
+		}
 	case l.conn != nil:
 		sc, ok := l.conn.(syscall.Conn)
 		if !ok {
 			return
 		}
-		c = sc
+		cs = append(cs, sc)
 	default:
 		return
 	}
 	if interval <= 0 {
 		interval = lv.PingInterval
 	}
-	l.watch = watchConn(c, newWatchRules(rendezvous.PingDeadAfter(interval), lv))
+	rules := newWatchRules(rendezvous.PingDeadAfter(interval), lv)
+	ws := make([]*dataWatch, len(cs))
+	for i, c := range cs {
+		ws[i] = watchConn(c, rules)
+	}
+	l.watch = newWatchSet(ws...)
 }
 
 // quiet reports whether the control channel, whose peer pings, has been silent for two of its

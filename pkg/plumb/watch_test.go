@@ -153,7 +153,8 @@ func TestLinkCause(t *testing.T) {
 	if err := l.cause(io.ErrUnexpectedEOF); err != io.ErrUnexpectedEOF {
 		t.Errorf("without a watch: %v", err)
 	}
-	l.watch = &dataWatch{err: &DataLostError{Peer: "10.0.0.2:41800", Silence: 5 * time.Second, Idle: true}}
+	w := &dataWatch{err: &DataLostError{Peer: "10.0.0.2:41800", Silence: 5 * time.Second, Idle: true}}
+	l.watch = &watchSet{ws: []*dataWatch{w}}
 	if err := l.cause(nil); err != nil {
 		t.Errorf("no failure: %v", err)
 	}
@@ -162,7 +163,7 @@ func TestLinkCause(t *testing.T) {
 	if !errors.As(err, &lost) || lost.Peer != "10.0.0.2:41800" || !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Errorf("a failure on a lost connection: %v (%#v)", err, err)
 	}
-	if l.watch.err.Err != nil {
+	if w.err.Err != nil {
 		t.Errorf("cause changed the watch's own verdict")
 	}
 }
