@@ -185,6 +185,16 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 	noteUnread := func() { rd.conn.Send(&wire.Message{Type: wire.MsgInputUnread}) }
 	// Feed the command's stdin (relayed modes) and carry its stdout back.
 	pumped := make(chan struct{})
+	// failData ends a run whose data cannot all arrive (-e, --streams: tampered, cut short, a
+	// stream refused): neither the client nor the command may take it for a success. The
+	// error goes first: the command's status, sent once it is gone, must not reach the client
+	// before it.
+	failData := func(err error) {
+		rd.conn.Send(&wire.Message{Type: wire.MsgError, Error: "remote half: " + err.Error()})
+		if p.Process != nil {
+			syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
+		}
+	}
 	if l.relayed() {
 		if l.mode == rendezvous.ModeSSH {
 			rd.setSink(inW, func(n int) { l.received.Add(int64(n)) }, noteUnread)
@@ -196,27 +206,16 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 					noteUnread()
 					io.Copy(io.Discard, l.recv)
 				case err != nil:
-					// Tampered or cut short (-e): neither the client nor the command may take
-					// the run for a success. The error goes first: the command's status,
-					// sent once it is gone, must not reach the client before it.
-					rd.conn.Send(&wire.Message{Type: wire.MsgError,
-						Error: "remote half: " + err.Error()})
-					if p.Process != nil {
-						syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
-					}
+					failData(err)
 				}
 				inW.Close()
 			}()
 		}
 		go func() {
 			if err := l.pump(outR); relayFailure(err) && l.mode != rendezvous.ModeSSH {
-				// A stream cut or refused (-e, --streams): what the command writes cannot
-				// all arrive. The client hears it first; the command ends, and the other
-				// connections close, so that the client's reads end too.
-				rd.conn.Send(&wire.Message{Type: wire.MsgError, Error: "remote half: " + err.Error()})
-				if p.Process != nil {
-					syscall.Kill(-p.Process.Pid, syscall.SIGTERM)
-				}
+				// What the command writes cannot all arrive; closing the connections ends
+				// the client's reads too.
+				failData(err)
 				l.closeConns()
 			}
 			outR.Close()
