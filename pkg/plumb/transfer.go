@@ -312,7 +312,7 @@ func (d *downstream) start(c *Client, st *Stage) error {
 			}()
 		}
 		switch {
-		case l.mode == rendezvous.ModeSSH:
+		case l.framed():
 			d.rd.setSink(sinkW, counted, d.closedEarly)
 			go func() {
 				<-d.rd.dataEnded
@@ -328,7 +328,7 @@ func (d *downstream) start(c *Client, st *Stage) error {
 		default:
 			close(d.drained)
 		}
-	case l.mode == rendezvous.ModeSSH:
+	case l.framed():
 		d.rd.setSink(c.Stdout, counted, d.closedEarly)
 		go func() {
 			<-d.rd.dataEnded
