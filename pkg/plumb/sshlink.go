@@ -86,7 +86,7 @@ func (c *Client) sshLink(ctx context.Context, hello *wire.Message, ctl *wire.Con
 	go func() {
 		rctx, cancel := context.WithTimeout(ctx, rendezvous.StreamsTimeout)
 		defer cancel()
-		rttc <- sshchan.RoundTrip(rctx, c.Forward)
+		rttc <- loginRoundTrip(rctx, c.Forward)
 	}()
 	port, err := awaitLoopback(ctx, msgs, c.logf)
 	if err != nil {
@@ -122,6 +122,29 @@ func (c *Client) sshLink(ctx context.Context, hello *wire.Message, ctl *wire.Con
 		return frames, nil
 	}
 	return stripedLink(rendezvous.ModeSSH, provenConns(ps), nil, c.Liveness)
+}
+
+// loginRoundTrip is the SSH connection's round trip as chooseChannels needs it. One request's
+// time includes the server's scheduling, which a busy host stretches by milliseconds: a LAN can
+// look like a 4 ms path. So a time near the frames' bound (about 1.7 ms) is timed again, up
+// to three times, and the least counts; one well below or far above it is taken at once.
+func loginRoundTrip(ctx context.Context, c sshchan.Dialer) time.Duration {
+	ns := SSHChannelWindow * 1e9 / TargetRate
+	bound := time.Duration(ns)
+	var least time.Duration
+	for range 3 {
+		d := sshchan.RoundTrip(ctx, c)
+		if d <= 0 {
+			return least
+		}
+		if least == 0 || d < least {
+			least = d
+		}
+		if least < bound || least > 4*bound {
+			break
+		}
+	}
+	return least
 }
 
 // awaitLoopback waits for the remote half's loopback listener, the listen message of ssh mode,
