@@ -120,9 +120,9 @@ type WANSite struct {
 
 // WANCell is one row measured on one path.
 type WANCell struct {
-	Key    string // "wan-<row>@<path>", which spbench -only matches
-	Bytes  int64
-	Wall   []time.Duration
+	Key   string // "wan-<row>@<path>", which spbench -only matches
+	Bytes int64
+	Wall  []time.Duration
 	// Setup is, for each run, the same row moving TinySize bytes on the same path just
 	// before: what the login, the connections and the ending cost, which the data path does
 	// not include (as the loopback table's c).
