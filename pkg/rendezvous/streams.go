@@ -65,6 +65,11 @@ func (p *Proven) AwaitStream(secret []byte, n int, deadline time.Time) (int, err
 	if _, err := io.ReadFull(p.Conn, b); err != nil {
 		return 0, fmt.Errorf("waiting for the client's commit: %w", err)
 	}
+	return p.streamCommit(secret, b, n)
+}
+
+// streamCommit checks b, a whole stream commit of p, and returns its index, below n.
+func (p *Proven) streamCommit(secret, b []byte, n int) (int, error) {
 	i := int(b[1])
 	if b[0] != commitStream || i < 1 || i >= n {
 		return 0, fmt.Errorf("%w: bad stream commit", ErrProof)
@@ -73,6 +78,29 @@ func (p *Proven) AwaitStream(secret []byte, n int, deadline time.Time) (int, err
 		return 0, fmt.Errorf("%w: wrong stream commit", ErrProof)
 	}
 	return i, nil
+}
+
+// awaitAnyCommit waits, up to the deadline (zero: forever), for the client's commit of p on
+// the remote half's listener: the first connection's (Commit; index 0) or a stream's
+// (CommitStream; its index). In reverse mode the client dials the other streams the moment
+// it has committed the first, so they can reach the listener before the remote half has read
+// that commit, and must not be taken for losers of the race. The caller bounds the wait with
+// the connection's read deadline, which it may set meanwhile.
+func (p *Proven) awaitAnyCommit(secret []byte) (int, error) {
+	b := make([]byte, streamCommitSize)
+	if _, err := io.ReadFull(p.Conn, b[:1]); err != nil {
+		return 0, fmt.Errorf("waiting for the client's commit: %w", err)
+	}
+	switch b[0] {
+	case 1:
+		return 0, nil
+	case commitStream:
+		if _, err := io.ReadFull(p.Conn, b[1:]); err != nil {
+			return 0, fmt.Errorf("waiting for the client's commit: %w", err)
+		}
+		return p.streamCommit(secret, b, MaxStreams)
+	}
+	return 0, fmt.Errorf("%w: bad commit byte", ErrProof)
 }
 
 // A StreamSetupError is a stream of a striped run that could not be made.
@@ -268,6 +296,13 @@ func (s *Server) Streams(ctx context.Context, res *Result, n int, msgs <-chan *w
 			defer wg.Done()
 			for range n - 1 {
 				select {
+				case e := <-s.early:
+					// Committed already, while Run waited for the first commit.
+					if e.i >= n {
+						e.p.Conn.Close()
+						e = indexed{e.i, nil, fmt.Errorf("%w: bad stream commit", ErrProof)}
+					}
+					got <- e
 				case p := <-res.listener.Proven():
 					wg.Add(1)
 					go func() {
