@@ -276,6 +276,9 @@ func (p *Pipe) runLogin(ctx context.Context, c *plumb.Client, r *record, pt *pas
 		return rep, nil
 	}
 	c.LocalAddr, c.RemoteAddr, c.Native = login.LocalAddr(), login.RemoteAddr(), login.Native()
+	if cl := login.Client(); cl != nil {
+		c.Forward = cl // ssh mode's channels (an interface must not hold a nil *ssh.Client)
+	}
 	if c.RemoteAddr == nil && execSSH {
 		c.LoginHost = sshHostName(p.Login)
 	}
@@ -307,7 +310,11 @@ func (p *Pipe) runLogin(ctx context.Context, c *plumb.Client, r *record, pt *pas
 	held.release()
 	half := login // the session the remote half runs in
 	if err != nil && login.Native() {
+		first := rep
 		rep, half, w, err = dep.recover(ctx, login, w, c, err)
+		if half == login && first != nil {
+			rep = first // nothing ran again: the first run's report, with what it moved, stands
+		}
 	}
 	r.rep = rep
 	if err != nil {

@@ -36,6 +36,10 @@ func TestSplicedListeners(t *testing.T) {
 	r := newRemote(t, harness.SSHDOptions{Netns: a.Name, ListenAddr: a.IPv4, Port: 22})
 	r.host = a
 	const low, high = 41700, 41701 // a fresh namespace: nothing else listens there
+	// Nor may a connection take one as its source port: the relay's dials every 20 ms walk
+	// the ephemeral range, and one holding 41700 as a half's listener binds made the run
+	// fall back to ssh mode before the relay could splice (it then waited a minute).
+	a.Exec(t, "sysctl", "-qw", fmt.Sprintf("net.ipv4.ip_local_reserved_ports=%d-%d", low, high))
 	a.Firewall(t, fmt.Sprintf("\tchain output {\n\t\ttype filter hook output priority filter; policy accept;\n"+
 		"\t\tmeta skuid 0 tcp dport { %d, %d } drop\n\t}", low, high))
 

@@ -120,14 +120,23 @@ type WANSite struct {
 
 // WANCell is one row measured on one path.
 type WANCell struct {
-	Key    string // "wan-<row>@<path>", which spbench -only matches
-	Bytes  int64
-	Wall   []time.Duration
+	Key   string // "wan-<row>@<path>", which spbench -only matches
+	Bytes int64
+	Wall  []time.Duration
+	// Setup is, for each run, the same row moving TinySize bytes on the same path just
+	// before: what the login, the connections and the ending cost, which the data path does
+	// not include (as the loopback table's c).
+	Setup  []time.Duration
 	EmuCPU []time.Duration // the emulator's CPU time during each run (WAN.Stats)
 	Err    error           // the first failure; the cell is not run again after it
 }
 
 func (c *WANCell) ok() bool { return c != nil && c.Err == nil && len(c.Wall) > 0 }
+
+// dataPath is the cell's median time less its median setup: the time the data took.
+func (c *WANCell) dataPath() time.Duration {
+	return median(c.Wall) - median(c.Setup)
+}
 
 // WANTable is what BenchWAN measured: Cells[row][path] for WANRows and Paths, nil where the
 // path has no such row or -only left it out.
@@ -204,11 +213,11 @@ func BenchWAN(ctx context.Context, e *Env, opts WANOptions) (*WANTable, error) {
 	t.Settings = hostSettings(s.A)
 	we := *e
 	we.Netns, we.SSHD, we.Login, we.LoginFlags = s.A.Name, s.SSHD, s.SSHD.SSHArgs(), opts.LoginFlags
+	tiny, err := e.Data(TinySize)
+	if err != nil {
+		return t, err
+	}
 	if opts.LoginFlags == nil {
-		tiny, err := e.Data(TinySize)
-		if err != nil {
-			return t, err
-		}
 		if err := we.ProbeNative(ctx, tiny); err != nil {
 			if we.LoginFlags == nil {
 				return t, err
@@ -239,7 +248,12 @@ func BenchWAN(ctx context.Context, e *Env, opts WANOptions) (*WANTable, error) {
 			}
 			for _, i := range todo {
 				c := t.Cells[i][j]
-				r, cpu, err := runWANCell(ctx, &we, s, WANRows[i], data)
+				setup, _, err := runWANCell(ctx, &we, s, WANRows[i], tiny)
+				var r Result
+				var cpu time.Duration
+				if err == nil {
+					r, cpu, err = runWANCell(ctx, &we, s, WANRows[i], data)
+				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return t, ctx.Err()
@@ -248,8 +262,8 @@ func BenchWAN(ctx context.Context, e *Env, opts WANOptions) (*WANTable, error) {
 					fmt.Fprintf(progress, "spbench: round %d/%d %s: FAILED: %v\n", round, opts.Runs, c.Key, err)
 					continue
 				}
-				c.Wall, c.EmuCPU = append(c.Wall, r.Elapsed), append(c.EmuCPU, cpu)
-				fmt.Fprintf(progress, "spbench: round %d/%d %s: %8.3f s  %s  (emulator %.2f s CPU)\n", round, opts.Runs, c.Key, r.Elapsed.Seconds(), rate(c.Bytes, r.Elapsed), cpu.Seconds())
+				c.Wall, c.Setup, c.EmuCPU = append(c.Wall, r.Elapsed), append(c.Setup, setup.Elapsed), append(c.EmuCPU, cpu)
+				fmt.Fprintf(progress, "spbench: round %d/%d %s: %8.3f s  %s  (setup %.3f s; emulator %.2f s CPU)\n", round, opts.Runs, c.Key, r.Elapsed.Seconds(), rate(c.Bytes, r.Elapsed), setup.Elapsed.Seconds(), cpu.Seconds())
 			}
 		}
 	}

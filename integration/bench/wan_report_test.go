@@ -116,3 +116,22 @@ func TestWANPaths(t *testing.T) {
 		t.Errorf("loss path %+v: want only the ssh pipe and the default at 0.1 %%", loss)
 	}
 }
+
+// The goals compare data paths: each cell's time less its own tiny transfer's, and the table
+// shows those setups.
+func TestWANGoalsSubtractSetup(t *testing.T) {
+	tab := wanTable(map[string]float64{"wan-raw@100ms": 10.4, "wan-sp1@100ms": 11.2}, nil)
+	tab.Cell("raw", "100ms").Setup = []time.Duration{400 * time.Millisecond}
+	tab.Cell("sp1", "100ms").Setup = []time.Duration{1200 * time.Millisecond}
+	g := tab.Goals()[0]
+	if g.Missing != "" || g.Value < 0.9999 || g.Value > 1.0001 || !g.Met {
+		t.Errorf("--streams 1 goal: %.3f met=%v (%s), want (10.4-0.4)/(11.2-1.2) = 1.00 met", g.Value, g.Met, g.Missing)
+	}
+	var out bytes.Buffer
+	WriteWANTable(&out, tab)
+	for _, want := range []string{"setup per cell", "| socketpipe --streams 1 | | | 1.20 s | |", "data paths: each cell less its setup"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the table lacks %q:\n%s", want, out.String())
+		}
+	}
+}

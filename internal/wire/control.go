@@ -75,6 +75,13 @@ type Message struct {
 	// the number it chose (1 included). Halves that predate it neither offer nor accept, and
 	// use one connection.
 	Streams int `json:"streams,omitempty"`
+	// Channels, in the request, offers to carry ssh mode's data over up to so many
+	// direct-tcpip channels of the login's SSH connection (a native login can open them);
+	// the remote half accepts by echoing the most it takes in its hello. Once ssh mode is
+	// agreed, the remote half sends a listen message with its loopback address ("" when it
+	// cannot listen), and the client answers with a streams message: the number of channels
+	// it opened and proved, 0 to carry the data in frames on the control channel after all.
+	Channels int `json:"channels,omitempty"`
 
 	// WindowSend and WindowRecv, in the hello, are the largest TCP send and receive buffers
 	// the remote host gives one connection (net.ipv4.tcp_wmem and tcp_rmem on Linux), for

@@ -103,6 +103,8 @@ func FuzzControl(f *testing.F) {
 	f.Add(frames(f, &Message{Type: MsgRequest, Argv: []string{"cat"}, Secret: make([]byte, 32)}))
 	f.Add(frames(f, &Message{Type: MsgHello, Streams: 64, WindowSend: 4 << 20, WindowRecv: 6 << 20},
 		&Message{Type: MsgStreams, Streams: 8}))
+	f.Add(frames(f, &Message{Type: MsgRequest, Mode: "ssh", Channels: 16},
+		&Message{Type: MsgListen, Mode: "ssh", Addr: "127.0.0.1:40000"}, &Message{Type: MsgStreams, Streams: 0}))
 	f.Add([]byte("banner\n" + Magic + "J\x00\x00\x00\x02{}"))
 	f.Add([]byte(Magic + "D\x00\x00\x00\x01xE\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, wire []byte) {

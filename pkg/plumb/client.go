@@ -16,6 +16,7 @@ import (
 	"github.com/socketpipe/socketpipe/internal/version"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshchan"
 )
 
 // Client is the local half of a run: it speaks to the remote half over the control channel,
@@ -54,6 +55,10 @@ type Client struct {
 	// Native is true when the login is an in-process SSH connection, whose session is a clean
 	// 8-bit channel that auto mode may fall back to.
 	Native bool
+	// Forward, when set, opens direct-tcpip channels of the login's SSH connection (a native
+	// login's *ssh.Client): ssh mode then carries the data over several of them (sshlink.go)
+	// rather than in frames on the login's session.
+	Forward sshchan.Dialer
 
 	// Liveness is how soon a dead link or peer ends the run (keepalive on the data socket,
 	// pings on the control channel); zero fields are rendezvous's defaults.
@@ -77,6 +82,7 @@ type Report struct {
 	Uncounted     bool     // plain mode on a system whose TCP byte counts cannot be read: ToRemote and FromRemote are unknown (0)
 	Encrypted     bool     // -e encrypted the data connection
 	Streams       int      // how many data connections the data was striped over (0 in ssh mode)
+	Channels      int      // ssh mode: how many SSH channels carried the data (0: frames on the login's session)
 	TCP           *TCPInfo // the data connection at its end; nil unless plain TCP
 	Setup         time.Duration
 	Transfer      time.Duration
@@ -186,7 +192,7 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		Cipher: cipherName, Addr: backAddr,
 		PortLow: c.Ports.Low, PortHigh: c.Ports.High,
 		PingMS:  c.Liveness.WithDefaults().PingInterval.Milliseconds(),
-		Streams: offer,
+		Streams: offer, Channels: c.offerChannels(mode),
 	}
 	if err := ctl.Send(req); err != nil {
 		// The login ended before it read anything. What it printed may still say why: a
@@ -258,7 +264,10 @@ func (c *Client) Run(ctx context.Context, r io.Reader, w io.Writer) (*Report, er
 		if c.Streams > 1 {
 			c.logf("data connection: --streams does not apply to ssh mode: one stream")
 		}
-		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
+		if l, err = c.sshLink(ctx, hello, ctl, rd.msgs, secret); err != nil {
+			return rep, err
+		}
+		rep.Channels = len(l.conns)
 	} else {
 		ps, err := c.makeStreams(ctx, rc, res, hello, ctl, rd.msgs)
 		if err != nil {

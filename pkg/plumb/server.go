@@ -14,6 +14,7 @@ import (
 	"github.com/socketpipe/socketpipe/internal/version"
 	"github.com/socketpipe/socketpipe/internal/wire"
 	"github.com/socketpipe/socketpipe/pkg/rendezvous"
+	"github.com/socketpipe/socketpipe/pkg/sshchan"
 )
 
 // KillGrace is how long a remote command's process group has between SIGTERM and SIGKILL.
@@ -80,6 +81,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	if req.Streams > 0 && req.Mode != rendezvous.ModeSSH {
 		hello.Streams = min(req.Streams, rendezvous.MaxStreams) // accepted
+	}
+	if req.Channels > 0 && (req.Mode == rendezvous.ModeSSH || req.Mode == rendezvous.ModeAuto) {
+		hello.Channels = min(req.Channels, sshchan.MaxChannels) // accepted
+	}
+	if hello.Streams > 0 || hello.Channels > 0 {
 		hello.WindowSend, hello.WindowRecv = tcpWindows()
 	}
 	rs := &rendezvous.Server{Req: req, ListenIP: sshConnectionIP(hello.SSHConnection, 2), Logf: s.Logf}
@@ -101,11 +107,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var l *link
 	if res.Mode == rendezvous.ModeSSH {
-		l = &link{mode: res.Mode, send: &frameWriter{ctl: ctl}}
+		if l, err = s.sshLink(ctx, rs, hello, ctl, rd.msgs); err != nil {
+			return fail(err)
+		}
 	} else {
 		n := 1
 		if hello.Streams > 0 {
-			if n, err = rs.AwaitStreams(ctx, rd.msgs, hello.Streams); err != nil {
+			if n, err = rs.AwaitStreams(ctx, rd.msgs, 1, hello.Streams); err != nil {
 				res.Proven.Conn.Close()
 				return fail(err)
 			}
@@ -124,6 +132,12 @@ func (s *Server) Run(ctx context.Context) error {
 	dead, stopPings := rd.heartbeat(time.Duration(req.PingMS) * time.Millisecond)
 	defer stopPings()
 	st := s.supervise(ctx, req, l, rd, dead)
+	select {
+	case <-dead:
+		// Nobody hears the status, and a send could wait on a session nobody reads.
+		return fmt.Errorf("lost contact with the client: nothing heard for %v", rd.silence)
+	default:
+	}
 	if err := ctl.Send(st); err != nil {
 		return err
 	}
@@ -196,7 +210,7 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 		}
 	}
 	if l.relayed() {
-		if l.mode == rendezvous.ModeSSH {
+		if l.framed() {
 			rd.setSink(inW, func(n int) { l.received.Add(int64(n)) }, noteUnread)
 		} else {
 			go func() {
@@ -212,7 +226,7 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 			}()
 		}
 		go func() {
-			if err := l.pump(outR); relayFailure(err) && l.mode != rendezvous.ModeSSH {
+			if err := l.pump(outR); relayFailure(err) && !l.framed() {
 				// What the command writes cannot all arrive; closing the connections ends
 				// the client's reads too.
 				failData(err)
@@ -260,6 +274,7 @@ func (s *Server) supervise(ctx context.Context, req *wire.Message, l *link, rd *
 	}
 	var waitErr error
 	msgs := rd.msgs
+	gone := false // the client went away or cannot be reached
 wait:
 	for {
 		select {
@@ -268,7 +283,7 @@ wait:
 		case m, ok := <-msgs:
 			if !ok {
 				// The client went away: nothing may be left running.
-				waitErr = end()
+				waitErr, gone = end(), true
 				msgs = nil
 				break wait
 			}
@@ -277,7 +292,7 @@ wait:
 			}
 		case <-dead:
 			// The client is unreachable: nothing may be left running.
-			waitErr = end()
+			waitErr, gone = end(), true
 			break wait
 		case <-l.watch.lost():
 			// The data connection is gone: tell the client; nothing may be left running.
@@ -285,7 +300,7 @@ wait:
 			waitErr = end()
 			break wait
 		case <-ctx.Done():
-			waitErr = end()
+			waitErr, gone = end(), true
 			break wait
 		}
 	}
@@ -297,7 +312,16 @@ wait:
 		killGroup(syscall.SIGTERM)
 		time.AfterFunc(KillGrace, func() { killGroup(syscall.SIGKILL) })
 	}
-	<-pumped
+	// A relay blocked on a peer that is gone must not hold the remote half: its connections
+	// are closed under it (the frames' writer, blocked on a session nobody reads, is left).
+	if gone {
+		l.closeConns()
+	}
+	select {
+	case <-pumped:
+	case <-dead:
+		l.closeConns()
+	}
 	if !l.relayed() {
 		l.closeWrite()
 		// Keep reading what the client still sends, so its writes never meet a reset; the

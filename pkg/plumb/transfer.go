@@ -92,12 +92,14 @@ func (c *Client) transfer(ctx context.Context, l *link, rd *ctlReader, rep *Repo
 			case wire.MsgError:
 				kill(syscall.SIGTERM)
 				// What we found wrong with the data from the remote half comes first: the
-				// remote half may complain of the connection we closed because of it.
+				// remote half may complain of the connection we closed because of it. Its
+				// words still follow, for they may be the cause (it closed the connection
+				// because of its own failure).
 				var lost *DataLostError
 				var stream *stripe.StreamError
 				if err := errs.first(); errors.Is(err, seal.ErrTampered) || errors.Is(err, seal.ErrEndedEarly) ||
 					errors.Is(err, stripe.ErrEndedEarly) || errors.As(err, &stream) || errors.As(err, &lost) {
-					return err
+					return fmt.Errorf("%w (the remote half says: %s)", err, quote.Printable(m.Error, 512))
 				}
 				return &rendezvous.RemoteError{Msg: m.Error}
 			}
@@ -312,7 +314,7 @@ func (d *downstream) start(c *Client, st *Stage) error {
 			}()
 		}
 		switch {
-		case l.mode == rendezvous.ModeSSH:
+		case l.framed():
 			d.rd.setSink(sinkW, counted, d.closedEarly)
 			go func() {
 				<-d.rd.dataEnded
@@ -328,7 +330,7 @@ func (d *downstream) start(c *Client, st *Stage) error {
 		default:
 			close(d.drained)
 		}
-	case l.mode == rendezvous.ModeSSH:
+	case l.framed():
 		d.rd.setSink(c.Stdout, counted, d.closedEarly)
 		go func() {
 			<-d.rd.dataEnded

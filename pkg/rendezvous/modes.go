@@ -386,6 +386,7 @@ type Server struct {
 
 	listener *Listener
 	streams  *wire.Message // the client's streams message, when it came before Run saw the commit
+	early    chan indexed  // reverse mode: streams committed on the listener before Run saw the first commit
 }
 
 // ListenReverse starts the reverse listener when the mode wants one and returns its address
@@ -413,10 +414,14 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	committed := make(chan *Result, 1)
+	s.early = make(chan indexed, MaxStreams)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	open := map[*Proven]bool{}
 	finished := false
+	// A connection the listener took may be a stream of a run whose first connection is
+	// committed already (awaitAnyCommit): it goes to Streams, not away. So those awaits are
+	// not closed when Run ends, only bounded; the dialled ones are.
 	await := func(p *Proven, mode, addr string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -424,12 +429,42 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 			p.Conn.Close()
 			return
 		}
-		open[p] = true
-		wg.Add(1)
+		open[p] = mode == ModeReverse
+		track := mode != ModeReverse
+		if track {
+			wg.Add(1)
+		}
 		go func() {
-			defer wg.Done()
-			if err := p.AwaitCommit(time.Time{}); err != nil {
+			if track {
+				defer wg.Done()
+			}
+			var i int
+			var err error
+			if mode == ModeReverse {
+				i, err = p.awaitAnyCommit(s.Req.Secret)
+			} else {
+				err = p.AwaitCommit(time.Time{})
+			}
+			mu.Lock()
+			delete(open, p)
+			late := finished
+			mu.Unlock()
+			switch {
+			case err != nil:
 				p.Conn.Close()
+				return
+			case i > 0:
+				// Run's end may have bounded the wait for this commit: the stream is
+				// made now, and its reads must not inherit that bound.
+				p.Conn.SetReadDeadline(time.Time{})
+				select {
+				case s.early <- indexed{i, p, nil}:
+				default:
+					p.Conn.Close()
+				}
+				return
+			case late:
+				p.Conn.Close() // a first connection's commit after another was kept
 				return
 			}
 			select {
@@ -450,8 +485,14 @@ func (s *Server) Run(ctx context.Context, ctl *wire.Conn, msgs <-chan *wire.Mess
 		}
 		mu.Lock()
 		finished = true
-		for p := range open {
-			if p != keep {
+		for p, listened := range open {
+			switch {
+			case p == keep:
+			case listened && keepListener:
+				// Perhaps one of the streams, its commit not read yet: Streams waits
+				// that long for it, and a stranger's connection ends then.
+				p.Conn.SetReadDeadline(time.Now().Add(StreamsTimeout + ServerGrace))
+			default:
 				p.Conn.Close()
 			}
 		}

@@ -65,6 +65,11 @@ func (p *Proven) AwaitStream(secret []byte, n int, deadline time.Time) (int, err
 	if _, err := io.ReadFull(p.Conn, b); err != nil {
 		return 0, fmt.Errorf("waiting for the client's commit: %w", err)
 	}
+	return p.streamCommit(secret, b, n)
+}
+
+// streamCommit checks b, a whole stream commit of p, and returns its index, below n.
+func (p *Proven) streamCommit(secret, b []byte, n int) (int, error) {
 	i := int(b[1])
 	if b[0] != commitStream || i < 1 || i >= n {
 		return 0, fmt.Errorf("%w: bad stream commit", ErrProof)
@@ -75,14 +80,42 @@ func (p *Proven) AwaitStream(secret []byte, n int, deadline time.Time) (int, err
 	return i, nil
 }
 
+// awaitAnyCommit waits, up to the deadline (zero: forever), for the client's commit of p on
+// the remote half's listener: the first connection's (Commit; index 0) or a stream's
+// (CommitStream; its index). In reverse mode the client dials the other streams the moment
+// it has committed the first, so they can reach the listener before the remote half has read
+// that commit, and must not be taken for losers of the race. The caller bounds the wait with
+// the connection's read deadline, which it may set meanwhile.
+func (p *Proven) awaitAnyCommit(secret []byte) (int, error) {
+	b := make([]byte, streamCommitSize)
+	if _, err := io.ReadFull(p.Conn, b[:1]); err != nil {
+		return 0, fmt.Errorf("waiting for the client's commit: %w", err)
+	}
+	switch b[0] {
+	case 1:
+		return 0, nil
+	case commitStream:
+		if _, err := io.ReadFull(p.Conn, b[1:]); err != nil {
+			return 0, fmt.Errorf("waiting for the client's commit: %w", err)
+		}
+		return p.streamCommit(secret, b, MaxStreams)
+	}
+	return 0, fmt.Errorf("%w: bad commit byte", ErrProof)
+}
+
 // A StreamSetupError is a stream of a striped run that could not be made.
 type StreamSetupError struct {
-	Index, Of int // Index counts from 0
+	Index, Of int  // Index counts from 0
+	Channel   bool // an SSH channel of ssh mode, not a data connection
 	Err       error
 }
 
 func (e *StreamSetupError) Error() string {
-	return fmt.Sprintf("data connection %d of %d: %v", e.Index+1, e.Of, e.Err)
+	what := "data connection"
+	if e.Channel {
+		what = "SSH channel"
+	}
+	return fmt.Sprintf("%s %d of %d: %v", what, e.Index+1, e.Of, e.Err)
 }
 
 func (e *StreamSetupError) Unwrap() error { return e.Err }
@@ -93,12 +126,12 @@ type indexed struct {
 	err error
 }
 
-// gather collects the n-1 streams that arrive on got, watching msgs for the other half's
-// error or departure, until ctx ends (after wait). wg counts the goroutines that send on got; gather waits
-// for them and closes every connection it does not return.
-func gather(ctx context.Context, wait time.Duration, first *Proven, n int, got chan indexed, wg *sync.WaitGroup, cancel func(), msgs <-chan *wire.Message, logf func(string, ...any)) ([]*Proven, error) {
-	out := make([]*Proven, n)
-	out[0] = first
+// gather fills out[1:] with the streams that arrive on got, watching msgs for the other
+// half's error or departure, until ctx ends (after wait); out[0] is the first connection, or
+// nil where there is none (ssh mode's channels). wg counts the goroutines that send on got;
+// gather waits for them and closes every connection it gathered but does not return.
+func gather(ctx context.Context, wait time.Duration, out []*Proven, got chan indexed, wg *sync.WaitGroup, cancel func(), msgs <-chan *wire.Message, logf func(string, ...any)) ([]*Proven, error) {
+	n := len(out)
 	fail := func(err error) ([]*Proven, error) {
 		cancel()
 		wg.Wait()
@@ -116,9 +149,9 @@ func gather(ctx context.Context, wait time.Duration, first *Proven, n int, got c
 		return nil, err
 	}
 	missing := func() int {
-		for i, p := range out {
+		for i, p := range out[1:] {
 			if p == nil {
-				return i
+				return i + 1
 			}
 		}
 		return 0
@@ -228,7 +261,7 @@ func (c *Client) Streams(ctx context.Context, res *Result, n int, msgs <-chan *w
 		return nil, fmt.Errorf("%s mode cannot make more than one data connection", res.Mode)
 	}
 	c.logf("data connection: making %d more", n-1)
-	return gather(ctx, wait, res.Proven, n, got, &wg, cancel, msgs, c.logf)
+	return gather(ctx, wait, first(res.Proven, n), got, &wg, cancel, msgs, c.logf)
 }
 
 // Streams is the remote half's side of Client.Streams, once the client's streams message
@@ -246,19 +279,7 @@ func (s *Server) Streams(ctx context.Context, res *Result, n int, msgs <-chan *w
 	defer cancel()
 	got := make(chan indexed, n)
 	var wg sync.WaitGroup
-	await := func(p *Proven, err error) {
-		i := 0
-		if err == nil {
-			stop := context.AfterFunc(ctx, func() { p.Conn.Close() })
-			i, err = p.AwaitStream(s.Req.Secret, n, deadline)
-			stop()
-		}
-		if err != nil && p != nil {
-			p.Conn.Close()
-			p = nil
-		}
-		got <- indexed{i, p, err}
-	}
+	await := func(p *Proven, err error) { got <- s.await(ctx, p, err, n, deadline) }
 	switch {
 	case res.Mode == ModeBack && res.addr != "":
 		for range n - 1 {
@@ -275,6 +296,13 @@ func (s *Server) Streams(ctx context.Context, res *Result, n int, msgs <-chan *w
 			defer wg.Done()
 			for range n - 1 {
 				select {
+				case e := <-s.early:
+					// Committed already, while Run waited for the first commit.
+					if e.i >= n {
+						e.p.Conn.Close()
+						e = indexed{e.i, nil, fmt.Errorf("%w: bad stream commit", ErrProof)}
+					}
+					got <- e
 				case p := <-res.listener.Proven():
 					wg.Add(1)
 					go func() {
@@ -289,13 +317,73 @@ func (s *Server) Streams(ctx context.Context, res *Result, n int, msgs <-chan *w
 	default:
 		return nil, fmt.Errorf("%s mode cannot make more than one data connection", res.Mode)
 	}
-	return gather(ctx, StreamsTimeout+ServerGrace, res.Proven, n, got, &wg, cancel, msgs, nil)
+	return gather(ctx, StreamsTimeout+ServerGrace, first(res.Proven, n), got, &wg, cancel, msgs, nil)
+}
+
+// first is the slots of n streams for gather, the first one filled.
+func first(p *Proven, n int) []*Proven {
+	out := make([]*Proven, n)
+	out[0] = p
+	return out
+}
+
+// await waits for the client's commit of p, a connection that took the proof (err: it did
+// not), as one of streams 1 to n-1; it closes p unless p is committed.
+func (s *Server) await(ctx context.Context, p *Proven, err error, n int, deadline time.Time) indexed {
+	i := 0
+	if err == nil {
+		stop := context.AfterFunc(ctx, func() { p.Conn.Close() })
+		i, err = p.AwaitStream(s.Req.Secret, n, deadline)
+		stop()
+	}
+	if err != nil && p != nil {
+		p.Conn.Close()
+		p = nil
+	}
+	return indexed{i, p, err}
+}
+
+// Channels is the remote half's side of ssh mode's channels (pkg/sshchan): it takes n
+// connections on l, the loopback listener the client's direct-tcpip channels reach, and
+// returns them in the order the client committed them (channel i as stream i+1). It closes l
+// once it has them, or has failed.
+func (s *Server) Channels(ctx context.Context, l *Listener, n int, msgs <-chan *wire.Message) ([]*Proven, error) {
+	defer l.Close()
+	deadline := time.Now().Add(StreamsTimeout + ServerGrace)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	got := make(chan indexed, n)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range n {
+			select {
+			case p := <-l.Proven():
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got <- s.await(ctx, p, nil, n+1, deadline)
+				}()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	out, err := gather(ctx, StreamsTimeout+ServerGrace, make([]*Proven, n+1), got, &wg, cancel, msgs, nil)
+	if err != nil {
+		if se := (*StreamSetupError)(nil); errors.As(err, &se) {
+			se.Index, se.Of, se.Channel = se.Index-1, se.Of-1, true
+		}
+		return nil, err
+	}
+	return out[1:], nil
 }
 
 // AwaitStreams waits for the client's streams message, which follows its commit when the
-// remote half offered to stripe (hello's Streams, at most most), and returns how many data
-// connections the client wants.
-func (s *Server) AwaitStreams(ctx context.Context, msgs <-chan *wire.Message, most int) (int, error) {
+// remote half offered to stripe (hello's Streams, at most most), or its channels in ssh mode,
+// and returns how many data connections the client wants: least to most.
+func (s *Server) AwaitStreams(ctx context.Context, msgs <-chan *wire.Message, least, most int) (int, error) {
 	t := time.NewTimer(ProofTimeout + ServerGrace)
 	defer t.Stop()
 	for s.streams == nil {
@@ -321,8 +409,8 @@ func (s *Server) AwaitStreams(ctx context.Context, msgs <-chan *wire.Message, mo
 		}
 	}
 	n := s.streams.Streams
-	if n < 1 || n > most {
-		return 0, fmt.Errorf("the client asks for %d data connections, want 1 to %d", n, most)
+	if n < least || n > most {
+		return 0, fmt.Errorf("the client asks for %d data connections, want %d to %d", n, least, most)
 	}
 	return n, nil
 }

@@ -1,6 +1,7 @@
 package rendezvous
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -149,6 +150,11 @@ func TestStreamsStrangerTakesNoSlot(t *testing.T) {
 	}
 	defer stranger.Close()
 	stranger.Write([]byte("SPD2S0123456789abcdef" + strings.Repeat("x", 32)))
+	// Its proof fails at once; the streams then take the listener's next connections. (A
+	// listener closed while a proof is under way closes it without counting it.)
+	for deadline := time.Now().Add(10 * time.Second); cres.listener.Rejected() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	cps, sps := bothStreams(t, c, cres, s, sres, 3)
 	checkOrder(t, cps, sps)
 	if n := cres.listener.Rejected(); n != 1 {
@@ -219,5 +225,72 @@ func TestStreamsRemoteError(t *testing.T) {
 	var re *RemoteError
 	if !errors.As(err, &re) {
 		t.Fatalf("Streams = %v, want the remote half's error", err)
+	}
+}
+
+// In reverse mode the client dials the other streams as soon as it has committed the first,
+// so a stream can reach the remote half's listener, and commit, before the remote half has
+// read the first commit (a delayed or retransmitted segment). It must become that stream, not
+// be closed as a loser of the race: that reset it under the data.
+func TestReverseStreamBeforeFirstCommit(t *testing.T) {
+	sec := secret(t)
+	lo := net.IPv4(127, 0, 0, 1)
+	srv := &Server{Req: &wire.Message{Mode: ModeReverse, Secret: sec, TimeoutMS: 5000}, ListenIP: lo}
+	rev, note := srv.ListenReverse()
+	if rev == "" {
+		t.Fatal(note)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	first, err := Dial(ctx, rev, sec, RoleClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Conn.Close()
+	type done struct {
+		r   *Result
+		err error
+	}
+	sch := make(chan done, 1)
+	go func() {
+		r, err := srv.Run(ctx, wire.NewConn(strings.NewReader(""), io.Discard), make(chan *wire.Message))
+		sch <- done{r, err}
+	}()
+	// Stream 1, proven and committed, with data behind its commit, all before the first
+	// connection's commit.
+	second, err := Dial(ctx, rev, sec, RoleClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Conn.Close()
+	if err := second.CommitStream(sec, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := second.Conn.Write([]byte("stream 1")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // the remote half reads stream 1's commit first
+	if err := first.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	sd := <-sch
+	if sd.err != nil {
+		t.Fatal(sd.err)
+	}
+	if sd.r.Mode != ModeReverse || !bytes.Equal(sd.r.Proven.ClientNonce, first.ClientNonce) {
+		t.Fatalf("Run kept %s connection %x, want the first", sd.r.Mode, sd.r.Proven.ClientNonce)
+	}
+	ps, err := srv.Streams(ctx, sd.r, 2, make(chan *wire.Message))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ps[1].Conn.Close()
+	if !bytes.Equal(ps[1].ClientNonce, second.ClientNonce) {
+		t.Fatal("stream 1 is not the connection the client committed as stream 1")
+	}
+	buf := make([]byte, 8)
+	ps[1].Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.ReadFull(ps[1].Conn, buf); err != nil || string(buf) != "stream 1" {
+		t.Fatalf("stream 1 read %q, %v", buf, err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -34,51 +35,88 @@ func (e *RefusedError) Error() string {
 }
 func (e *RefusedError) Unwrap() error { return e.Err }
 
-// Dial opens n direct-tcpip channels through c to port on the remote host's loopback and
-// proves each as the client. It gives up with ctx: a server that never answers a channel
-// request cannot hang it. On any failure the channels opened so far are closed.
-func Dial(ctx context.Context, c *ssh.Client, port, n int, secret []byte) ([]*rendezvous.Proven, error) {
-	if n < 1 {
-		return nil, fmt.Errorf("want at least one channel, not %d", n)
+// A Dialer opens a direct-tcpip channel to addr, and sends global requests: *ssh.Client
+// is one.
+type Dialer interface {
+	Dial(network, addr string) (net.Conn, error)
+	SendRequest(name string, wantReply bool, payload []byte) (bool, []byte, error)
+}
+
+// RoundTrip times one round trip of c's connection: a keepalive@openssh.com request, which
+// servers answer at once (OpenSSH with a failure, as for any request it does not know). It
+// gives up with ctx, and returns 0 when the server gave no answer.
+func RoundTrip(ctx context.Context, c Dialer) time.Duration {
+	start := time.Now()
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		if err != nil {
+			return 0
+		}
+		return time.Since(start)
+	case <-ctx.Done():
+		return 0
+	}
+}
+
+// MaxChannels is the most channels Dial opens: channel i is committed as stream i
+// (rendezvous.CommitStream), whose index is below rendezvous.MaxStreams.
+const MaxChannels = 16
+
+// Dial opens n direct-tcpip channels through c to port on the remote host's loopback, proves
+// each as the client and commits channel i (from 0) as stream i+1, so that the remote half
+// (rendezvous.Server.Channels) puts them in the same order. It returns them in that order. It
+// gives up with ctx: a server that never answers a channel request cannot hang it. On any
+// failure the channels opened so far are closed.
+func Dial(ctx context.Context, c Dialer, port, n int, secret []byte) ([]*rendezvous.Proven, error) {
+	if n < 1 || n > MaxChannels {
+		return nil, fmt.Errorf("want 1 to %d channels, not %d", MaxChannels, n)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	type result struct {
+		i   int
 		p   *rendezvous.Proven
 		err error
 	}
 	results := make(chan result, n)
 	for i := 0; i < n; i++ {
 		go func() {
-			p, err := dialOne(ctx, c, addr, secret)
+			p, err := dialOne(ctx, c, addr, secret, i+1)
 			if err != nil {
 				err = fmt.Errorf("channel %d of %d: %w", i+1, n, err)
 			}
-			results <- result{p, err}
+			results <- result{i, p, err}
 		}()
 	}
-	var ps []*rendezvous.Proven
+	ps := make([]*rendezvous.Proven, n)
 	var first error
-	for i := 0; i < n; i++ {
+	for range n {
 		r := <-results
 		switch {
 		case r.err != nil:
 			first = errors.Join(first, r.err)
 		default:
-			ps = append(ps, r.p)
+			ps[r.i] = r.p
 		}
 	}
 	if first != nil {
 		for _, p := range ps {
-			p.Conn.Close()
+			if p != nil {
+				p.Conn.Close()
+			}
 		}
 		return nil, first
 	}
 	return ps, nil
 }
 
-// dialOne opens one channel and proves it. ssh channels have no deadlines, so ctx and the
-// proof's own bound close the channel instead.
-func dialOne(ctx context.Context, c *ssh.Client, addr string, secret []byte) (*rendezvous.Proven, error) {
+// dialOne opens one channel, proves it and commits it as stream index. ssh channels have no
+// deadlines, so ctx and the proof's own bound close the channel instead.
+func dialOne(ctx context.Context, c Dialer, addr string, secret []byte, index int) (*rendezvous.Proven, error) {
 	type opened struct {
 		conn net.Conn
 		err  error
@@ -110,6 +148,9 @@ func dialOne(ctx context.Context, c *ssh.Client, addr string, secret []byte) (*r
 	defer cancel()
 	stop := context.AfterFunc(pctx, func() { conn.Close() })
 	p, err := rendezvous.Prove(conn, secret, rendezvous.RoleClient, true)
+	if err == nil {
+		err = p.CommitStream(secret, index)
+	}
 	if !stop() || err != nil {
 		conn.Close()
 		if err == nil || pctx.Err() != nil {

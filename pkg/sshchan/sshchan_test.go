@@ -144,6 +144,9 @@ func TestDialProvesEveryChannel(t *testing.T) {
 		if sp == nil {
 			t.Fatalf("channel %d: no proven connection at the listener has its nonce", i)
 		}
+		if idx, err := sp.AwaitStream(secret, n+1, time.Now().Add(5*time.Second)); err != nil || idx != i+1 {
+			t.Fatalf("channel %d: committed as stream %d (%v), want %d", i, idx, err, i+1)
+		}
 		want := bytes.Repeat([]byte{byte(i)}, 1<<20+i)
 		go func() { p.Conn.Write(want); p.Conn.(interface{ CloseWrite() error }).CloseWrite() }()
 		got, err := io.ReadAll(sp.Conn)
@@ -213,5 +216,19 @@ func TestDialUnansweredEndsWithContext(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("Dial took %v", d)
+	}
+}
+
+// RoundTrip times a request the server answers, and gives 0 for a connection that is gone.
+func TestRoundTrip(t *testing.T) {
+	cl := login(t, forward)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if d := RoundTrip(ctx, cl); d <= 0 || d > 5*time.Second {
+		t.Fatalf("RoundTrip = %v on loopback", d)
+	}
+	cl.Close()
+	if d := RoundTrip(ctx, cl); d != 0 {
+		t.Fatalf("RoundTrip = %v on a closed connection, want 0", d)
 	}
 }

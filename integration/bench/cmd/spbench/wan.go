@@ -34,7 +34,7 @@ func runWAN(ctx context.Context, env *bench.Env, w wanOptions, only *regexp.Rege
 	}
 	if t != nil {
 		if !bench.WriteWANTable(stdout, t) {
-			fmt.Fprintf(stdout, "\nsome WAN goals are missed (see issue 18 and the README)\n")
+			fmt.Fprintf(stdout, "\nsome WAN goals are missed (the README's performance section says what is known of each)\n")
 		}
 	}
 	if err != nil {
