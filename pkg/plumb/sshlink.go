@@ -72,7 +72,7 @@ func (c *Client) offerChannels(mode string) int {
 // sshLink is the client's link in ssh mode: channels when both halves can open them, else
 // frames on the control channel.
 func (c *Client) sshLink(ctx context.Context, hello *wire.Message, ctl *wire.Conn, msgs <-chan *wire.Message, secret []byte) (*link, error) {
-	frames := &link{mode: rendezvous.ModeSSH, send: &frameWriter{ctl: ctl}}
+	frames := framesLink(ctl)
 	switch {
 	case c.Forward == nil:
 		c.logf("ssh mode: the data in frames on the login's session (only a native login opens SSH channels)")
@@ -115,7 +115,7 @@ func (c *Client) sshLink(ctx context.Context, hello *wire.Message, ctl *wire.Con
 		}
 	}
 	if err := ctl.Send(&wire.Message{Type: wire.MsgStreams, Streams: len(ps)}); err != nil {
-		closeProven(ps)
+		closeAll(provenConns(ps))
 		return nil, err
 	}
 	if len(ps) == 0 {
@@ -197,7 +197,7 @@ func loopbackPort(addr string) (int, error) {
 // sshLink is the remote half's link in ssh mode: the client's channels, or frames on the
 // control channel when it opens none.
 func (s *Server) sshLink(ctx context.Context, rs *rendezvous.Server, hello *wire.Message, ctl *wire.Conn, msgs <-chan *wire.Message) (*link, error) {
-	frames := &link{mode: rendezvous.ModeSSH, send: &frameWriter{ctl: ctl}}
+	frames := framesLink(ctl)
 	if hello.Channels < 1 {
 		return frames, nil
 	}
@@ -234,10 +234,9 @@ func (s *Server) sshLink(ctx context.Context, rs *rendezvous.Server, hello *wire
 	return stripedLink(rendezvous.ModeSSH, provenConns(ps), nil, s.Liveness)
 }
 
-func closeProven(ps []*rendezvous.Proven) {
-	for _, p := range ps {
-		p.Conn.Close()
-	}
+// framesLink is ssh mode's link without channels: data frames on the control channel.
+func framesLink(ctl *wire.Conn) *link {
+	return &link{mode: rendezvous.ModeSSH, send: &frameWriter{ctl: ctl}}
 }
 
 // framed reports whether the data goes in frames on the control channel (ssh mode without

@@ -291,29 +291,7 @@ func (s *Server) Streams(ctx context.Context, res *Result, n int, msgs <-chan *w
 			}()
 		}
 	case res.Mode == ModeReverse && res.listener != nil:
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n - 1 {
-				select {
-				case e := <-s.early:
-					// Committed already, while Run waited for the first commit.
-					if e.i >= n {
-						e.p.Conn.Close()
-						e = indexed{e.i, nil, fmt.Errorf("%w: bad stream commit", ErrProof)}
-					}
-					got <- e
-				case p := <-res.listener.Proven():
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						await(p, nil)
-					}()
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
+		s.take(ctx, res.listener, s.early, n-1, n, deadline, got, &wg)
 	default:
 		return nil, fmt.Errorf("%s mode cannot make more than one data connection", res.Mode)
 	}
@@ -343,6 +321,34 @@ func (s *Server) await(ctx context.Context, p *Proven, err error, n int, deadlin
 	return indexed{i, p, err}
 }
 
+// take sends on got count streams, each committed as one of streams 1 to n-1: those early
+// delivers (committed while Run waited for the first commit), and those l proves, whose commit
+// it awaits until deadline. wg counts its goroutines; they end with ctx.
+func (s *Server) take(ctx context.Context, l *Listener, early <-chan indexed, count, n int, deadline time.Time, got chan<- indexed, wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range count {
+			select {
+			case e := <-early:
+				if e.i >= n {
+					e.p.Conn.Close()
+					e = indexed{e.i, nil, fmt.Errorf("%w: bad stream commit", ErrProof)}
+				}
+				got <- e
+			case p := <-l.Proven():
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got <- s.await(ctx, p, nil, n, deadline)
+				}()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
 // Channels is the remote half's side of ssh mode's channels (pkg/sshchan): it takes n
 // connections on l, the loopback listener the client's direct-tcpip channels reach, and
 // returns them in the order the client committed them (channel i as stream i+1). It closes l
@@ -354,22 +360,7 @@ func (s *Server) Channels(ctx context.Context, l *Listener, n int, msgs <-chan *
 	defer cancel()
 	got := make(chan indexed, n)
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for range n {
-			select {
-			case p := <-l.Proven():
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					got <- s.await(ctx, p, nil, n+1, deadline)
-				}()
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
+	s.take(ctx, l, nil, n, n+1, deadline, got, &wg)
 	out, err := gather(ctx, StreamsTimeout+ServerGrace, make([]*Proven, n+1), got, &wg, cancel, msgs, nil)
 	if err != nil {
 		if se := (*StreamSetupError)(nil); errors.As(err, &se) {
